@@ -1,0 +1,1 @@
+"""The thin I/O around linker.wg: TUN device, UDP socket, event loop, UAPI socket."""

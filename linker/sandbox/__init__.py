@@ -1,0 +1,1 @@
+"""The local cloud: an embedded AWS endpoint and network namespaces mirroring EC2 state."""
