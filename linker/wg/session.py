@@ -1,0 +1,65 @@
+"""Transport sessions: one keypair's ciphers, counters and replay window (whitepaper 5.4.6)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+from linker.wg.constants import (
+    MESSAGE_TRANSPORT,
+    PADDING_MULTIPLE,
+    REJECT_AFTER_MESSAGES,
+    REJECT_AFTER_TIME,
+)
+from linker.wg.crypto import counter_nonce
+from linker.wg.messages import TRANSPORT_HEADER
+from linker.wg.noise import SessionKeys
+from linker.wg.replay import ReplayWindow
+
+if TYPE_CHECKING:
+    from linker.wg.peer import Peer
+
+
+class Keypair:
+    """A session's keys in both directions. The raw keys are not kept: only the cipher objects."""
+
+    __slots__ = ("_recv", "_send", "created", "initiator", "local_index", "peer", "remote_index", "replay",
+                 "send_counter")
+
+    def __init__(self, keys: SessionKeys, peer: Peer, now: float) -> None:
+        self._send = ChaCha20Poly1305(keys.send)
+        self._recv = ChaCha20Poly1305(keys.receive)
+        self.initiator = keys.initiator
+        self.local_index = keys.local_index
+        self.remote_index = keys.remote_index
+        self.peer = peer
+        self.created = now
+        self.send_counter = 0
+        self.replay = ReplayWindow()
+
+    def can_send(self, now: float) -> bool:
+        return self.send_counter < REJECT_AFTER_MESSAGES and now - self.created < REJECT_AFTER_TIME
+
+    def can_receive(self, now: float) -> bool:
+        return now - self.created < REJECT_AFTER_TIME
+
+    def seal(self, packet: bytes, mtu: int) -> bytes:
+        """Encrypt one IP packet (or b"" for a keepalive) into a transport message; advances the counter.
+
+        The plaintext is zero-padded to a multiple of 16 bytes, but not beyond ``mtu`` (whitepaper 5.4.6).
+        """
+        counter = self.send_counter
+        self.send_counter = counter + 1
+        size = len(packet)
+        padded = (size + PADDING_MULTIPLE - 1) & ~(PADDING_MULTIPLE - 1)
+        if padded > mtu:
+            padded = max(mtu, size)
+        if padded != size:
+            packet = packet + bytes(padded - size)
+        header = TRANSPORT_HEADER.pack(MESSAGE_TRANSPORT, self.remote_index, counter)
+        return header + self._send.encrypt(counter_nonce(counter), packet, None)
+
+    def open(self, counter: int, ciphertext: bytes) -> bytes:
+        """Decrypt a transport payload. Raises InvalidTag. The caller checks and marks the replay window."""
+        return self._recv.decrypt(counter_nonce(counter), ciphertext, None)
