@@ -146,6 +146,21 @@ class Device:
     def peer_status(self) -> list[PeerStatus]:
         return [p.status(self.allowed_ips.networks_of(p)) for p in self.peers.values()]
 
+    def check_invariants(self) -> None:
+        """Raise RuntimeError if the index table and the peers' sessions disagree (for tests and debugging)."""
+        for index, entry in self._indices.items():
+            if isinstance(entry, Keypair):
+                ok = (self.peers.get(entry.peer.public_key) is entry.peer and entry.local_index == index
+                      and entry in entry.peer.keypairs())
+            else:
+                ok = self.peers.get(entry.public_key) is entry and entry.handshake.local_index == index
+            if not ok:
+                raise RuntimeError(f"index {index:#x} is stale")
+        for peer in self.peers.values():
+            for keypair in peer.keypairs():
+                if self._indices.get(keypair.local_index) is not keypair:
+                    raise RuntimeError(f"a keypair of {short(peer.public_key)} has no index")
+
     def under_load(self, now: float) -> bool:
         return now < self._under_load_until
 
