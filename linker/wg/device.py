@@ -407,7 +407,7 @@ class Device:
             return self._send_initiation(peer, now, retry=False)
         data = keypair.seal(packet, self.mtu)
         peer.tx_bytes += len(data)
-        if packet:
+        if packet and peer.t_new_handshake is None:  # draw jitter only when the timer is armed
             timers.data_sent(peer, now, self._jitter())
         timers.any_authenticated_packet_sent(peer)
         timers.any_authenticated_packet_traversal(peer, now)
