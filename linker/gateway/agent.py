@@ -1,0 +1,228 @@
+"""`linker gateway run`: the agent on a gateway host.
+
+It generates the private key on first boot, runs the daemon (a supervised child), turns on forwarding and MSS
+clamping, publishes its public key, then loops: read the membership and peers' keys from AWS (backing off when
+AWS is unreachable, keeping the last good configuration on disk and in the daemon), apply changes live with
+syncconf semantics, publish health (SSM + CloudWatch) and serve it to Prometheus on loopback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from linker.gateway import system, wgctl
+from linker.gateway.cloud import Cloud, CloudUnavailable
+from linker.gateway.health import GatewayHealth, assess, prometheus_text
+from linker.gateway.keyfile import ensure_private_key
+from linker.gateway.membership import Membership, MembershipError, desired_peers
+from linker.gateway.settings import AgentSettings
+from linker.gateway.supervisor import DaemonSupervisor
+from linker.wg.keys import from_base64, public_key_of, short, to_base64
+
+log = logging.getLogger("linker.gateway")
+
+
+class LastGood:
+    """The last membership and peer keys that were applied, kept on disk for restarts without AWS."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> tuple[Membership, dict[str, bytes]] | None:
+        try:
+            doc = json.loads(self.path.read_text())
+            keys = {site: from_base64(k) for site, k in doc["keys"].items()}
+            return Membership.from_json(doc["membership"]), keys
+        except (OSError, ValueError, KeyError, MembershipError):
+            return None
+
+    def save(self, membership: Membership, keys: dict[str, bytes]) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"membership": membership.to_json(),
+                                   "keys": {s: to_base64(k) for s, k in sorted(keys.items())}}))
+        os.replace(tmp, self.path)
+
+
+def render_daemon_config(settings: AgentSettings, private_key: bytes, peers: list[wgctl.PeerSpec]) -> str:
+    lines = ["[Interface]", f"PrivateKey = {to_base64(private_key)}", f"ListenPort = {settings.listen_port}",
+             f"MTU = {settings.mtu}"]
+    for p in peers:
+        lines += ["", "[Peer]", f"PublicKey = {to_base64(p.public_key)}", f"AllowedIPs = {', '.join(p.allowed_ips)}"]
+        if p.endpoint:
+            lines.append(f"Endpoint = {p.endpoint}")
+        if p.persistent_keepalive:
+            lines.append(f"PersistentKeepalive = {p.persistent_keepalive}")
+    return "\n".join(lines) + "\n"
+
+
+def write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(path.with_suffix(".tmp"), path)
+
+
+class MetricsServer:
+    """Prometheus text on http://<metrics_address>:<port>/metrics, from a thread; loopback by default."""
+
+    def __init__(self, address: str, port: int) -> None:
+        self.text = "# no health yet\n"
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path.rstrip("/") not in ("/metrics", ""):
+                    self.send_error(404)
+                    return
+                body = outer.text.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                return
+
+        self.server = ThreadingHTTPServer((address, port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, name="metrics", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Agent:
+    def __init__(self, settings: AgentSettings, cloud: Cloud | None = None) -> None:
+        self.settings = settings
+        self.cloud = cloud or Cloud(settings.link, settings.site, settings.region)
+        self.last_good = LastGood(settings.last_good_path)
+        self.supervisor = DaemonSupervisor.for_config(settings.daemon_config_path, settings.interface,
+                                                      settings.daemon_command or None)
+        self.private_key = b""
+        self.membership: Membership | None = None
+        self.keys: dict[str, bytes] = {}
+        self.applied: dict[bytes, wgctl.PeerSpec] = {}
+        self.key_published = False
+        self.health: GatewayHealth | None = None
+        self.metrics: MetricsServer | None = None
+        self._stop = threading.Event()
+        self._backoff = settings.poll_interval
+        self._next_poll = 0.0
+        self._next_health = 0.0
+
+    # --------------------------------------------------------------- start-up
+
+    def start(self) -> None:
+        s = self.settings
+        Path(s.state_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.private_key = ensure_private_key(s.key_path)
+        log.info("gateway key ready", extra={"peer": short(public_key_of(self.private_key)), "site": s.site})
+        system.enable_forwarding()
+        cached = self.last_good.load()
+        if cached is not None:
+            self.membership, self.keys = cached
+        self._write_daemon_config(self._desired())
+        self.applied = {p.public_key: p for p in self._desired()}
+        if not self.supervisor.ensure_running(time.monotonic()):
+            log.error("daemon did not start; will retry", extra={"iface": s.interface})
+        if s.clamp_mss:
+            system.clamp_mss(s.interface)
+
+    def _desired(self) -> list[wgctl.PeerSpec]:
+        if self.membership is None:
+            return []
+        return desired_peers(self.membership, self.settings.site, self.keys)
+
+    def _write_daemon_config(self, peers: list[wgctl.PeerSpec]) -> None:
+        write_private(self.settings.daemon_config_path, render_daemon_config(self.settings, self.private_key, peers))
+
+    # --------------------------------------------------------------- the loop
+
+    def poll_cloud(self) -> bool:
+        """Read the membership and keys from AWS and apply them. False (and nothing changed) on failure."""
+        try:
+            if not self.key_published:
+                self.cloud.publish_public_key(public_key_of(self.private_key))
+                self.key_published = True
+                log.info("public key published", extra={"site": self.settings.site})
+            membership = self.cloud.membership()
+            keys = self.cloud.peer_public_keys(membership)
+        except (CloudUnavailable, MembershipError) as exc:
+            log.warning("cannot read the link from AWS, keeping the last good configuration: %s", exc,
+                        extra={"site": self.settings.site})
+            return False
+        self.membership, self.keys = membership, keys
+        self.apply()
+        self.last_good.save(membership, keys)
+        return True
+
+    def apply(self) -> None:
+        desired = self._desired()
+        try:
+            current = wgctl.get(self.supervisor.socket)
+            request = wgctl.plan_sync(desired, self.applied, current)
+            if request is not None:
+                wgctl.set_(self.supervisor.socket, request)
+                log.info("peers applied", extra={"count": len(desired), "site": self.settings.site})
+        except wgctl.UapiError as exc:
+            log.warning("cannot configure the daemon: %s", exc.message, extra={"iface": self.settings.interface})
+            return
+        self.applied = {p.public_key: p for p in desired}
+        self._write_daemon_config(desired)
+
+    def report_health(self) -> None:
+        if self.membership is None:
+            return
+        try:
+            state = wgctl.get(self.supervisor.socket)
+        except wgctl.UapiError:
+            return
+        self.health = assess(state, self.membership, self.settings.site, self.keys, time.time())
+        if self.metrics is not None:
+            self.metrics.text = prometheus_text(self.health)
+        try:
+            self.cloud.publish_health(self.health)
+        except CloudUnavailable as exc:
+            log.warning("cannot publish health: %s", exc, extra={"site": self.settings.site})
+
+    def step(self, now: float) -> None:
+        # a restarted daemon reads the config file, which always holds the applied peers
+        self.supervisor.ensure_running(now)
+        if now >= self._next_poll:
+            ok = self.poll_cloud()
+            self._backoff = self.settings.poll_interval if ok else min(self._backoff * 2, self.settings.max_backoff)
+            self._next_poll = now + self._backoff
+        if now >= self._next_health:
+            self.report_health()
+            self._next_health = now + self.settings.health_interval
+
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
+        signal.signal(signal.SIGINT, lambda *_: self._stop.set())
+        self.start()
+        try:
+            self.metrics = MetricsServer(self.settings.metrics_address, self.settings.metrics_port)
+            self.metrics.start()
+        except OSError as exc:
+            log.warning("metrics endpoint not served: %s", exc)
+        try:
+            while not self._stop.is_set():
+                self.step(time.monotonic())
+                self._stop.wait(1.0)
+        finally:
+            log.info("stopping", extra={"site": self.settings.site})
+            if self.metrics is not None:
+                self.metrics.stop()
+            self.supervisor.stop()

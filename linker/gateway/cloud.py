@@ -1,0 +1,82 @@
+"""What the agent reads from and writes to AWS, through boto3 (the instance role's credentials).
+
+Reads: the link's membership (own region) and each peer gateway's public key (that peer's region).
+Writes: this gateway's public key and health (SSM, own region), health metrics (CloudWatch, own region).
+Every failure surfaces as ``CloudUnavailable`` so the agent can back off and keep the tunnels up.
+"""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from linker import naming
+from linker.gateway.health import METRIC_NAMESPACE, GatewayHealth, cloudwatch_metric_data
+from linker.gateway.membership import Membership
+from linker.wg.keys import from_base64, to_base64
+
+_BOTO = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=3, read_timeout=5)
+
+
+class CloudUnavailable(Exception):
+    """AWS could not be reached or refused: the agent keeps its last good configuration."""
+
+
+class Cloud:
+    def __init__(self, link: str, site: str, region: str) -> None:
+        self.link, self.site, self.region = link, site, region
+        self._session = boto3.session.Session()
+        self._ssm: dict[str, object] = {}
+
+    def _ssm_client(self, region: str):
+        if region not in self._ssm:
+            self._ssm[region] = self._session.client("ssm", region_name=region, config=_BOTO)
+        return self._ssm[region]
+
+    def _call(self, what: str, fn, **kwargs):
+        try:
+            return fn(**kwargs)
+        except (BotoCoreError, ClientError) as exc:
+            raise CloudUnavailable(f"{what}: {exc}") from None
+
+    def publish_public_key(self, public_key: bytes) -> None:
+        ssm = self._ssm_client(self.region)
+        self._call("publish public key", ssm.put_parameter, Name=naming.public_key_parameter(self.link, self.site),
+                   Value=to_base64(public_key), Type="String", Overwrite=True)
+
+    def membership(self) -> Membership:
+        ssm = self._ssm_client(self.region)
+        reply = self._call("read membership", ssm.get_parameter, Name=naming.membership_parameter(self.link))
+        return Membership.from_json(reply["Parameter"]["Value"])
+
+    def peer_public_keys(self, membership: Membership) -> dict[str, bytes]:
+        """Public keys of the peers that published one; a missing one is not an error (not booted yet)."""
+        keys: dict[str, bytes] = {}
+        for entry in membership.peers_of(self.site):
+            ssm = self._ssm_client(entry.region)
+            try:
+                reply = ssm.get_parameter(Name=naming.public_key_parameter(self.link, entry.site))
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "ParameterNotFound":
+                    continue
+                raise CloudUnavailable(f"read public key of {entry.site}: {exc}") from None
+            except BotoCoreError as exc:
+                raise CloudUnavailable(f"read public key of {entry.site}: {exc}") from None
+            try:
+                keys[entry.site] = from_base64(reply["Parameter"]["Value"])
+            except ValueError:
+                continue  # a malformed key is ignored, as if not yet published
+        return keys
+
+    def publish_health(self, health: GatewayHealth) -> None:
+        ssm = self._ssm_client(self.region)
+        self._call("publish health", ssm.put_parameter, Name=naming.health_parameter(self.link, self.site),
+                   Value=json.dumps(health.to_dict(), sort_keys=True), Type="String", Overwrite=True)
+        data = cloudwatch_metric_data(health)
+        if data:
+            cw = self._session.client("cloudwatch", region_name=self.region, config=_BOTO)
+            for i in range(0, len(data), 20):
+                self._call("put metrics", cw.put_metric_data, Namespace=METRIC_NAMESPACE, MetricData=data[i:i + 20])
