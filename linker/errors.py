@@ -109,3 +109,9 @@ class LockHeldError(LinkerError):
 
     exit_code = ExitCode.LOCKED
     kind = "lock_held"
+
+
+class ConflictError(UserError):
+    """Something linker did not make is in the way (a route to a peer CIDR, ...); linker never overwrites it."""
+
+    kind = "conflict"

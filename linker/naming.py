@@ -41,3 +41,35 @@ def health_parameter(link: str, site: str) -> str:
 
 def base_tags(link: str, site: str, managed_by: str = MANAGED_BY_LINKER) -> dict[str, str]:
     return {TAG_LINK: link, TAG_SITE: site, TAG_MANAGED_BY: managed_by}
+
+
+# --- controller additions: names of the resources a link makes, derived from (link, site) only ---
+
+TAG_CONFIG = "linker:config"  # on the instance: hash of what its launch depends on (type, user-data)
+ROLE_EIP = "eip"
+ROLE_SECURITY_GROUP = "security-group"
+ROLE_INSTANCE = "instance"
+ROLE_IAM_ROLE = "iam-role"
+ROLE_INSTANCE_PROFILE = "instance-profile"
+IAM_PATH = "/linker/"
+INLINE_POLICY = "linker-gateway"
+SSM_CORE_POLICY_ARN = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+
+
+def resource_name(link: str, site: str) -> str:
+    """Name of the site's security group, IAM role and instance profile (IAM names are global: include both)."""
+    return f"linker-{link}-{site}"
+
+
+def lock_parameter(link: str) -> str:
+    """The link's lock (JSON: owner, command, expiry), created atomically by ``up``/``down``."""
+    return f"{parameter_prefix(link)}/lock"
+
+
+def route_tag(link: str, cidr: str) -> str:
+    """Tag key on a route table recording that linker added the route to ``cidr`` for ``link`` (value: the site).
+
+    Routes cannot carry tags; the tag on their table is how linker knows which routes are its own, so that it
+    never touches a route it did not make.
+    """
+    return f"linker:route:{link}:{cidr}"

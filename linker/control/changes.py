@@ -1,0 +1,68 @@
+"""The planner's output: a list of ``Change`` values, applied in phases (all regions in parallel within a phase).
+
+A value not known at plan time (the EIP a create will allocate, the ENI of an instance still to launch) is a
+``Ref``; apply resolves it from what earlier phases made. Phases exist because sites depend on each other:
+every site's security group needs every peer's EIP, so all EIPs are allocated before any group rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+
+class Phase(IntEnum):
+    SEED = 0  # membership placeholder in each new region, so a crashed run's resources are always findable
+    ADDRESS = 1  # Elastic IPs: peers' endpoints are known before anything else
+    FOUNDATION = 2  # security groups and their rules, IAM role, policy, instance profile
+    GATEWAY = 3  # instance, its attributes, EIP association, routes
+    CLEANUP = 4  # replaced instances, removed sites (dependency order inside each region)
+    MEMBERSHIP = 5  # the final membership document in every region, last: until then removed sites stay listed
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A value made by an earlier change: ``kind`` is eip-ip, eip-allocation, instance, eni or security-group."""
+
+    kind: str
+    site: str
+
+    def __str__(self) -> str:
+        return f"<{self.kind} of {self.site}>"
+
+
+@dataclass(frozen=True)
+class Change:
+    """One AWS change. ``params`` is a tuple of (name, value) pairs so changes stay hashable and comparable."""
+
+    region: str
+    site: str
+    phase: Phase
+    action: str  # create | update | delete
+    kind: str
+    target: str
+    params: tuple[tuple[str, Any], ...] = ()
+    reason: str = ""
+
+    def param(self, name: str, default: Any = None) -> Any:
+        return dict(self.params).get(name, default)
+
+    def describe(self) -> str:
+        shown = ", ".join(f"{k}={v}" for k, v in self.params if k not in ("user_data", "document", "policy"))
+        text = f"{self.action} {self.kind} {self.target}".rstrip()
+        return f"{text} ({shown})" if shown else text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"region": self.region, "site": self.site, "phase": self.phase.name.lower(), "action": self.action,
+                "kind": self.kind, "target": self.target, "reason": self.reason,
+                "params": {k: str(v) if isinstance(v, Ref) else v for k, v in self.params
+                           if k not in ("user_data", "document", "policy")}}
+
+
+def by_phase(changes: list[Change]) -> dict[Phase, dict[str, list[Change]]]:
+    """{phase: {region: [changes in plan order]}}, phases ascending."""
+    out: dict[Phase, dict[str, list[Change]]] = {}
+    for c in sorted(changes, key=lambda c: c.phase):
+        out.setdefault(c.phase, {}).setdefault(c.region, []).append(c)
+    return out

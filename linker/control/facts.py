@@ -1,0 +1,376 @@
+"""Read AWS into plain frozen data: what exists in each region that matters to one link.
+
+Only Describe/Get/List calls are made here (``linker plan`` runs this with a read-only client). The choice of the
+VPC, its public subnet and its route tables are pure functions of the facts, so the planner's tests are data.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from linker import naming
+from linker.control.aws import Clients, cloud_call, is_not_found
+from linker.errors import SpecError
+from linker.spec import gateway_architecture
+
+Tags = tuple[tuple[str, str], ...]
+LIVE_STATES = ("pending", "running", "stopping", "stopped", "shutting-down")
+
+
+def _tags(items: Iterable[dict[str, str]] | None) -> Tags:
+    return tuple(sorted((t["Key"], t["Value"]) for t in items or ()))
+
+
+@dataclass(frozen=True)
+class Vpc:
+    id: str
+    cidrs: tuple[str, ...]
+    is_default: bool
+    tags: Tags = ()
+
+
+@dataclass(frozen=True)
+class Subnet:
+    id: str
+    vpc_id: str
+    availability_zone: str
+
+
+@dataclass(frozen=True)
+class Route:
+    destination: str
+    target: str  # igw-..., eni-..., i-..., local, ...: the first target field AWS reports
+    eni: str | None = None
+
+
+@dataclass(frozen=True)
+class RouteTable:
+    id: str
+    vpc_id: str
+    is_main: bool
+    subnet_ids: tuple[str, ...]
+    routes: tuple[Route, ...]
+    tags: Tags = ()
+
+    def route(self, destination: str) -> Route | None:
+        return next((r for r in self.routes if r.destination == destination), None)
+
+    def linker_routes(self, link: str) -> dict[str, str]:
+        """{cidr: site} of the routes linker recorded (by tag) as its own in this table, for ``link``."""
+        prefix = naming.route_tag(link, "")
+        return {k[len(prefix):]: v for k, v in self.tags if k.startswith(prefix)}
+
+
+@dataclass(frozen=True)
+class Eip:
+    allocation_id: str
+    public_ip: str
+    association_id: str | None
+    instance_id: str | None
+    tags: Tags
+
+
+@dataclass(frozen=True)
+class Permission:
+    """One ingress rule, flattened: protocol ('udp', '-1', ...), port range, source CIDR."""
+
+    protocol: str
+    from_port: int | None
+    to_port: int | None
+    cidr: str
+
+
+@dataclass(frozen=True)
+class SecurityGroup:
+    id: str
+    vpc_id: str
+    ingress: frozenset[Permission]
+    tags: Tags
+
+
+@dataclass(frozen=True)
+class Instance:
+    id: str
+    state: str
+    eni_id: str | None
+    subnet_id: str | None
+    instance_type: str
+    source_dest_check: bool
+    http_tokens: str
+    launch_time: str
+    tags: Tags
+
+    @property
+    def config(self) -> str | None:
+        return dict(self.tags).get(naming.TAG_CONFIG)
+
+
+@dataclass(frozen=True)
+class IamFacts:
+    """The site's IAM role and instance profile (IAM is global; names carry link and site)."""
+
+    role_exists: bool = False
+    role_tags: Tags = ()
+    inline_policy: str | None = None  # canonical JSON of the inline policy, None when absent
+    attached_policies: tuple[str, ...] = ()
+    profile_exists: bool = False
+    profile_roles: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RegionFacts:
+    region: str
+    vpcs: tuple[Vpc, ...] = ()
+    subnets: tuple[Subnet, ...] = ()
+    route_tables: tuple[RouteTable, ...] = ()
+    eips: tuple[Eip, ...] = ()
+    security_groups: tuple[SecurityGroup, ...] = ()
+    instances: tuple[Instance, ...] = ()
+    iam: IamFacts = field(default_factory=IamFacts)
+    parameters: tuple[tuple[str, str], ...] = ()  # the link's own SSM parameters here: (name, value)
+    ami: str | None = None
+
+    def parameter(self, name: str) -> str | None:
+        return dict(self.parameters).get(name)
+
+    def managed_by(self) -> set[str]:
+        """Every ``linker:managed-by`` value on the link's resources here."""
+        tagged = [*self.eips, *self.security_groups, *self.instances]
+        values = {dict(r.tags).get(naming.TAG_MANAGED_BY, "") for r in tagged}
+        values.add(dict(self.iam.role_tags).get(naming.TAG_MANAGED_BY, "") if self.iam.role_exists else "")
+        return values - {""}
+
+
+@dataclass(frozen=True)
+class LinkFacts:
+    link: str
+    regions: tuple[RegionFacts, ...]
+
+    def region(self, name: str) -> RegionFacts:
+        return next(r for r in self.regions if r.region == name)
+
+    def known_sites(self) -> tuple[str, ...]:
+        """Sites named in any region's membership document or owning a tagged resource."""
+        sites: set[str] = set()
+        for rf in self.regions:
+            doc = rf.parameter(naming.membership_parameter(self.link))
+            sites.update(membership_sites(doc))
+            if has_link_resources(rf, self.link):
+                sites.add(rf.region)
+        return tuple(sorted(sites))
+
+
+def membership_sites(doc: str | None) -> list[str]:
+    if not doc:
+        return []
+    try:
+        return [str(s["site"]) for s in json.loads(doc).get("sites", [])]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return []
+
+
+def has_link_resources(rf: RegionFacts, link: str) -> bool:
+    """Whether the region holds anything of ``link`` besides its lock."""
+    params = [n for n, _ in rf.parameters if n != naming.lock_parameter(link)]
+    return bool(rf.eips or rf.security_groups or rf.instances or rf.iam.role_exists or rf.iam.profile_exists
+                or params or any(t.linker_routes(link) for t in rf.route_tables))
+
+
+# --- pure derivations ---
+
+def choose_vpc(rf: RegionFacts, requested: str | None) -> tuple[Vpc, str]:
+    """The site's VPC and why: ``--vpc``, else the one tagged ``linker:site``, else the only non-default VPC,
+    else the default VPC. Raises SpecError when the choice is missing or ambiguous."""
+    if requested:
+        vpc = next((v for v in rf.vpcs if v.id == requested), None)
+        if vpc is None:
+            raise SpecError(f"{rf.region}: VPC {requested} does not exist",
+                            fix=f"list the region's VPCs with: aws ec2 describe-vpcs --region {rf.region}")
+        return vpc, "--vpc"
+    tagged = [v for v in rf.vpcs if naming.TAG_SITE in dict(v.tags)]
+    if len(tagged) == 1:
+        return tagged[0], f"tagged {naming.TAG_SITE}"
+    if len(tagged) > 1:
+        raise SpecError(f"{rf.region}: several VPCs are tagged {naming.TAG_SITE} ({', '.join(v.id for v in tagged)})",
+                        fix=f"choose one with --vpc {rf.region}=vpc-...")
+    custom = [v for v in rf.vpcs if not v.is_default]
+    if len(custom) == 1:
+        return custom[0], "the region's only non-default VPC"
+    if len(custom) > 1:
+        raise SpecError(f"{rf.region}: several VPCs and none tagged {naming.TAG_SITE} "
+                        f"({', '.join(sorted(v.id for v in custom))})",
+                        fix=f"choose one with --vpc {rf.region}=vpc-... or tag it {naming.TAG_SITE}={rf.region}")
+    default = next((v for v in rf.vpcs if v.is_default), None)
+    if default is None:
+        raise SpecError(f"{rf.region}: there is no VPC", fix="create one, or drop the region from the link")
+    return default, "the default VPC"
+
+
+def vpc_route_tables(rf: RegionFacts, vpc_id: str) -> tuple[RouteTable, ...]:
+    """Route tables in use in the VPC: those associated with a subnet, and the main table."""
+    return tuple(t for t in rf.route_tables if t.vpc_id == vpc_id and (t.is_main or t.subnet_ids))
+
+
+def public_subnet(rf: RegionFacts, vpc_id: str) -> str | None:
+    """A subnet whose route table (its own, else the VPC's main table) sends 0.0.0.0/0 to an internet gateway."""
+    main = next((t for t in rf.route_tables if t.vpc_id == vpc_id and t.is_main), None)
+    for subnet in sorted((s for s in rf.subnets if s.vpc_id == vpc_id), key=lambda s: (s.availability_zone, s.id)):
+        table = next((t for t in rf.route_tables if subnet.id in t.subnet_ids), main)
+        default = table.route("0.0.0.0/0") if table else None
+        if default is not None and default.target.startswith("igw-"):
+            return subnet.id
+    return None
+
+
+# --- reading AWS ---
+
+def gather(clients: Clients, link: str, regions: Iterable[str], instance_type: str,
+           max_workers: int = 8) -> LinkFacts:
+    """Facts of ``link`` in ``regions`` and in every other region its membership names, read in parallel."""
+    wanted = list(dict.fromkeys(regions))
+    arch = gateway_architecture(instance_type)
+    with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(wanted)))) as pool:
+        found = list(pool.map(lambda r: gather_region(clients, link, r, arch), wanted))
+    extra = sorted({s for rf in found for s in membership_sites(rf.parameter(naming.membership_parameter(link)))}
+                   - set(wanted))
+    if extra:
+        with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(extra)))) as pool:
+            found += list(pool.map(lambda r: gather_region(clients, link, r, None), extra))
+    return LinkFacts(link, tuple(found))
+
+
+def gather_region(clients: Clients, link: str, region: str, arch: str | None) -> RegionFacts:
+    """Facts of one region; ``arch`` set: also look up the gateway AMI for that architecture."""
+    ec2 = clients.ec2(region)
+    flt = [{"Name": f"tag:{naming.TAG_LINK}", "Values": [link]}]
+    with cloud_call("DescribeVpcs", region):
+        vpcs = tuple(Vpc(v["VpcId"], tuple(a["CidrBlock"] for a in v.get("CidrBlockAssociationSet", [])
+                                           if a.get("CidrBlockState", {}).get("State", "associated") == "associated")
+                         or (v["CidrBlock"],), bool(v.get("IsDefault")), _tags(v.get("Tags")))
+                     for v in _pages(ec2, "describe_vpcs", "Vpcs"))
+    with cloud_call("DescribeSubnets", region):
+        subnets = tuple(Subnet(s["SubnetId"], s["VpcId"], s.get("AvailabilityZone", ""))
+                        for s in _pages(ec2, "describe_subnets", "Subnets"))
+    with cloud_call("DescribeRouteTables", region):
+        tables = tuple(_route_table(t) for t in _pages(ec2, "describe_route_tables", "RouteTables"))
+    with cloud_call("DescribeAddresses", region):
+        eips = tuple(Eip(a["AllocationId"], a["PublicIp"], a.get("AssociationId") or None,
+                         a.get("InstanceId") or None, _tags(a.get("Tags")))
+                     for a in ec2.describe_addresses(Filters=flt)["Addresses"])
+    with cloud_call("DescribeSecurityGroups", region):
+        groups = tuple(_security_group(g) for g in _pages(ec2, "describe_security_groups", "SecurityGroups",
+                                                           Filters=flt))
+    with cloud_call("DescribeInstances", region):
+        instances = tuple(_instance(i) for page in _raw_pages(ec2, "describe_instances", Filters=[
+            *flt, {"Name": "instance-state-name", "Values": list(LIVE_STATES)}])
+            for res in page["Reservations"] for i in res["Instances"])
+    params, ami = _parameters(clients, link, region, arch)
+    return RegionFacts(region, vpcs, subnets, tables, eips, groups, instances, _iam(clients, link, region),
+                       params, ami)
+
+
+def _pages(client: Any, op: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
+    return [item for page in _raw_pages(client, op, **kwargs) for item in page[key]]
+
+
+def _raw_pages(client: Any, op: str, **kwargs: Any) -> list[dict[str, Any]]:
+    return list(client.get_paginator(op).paginate(**kwargs))
+
+
+def _route_table(t: dict[str, Any]) -> RouteTable:
+    routes = []
+    for r in t.get("Routes", []):
+        dest = r.get("DestinationCidrBlock") or r.get("DestinationIpv6CidrBlock") or r.get("DestinationPrefixListId")
+        target = next((r[k] for k in ("GatewayId", "NetworkInterfaceId", "InstanceId", "NatGatewayId",
+                                      "TransitGatewayId", "VpcPeeringConnectionId", "LocalGatewayId") if r.get(k)), "")
+        if dest:
+            routes.append(Route(dest, target, r.get("NetworkInterfaceId") or None))
+    assoc = t.get("Associations", [])
+    return RouteTable(t["RouteTableId"], t["VpcId"], any(a.get("Main") for a in assoc),
+                      tuple(sorted(a["SubnetId"] for a in assoc if a.get("SubnetId"))), tuple(routes),
+                      _tags(t.get("Tags")))
+
+
+def _security_group(g: dict[str, Any]) -> SecurityGroup:
+    perms = set()
+    for p in g.get("IpPermissions", []):
+        for r in p.get("IpRanges", []):
+            perms.add(Permission(str(p["IpProtocol"]), p.get("FromPort"), p.get("ToPort"), r["CidrIp"]))
+    return SecurityGroup(g["GroupId"], g.get("VpcId", ""), frozenset(perms), _tags(g.get("Tags")))
+
+
+def _instance(i: dict[str, Any]) -> Instance:
+    enis = sorted(i.get("NetworkInterfaces", []), key=lambda n: n.get("Attachment", {}).get("DeviceIndex", 0))
+    return Instance(i["InstanceId"], i["State"]["Name"], enis[0]["NetworkInterfaceId"] if enis else None,
+                    i.get("SubnetId"), i.get("InstanceType", ""), bool(i.get("SourceDestCheck", True)),
+                    i.get("MetadataOptions", {}).get("HttpTokens", "optional"), str(i.get("LaunchTime", "")),
+                    _tags(i.get("Tags")))
+
+
+def _parameters(clients: Clients, link: str, region: str,
+                arch: str | None) -> tuple[tuple[tuple[str, str], ...], str | None]:
+    ssm = clients.ssm(region)
+    with cloud_call("GetParametersByPath", region, naming.parameter_prefix(link)):
+        params = tuple(sorted((p["Name"], p["Value"]) for p in _pages(
+            ssm, "get_parameters_by_path", "Parameters", Path=naming.parameter_prefix(link), Recursive=True)))
+    ami = None
+    if arch is not None:
+        name = ami_parameter(arch)
+        with cloud_call("GetParameter", region, name):
+            try:
+                ami = ssm.get_parameter(Name=name)["Parameter"]["Value"]
+            except ClientError as exc:
+                if not is_not_found(exc):
+                    raise
+    return params, ami
+
+
+def ami_parameter(arch: str) -> str:
+    """The public SSM parameter holding the latest Amazon Linux 2023 AMI of ``arch`` in each region."""
+    return f"/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{arch}"
+
+
+def _iam(clients: Clients, link: str, site: str) -> IamFacts:
+    iam, name = clients.iam(), naming.resource_name(link, site)
+    with cloud_call("GetRole", None, name):
+        try:
+            role = iam.get_role(RoleName=name)["Role"]
+        except ClientError as exc:
+            if not is_not_found(exc):
+                raise
+            role = None
+    inline, attached = None, ()
+    if role is not None:
+        with cloud_call("GetRolePolicy", None, name):
+            try:
+                doc = iam.get_role_policy(RoleName=name, PolicyName=naming.INLINE_POLICY)["PolicyDocument"]
+                inline = canonical_policy(doc)
+            except ClientError as exc:
+                if not is_not_found(exc):
+                    raise
+        with cloud_call("ListAttachedRolePolicies", None, name):
+            attached = tuple(sorted(p["PolicyArn"] for p in iam.list_attached_role_policies(
+                RoleName=name)["AttachedPolicies"]))
+    with cloud_call("GetInstanceProfile", None, name):
+        try:
+            profile = iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
+        except ClientError as exc:
+            if not is_not_found(exc):
+                raise
+            profile = None
+    return IamFacts(role is not None, _tags(role.get("Tags")) if role else (), inline, attached,
+                    profile is not None, tuple(r["RoleName"] for r in profile["Roles"]) if profile else ())
+
+
+def canonical_policy(doc: Any) -> str:
+    """A policy document as canonical JSON (IAM returns it URL-decoded as a dict or a string)."""
+    if isinstance(doc, str):
+        from urllib.parse import unquote
+        doc = json.loads(unquote(doc))
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"))

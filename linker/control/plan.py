@@ -1,0 +1,256 @@
+"""``plan(spec, facts) -> [Change]``: what ``up`` must change so that AWS matches the spec. Pure.
+
+Every refusal happens here, before any change: a link managed by Terraform, overlapping CIDRs, no public subnet,
+no AMI, a route to a peer CIDR that linker did not make, an IAM role of the same name that is not the link's.
+An empty list means everything already exists as asked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from linker import naming
+from linker.control.changes import Change, Phase, Ref
+from linker.control.facts import (
+    Eip,
+    Instance,
+    LinkFacts,
+    RegionFacts,
+    choose_vpc,
+    membership_sites,
+    public_subnet,
+    vpc_route_tables,
+)
+from linker.control.membership_doc import membership_json
+from linker.control.render import GatewayInputs, assume_role_policy, role_policy, user_data
+from linker.control.teardown import teardown
+from linker.errors import CloudError, ConflictError, ManagedElsewhereError, SpecError
+from linker.spec import LinkSpec, SiteCidrs, check_overlap
+
+Rule = tuple[str, int | None, int | None, "str | Ref"]  # protocol, from port, to port, source CIDR or EIP ref
+
+
+@dataclass(frozen=True)
+class Site:
+    """A site of the spec with the facts the plan derives for it."""
+
+    name: str
+    facts: RegionFacts
+    vpc_id: str
+    vpc_reason: str
+    cidrs: tuple[str, ...]
+    subnet: str
+    eip: Eip | None
+
+
+def plan(spec: LinkSpec, facts: LinkFacts) -> list[Change]:
+    """The changes that make ``facts`` match ``spec``; raises a LinkerError instead when the link can't be built."""
+    refuse_managed_elsewhere(facts)
+    sites = [resolve_site(spec, facts.region(r)) for r in spec.regions]
+    check_overlap([SiteCidrs(s.name, s.vpc_id, s.cidrs) for s in sites])
+    removed = [s for s in facts.known_sites() if s not in spec.regions]
+    changes: list[Change] = []
+    for site in sites:
+        peers = [p for p in sites if p.name != site.name]
+        changes += plan_site(spec, site, peers, facts.link)
+    changes += plan_membership(spec, sites, facts, removed)
+    for name in removed:
+        changes += teardown(facts.region(name), facts.link)
+    return changes
+
+
+def refuse_managed_elsewhere(facts: LinkFacts) -> None:
+    for rf in facts.regions:
+        if naming.MANAGED_BY_TERRAFORM in rf.managed_by():
+            raise ManagedElsewhereError(
+                f"link {facts.link!r} is managed by Terraform ({rf.region} has resources tagged "
+                f"{naming.TAG_MANAGED_BY}={naming.MANAGED_BY_TERRAFORM}); linker will not change it",
+                fix="change it with Terraform, or choose another link name with --name")
+
+
+def resolve_site(spec: LinkSpec, rf: RegionFacts) -> Site:
+    vpc, reason = choose_vpc(rf, spec.vpc_for(rf.region))
+    subnet = public_subnet(rf, vpc.id)
+    if subnet is None:
+        raise SpecError(f"{rf.region}: VPC {vpc.id} ({reason}) has no public subnet: no subnet's route table sends "
+                        "0.0.0.0/0 to an internet gateway, so a gateway there could not reach its peers",
+                        fix=f"add an internet gateway and a 0.0.0.0/0 route to a subnet of {vpc.id}, "
+                            f"or choose another VPC with --vpc {rf.region}=vpc-...")
+    cidrs = tuple(c for c in vpc.cidrs if ":" not in c)
+    eips = _own(rf.eips, rf.region)
+    return Site(rf.region, rf, vpc.id, reason, cidrs, subnet, eips[0] if eips else None)
+
+
+def _own(resources: Sequence[Any], site: str) -> list[Any]:
+    """The site's resources among the link's, in a stable order (first is the one kept)."""
+    own = [r for r in resources if dict(r.tags).get(naming.TAG_SITE) == site]
+    return sorted(own, key=lambda r: (not getattr(r, "association_id", None), getattr(r, "allocation_id", "")))
+
+
+def gateway_inputs(spec: LinkSpec, site: str) -> GatewayInputs:
+    return GatewayInputs(link=spec.name, site=site, region=site, port=spec.port)
+
+
+def instance_config(spec: LinkSpec, site: str) -> str:
+    """Hash of what the instance's launch depends on; a different hash means the instance is replaced."""
+    text = f"{spec.instance_type}\n{user_data(gateway_inputs(spec, site))}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def plan_site(spec: LinkSpec, site: Site, peers: list[Site], link: str) -> list[Change]:
+    rf, name = site.facts, site.name
+    tags = (("tags", tuple(sorted(naming.base_tags(link, name).items()))),)
+    out: list[Change] = []
+
+    def add(phase: Phase, action: str, kind: str, target: str, reason: str, *params: tuple[str, object]) -> None:
+        out.append(Change(name, name, phase, action, kind, target, tuple(params), reason))
+
+    if site.eip is None:
+        add(Phase.ADDRESS, "create", "eip", naming.resource_name(link, name), "the gateway's public endpoint", *tags)
+    eip_alloc = site.eip.allocation_id if site.eip else Ref("eip-allocation", name)
+
+    group = next((g for g in _own(rf.security_groups, name) if g.vpc_id == site.vpc_id), None)
+    if group is None:
+        add(Phase.FOUNDATION, "create", "security-group", naming.resource_name(link, name),
+            "tunnel traffic from peers only, no SSH", ("vpc", site.vpc_id), *tags)
+    group_id = group.id if group else Ref("security-group", name)
+    wanted: list[Rule] = []
+    for p in peers:
+        wanted.append(("udp", spec.port, spec.port, f"{p.eip.public_ip}/32" if p.eip else Ref("eip-ip", p.name)))
+        wanted += [("-1", None, None, c) for c in p.cidrs]
+    have = {(x.protocol, x.from_port, x.to_port, x.cidr) for x in group.ingress} if group else set()
+    missing = tuple(r for r in wanted if r not in have)
+    extra = tuple(sorted(have - set(wanted), key=str))
+    if missing:
+        add(Phase.FOUNDATION, "update", "security-group-ingress", str(group_id), "allow the peers",
+            ("group", group_id), ("rules", missing))
+    if extra:
+        add(Phase.FOUNDATION, "delete", "security-group-ingress", str(group_id), "no longer a peer",
+            ("group", group_id), ("rules", extra))
+
+    out += _plan_iam(spec, site, link)
+
+    keep = _kept_instance(rf, name, instance_config(spec, name))
+    if keep is None:
+        if rf.ami is None:
+            raise CloudError(f"{name}: no Amazon Linux 2023 AMI found in the public SSM parameters",
+                             fix="check that the region is enabled for the account")
+        add(Phase.GATEWAY, "create", "instance", naming.resource_name(link, name), "the gateway host",
+            ("ami", rf.ami), ("instance_type", spec.instance_type), ("subnet", site.subnet),
+            ("group", group_id), ("profile", naming.resource_name(link, name)),
+            ("config", instance_config(spec, name)), ("user_data", user_data(gateway_inputs(spec, name))), *tags)
+    else:
+        if keep.source_dest_check:
+            add(Phase.GATEWAY, "update", "source-dest-check", keep.id, "the gateway forwards the peers' traffic")
+        if keep.http_tokens != "required":
+            add(Phase.GATEWAY, "update", "metadata-options", keep.id, "IMDSv2 only")
+    instance_id = keep.id if keep else Ref("instance", name)
+    eni = (keep.eni_id or "") if keep else Ref("eni", name)
+    if site.eip is None or keep is None or site.eip.instance_id != keep.id:
+        add(Phase.GATEWAY, "update", "eip-association", str(eip_alloc), "the gateway's public endpoint",
+            ("allocation", eip_alloc), ("instance", instance_id))
+    _plan_routes(site, peers, link, eni, add)
+    for old in _own(rf.instances, name):
+        if keep is None or old.id != keep.id:
+            add(Phase.CLEANUP, "delete", "instance", old.id, "replaced by a gateway with the current configuration")
+    return out
+
+
+def _kept_instance(rf: RegionFacts, site: str, config: str) -> Instance | None:
+    fits = [i for i in rf.instances if dict(i.tags).get(naming.TAG_SITE) == site and i.config == config
+            and i.state in ("pending", "running")]
+    return max(fits, key=lambda i: (i.launch_time, i.id)) if fits else None
+
+
+def _plan_iam(spec: LinkSpec, site: Site, link: str) -> list[Change]:
+    iam, name, role = site.facts.iam, site.name, naming.resource_name(link, site.name)
+    tags = (("tags", tuple(sorted({**naming.base_tags(link, name), naming.TAG_ROLE: naming.ROLE_IAM_ROLE}.items()))),)
+    if iam.role_exists and dict(iam.role_tags).get(naming.TAG_LINK) != link:
+        raise ConflictError(f"an IAM role named {role} exists and is not tagged {naming.TAG_LINK}={link}",
+                            fix="delete or rename that role, or choose another link name with --name")
+    out = []
+    if not iam.role_exists:
+        out.append(Change(name, name, Phase.FOUNDATION, "create", "iam-role", role,
+                          (("document", assume_role_policy()), *tags), "the gateway's identity"))
+    policy = role_policy(gateway_inputs(spec, name))
+    if iam.inline_policy != policy:
+        out.append(Change(name, name, Phase.FOUNDATION, "update", "iam-role-policy", role,
+                          (("policy", policy),), "read the link's parameters, write the site's own"))
+    if naming.SSM_CORE_POLICY_ARN not in iam.attached_policies:
+        out.append(Change(name, name, Phase.FOUNDATION, "update", "iam-attach-policy", role,
+                          (("arn", naming.SSM_CORE_POLICY_ARN),), "SSM agent and Session Manager instead of SSH"))
+    if not iam.profile_exists:
+        out.append(Change(name, name, Phase.FOUNDATION, "create", "instance-profile", role,
+                          tags, "lets the instance assume the role"))
+    if role not in iam.profile_roles:
+        out.append(Change(name, name, Phase.FOUNDATION, "update", "instance-profile-role", role,
+                          (("role", role),), "lets the instance assume the role"))
+    return out
+
+
+def _plan_routes(site: Site, peers: list[Site], link: str, eni: str | Ref, add: Callable[..., None]) -> None:
+    """Each peer CIDR -> this gateway's ENI in each route table of the VPC; never over a route linker did not make."""
+    rf = site.facts
+    desired = {c: p.name for p in peers for c in p.cidrs}
+    vpc_tables = {t.id for t in vpc_route_tables(rf, site.vpc_id)}
+    for table in rf.route_tables:
+        ours = table.linker_routes(link)
+        if table.id not in vpc_tables and not ours:
+            continue
+        for cidr in sorted(desired if table.id in vpc_tables else {}):
+            route = table.route(cidr)
+            if route is not None and cidr not in ours:
+                raise ConflictError(
+                    f"{rf.region}: route table {table.id} already has a route to {cidr} (peer {desired[cidr]}) via "
+                    f"{route.target or 'an unknown target'}, which linker did not create; linker never overwrites it",
+                    fix=f"remove that route if it is stale, or link a VPC whose CIDR does not collide with {cidr}")
+            if route is None:
+                add(Phase.GATEWAY, "create", "route", table.id, f"to peer {desired[cidr]}",
+                    ("table", table.id), ("cidr", cidr), ("eni", eni), ("tag", naming.route_tag(link, cidr)))
+            elif route.eni != eni:
+                add(Phase.GATEWAY, "update", "route", table.id, f"to peer {desired[cidr]} via the current gateway",
+                    ("table", table.id), ("cidr", cidr), ("eni", eni), ("tag", naming.route_tag(link, cidr)))
+        for cidr in sorted(set(ours) - (set(desired) if table.id in vpc_tables else set())):
+            add(Phase.GATEWAY, "delete", "route", table.id, "no longer a peer's CIDR",
+                ("table", table.id), ("cidr", cidr), ("tag", naming.route_tag(link, cidr)))
+
+
+def plan_membership(spec: LinkSpec, sites: list[Site], facts: LinkFacts, removed: list[str]) -> list[Change]:
+    """Seed each region's document before anything is made there, and write the final one last."""
+    entries = [(s.name, s.name, s.eip.public_ip if s.eip else Ref("eip-ip", s.name), s.cidrs, spec.port)
+               for s in sites]
+    final = membership_json(facts.link, entries)
+    out = []
+    for s in sites:
+        current = s.facts.parameter(naming.membership_parameter(facts.link))
+        kept = _entries_of(current, removed)
+        seed = membership_json(facts.link, [*entries, *kept], placeholder=True)
+        name = naming.membership_parameter(facts.link)
+        if current is None or _site_set(current) != _site_set(seed):
+            out.append(Change(s.name, s.name, Phase.SEED, "update", "membership", name,
+                              (("entries", tuple([*entries, *kept])), ("placeholder", True)),
+                              "record the sites before making anything"))
+            current = seed
+        if current != final:
+            out.append(Change(s.name, s.name, Phase.MEMBERSHIP, "update", "membership", name,
+                              (("entries", tuple(entries)),), "the link's sites for the gateways"))
+    return out
+
+
+def _site_set(doc: str | None) -> set[str]:
+    return set(membership_sites(doc))
+
+
+def _entries_of(doc: str | None, sites: list[str]) -> list[tuple]:
+    """Entries of ``sites`` from a membership document (removed sites stay listed until they are torn down)."""
+    if not doc:
+        return []
+    try:
+        return [(e["site"], e["region"], e.get("eip"), tuple(e["cidrs"]), int(e["port"]))
+                for e in json.loads(doc)["sites"] if e["site"] in sites]
+    except (ValueError, KeyError, TypeError):
+        return []

@@ -1,0 +1,169 @@
+"""The controller's operations, as the CLI and the sandbox call them: plan, up, down, status.
+
+Each is facts -> pure plan -> apply. ``plan_link`` builds read-only clients only. ``up_link`` and ``down_link``
+hold the link's lock in AWS from before the facts are read until the last change is made.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from botocore.exceptions import ClientError
+
+from linker import naming
+from linker.control import facts as facts_mod
+from linker.control.apply import Applier, Progress
+from linker.control.aws import Clients, Target, cloud_call, is_not_found
+from linker.control.changes import Change
+from linker.control.lock import acquire, lock_region
+from linker.control.plan import plan, refuse_managed_elsewhere
+from linker.control.teardown import teardown
+from linker.errors import DegradedError
+from linker.spec import LinkSpec, validate_regions
+
+Confirm = Callable[[list[Change]], bool]
+DISCOVERY_REGION = "us-east-1"  # where DescribeRegions is asked when no region is given (always enabled)
+
+
+@dataclass(frozen=True)
+class Options:
+    """How a mutating run behaves: lock handling, parallelism and polling (tests shorten the waits)."""
+
+    force_unlock: bool = False
+    max_workers: int = 8
+    poll: float = 2.0
+    timeout: float = 600.0
+    hooks: tuple = field(default=())
+
+
+def plan_link(target: Target, spec: LinkSpec, hooks: tuple = ()) -> list[Change]:
+    """The changes ``up`` would make, from read-only clients."""
+    clients = Clients(target, read_only=True, hooks=hooks)
+    validate_regions(spec.regions, clients.known_regions())
+    facts = facts_mod.gather(clients, spec.name, spec.regions, spec.instance_type)
+    return plan(spec, facts)
+
+
+def up_link(target: Target, spec: LinkSpec, confirm: Confirm, progress: Progress | None = None,
+            options: Options = Options()) -> list[Change]:
+    """Make AWS match ``spec``; returns the changes made (empty: nothing to do, or not confirmed)."""
+    clients = Clients(target, hooks=options.hooks)
+    validate_regions(spec.regions, clients.known_regions())
+    # read first, without the lock, so bad input is refused before anything (even the lock) is written
+    plan(spec, facts_mod.gather(clients, spec.name, spec.regions, spec.instance_type, options.max_workers))
+    lock = acquire(clients, spec.name, lock_region(spec.regions), f"linker up {' '.join(spec.regions)}",
+                   force=options.force_unlock)
+    try:
+        changes = plan(spec, facts_mod.gather(clients, spec.name, spec.regions, spec.instance_type,
+                                              options.max_workers))
+        if changes and confirm(changes):
+            Applier(clients, spec.name, lock.owner, progress, options.max_workers, options.poll,
+                    options.timeout).apply(changes)
+            return changes
+        return []
+    finally:
+        lock.release()
+
+
+def link_regions(clients: Clients, link: str, regions: Iterable[str] = ()) -> list[str]:
+    """The regions where ``link`` has a membership document or a lock (given ``regions``, only those)."""
+    candidates = list(regions)
+    if not candidates:
+        ec2 = clients.ec2(DISCOVERY_REGION)
+        with cloud_call("DescribeRegions", DISCOVERY_REGION):
+            candidates = sorted(r["RegionName"] for r in ec2.describe_regions()["Regions"])
+
+    def present(region: str) -> bool:
+        ssm = clients.ssm(region)
+        with cloud_call("GetParametersByPath", region, naming.parameter_prefix(link)):
+            try:
+                return bool(ssm.get_parameters_by_path(Path=naming.parameter_prefix(link), Recursive=True,
+                                                       MaxResults=1)["Parameters"])
+            except ClientError as exc:
+                if is_not_found(exc):
+                    return False
+                raise
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        found = list(pool.map(present, candidates))
+    return [r for r, ok in zip(candidates, found, strict=True) if ok]
+
+
+def down_link(target: Target, link: str, confirm: Confirm, progress: Progress | None = None,
+              regions: Iterable[str] = (), options: Options = Options()) -> list[Change]:
+    """Remove every resource of ``link`` (only those); returns the changes made."""
+    clients = Clients(target, hooks=options.hooks)
+    where = link_regions(clients, link, regions)
+    if not where:
+        return []
+    facts = facts_mod.gather(clients, link, where, "t3.micro", options.max_workers)
+    refuse_managed_elsewhere(facts)
+    lock = acquire(clients, link, lock_region(where), f"linker down --name {link}", force=options.force_unlock)
+    try:
+        facts = facts_mod.gather(clients, link, where, "t3.micro", options.max_workers)
+        changes = [c for rf in facts.regions for c in teardown(rf, link)]
+        if changes and confirm(changes):
+            Applier(clients, link, lock.owner, progress, options.max_workers, options.poll,
+                    options.timeout).apply(changes)
+            return changes
+        return []
+    finally:
+        lock.release()
+
+
+@dataclass(frozen=True)
+class GatewayStatus:
+    site: str
+    region: str
+    instance: str | None
+    state: str | None
+    eip: str | None
+    health: dict | None  # what the gateway agent last published (linker.gateway.health.GatewayHealth.to_dict)
+
+    def healthy(self) -> bool:
+        return bool(self.health) and bool(self.health.get("healthy")) and bool(self.health.get("tunnels"))
+
+    def to_dict(self) -> dict:
+        return {"site": self.site, "region": self.region, "instance": self.instance, "state": self.state,
+                "eip": self.eip, "healthy": self.healthy(), "health": self.health}
+
+
+def status_link(target: Target, link: str, regions: Iterable[str] = (), hooks: tuple = ()) -> list[GatewayStatus]:
+    """Each gateway of ``link`` and the health its agent published, from read-only clients."""
+    clients = Clients(target, read_only=True, hooks=hooks)
+    where = link_regions(clients, link, regions)
+    if not where:
+        return []
+    facts = facts_mod.gather(clients, link, where, "t3.micro")
+    out = []
+    for rf in facts.regions:
+        instance = max(rf.instances, key=lambda i: (i.launch_time, i.id)) if rf.instances else None
+        eip = rf.eips[0].public_ip if rf.eips else None
+        raw = rf.parameter(naming.health_parameter(link, rf.region))
+        try:
+            health = json.loads(raw) if raw else None
+        except ValueError:
+            health = None
+        if instance or eip or health:
+            out.append(GatewayStatus(rf.region, rf.region, instance.id if instance else None,
+                                     instance.state if instance else None, eip, health))
+    return out
+
+
+def wait_healthy(target: Target, link: str, regions: Iterable[str], timeout: float, poll: float = 10.0) -> None:
+    """Wait until every gateway reports every tunnel healthy; DegradedError when ``timeout`` passes first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        gateways = status_link(target, link, regions)
+        if gateways and all(g.healthy() for g in gateways):
+            return
+        if time.monotonic() > deadline:
+            waiting = [g.site for g in gateways if not g.healthy()] or list(regions)
+            raise DegradedError(f"link {link!r}: no recent handshake yet from {', '.join(waiting)} "
+                                f"after {timeout:.0f} s",
+                                fix=f"check `linker status --name {link}`; gateways take a few minutes to boot")
+        time.sleep(poll)

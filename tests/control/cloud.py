@@ -1,0 +1,69 @@
+"""Helpers that build a small cloud in moto for the controller's tests: VPCs with public subnets, and counts of
+what a link left behind."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from linker import naming
+
+
+@dataclass(frozen=True)
+class SiteVpc:
+    region: str
+    vpc: str
+    public_table: str
+    private_table: str
+    main_table: str
+
+
+def make_vpc(session: Any, region: str, cidr: str, public: bool = True, endpoint_url: str | None = None) -> SiteVpc:
+    """A VPC with a public subnet (own table, 0.0.0.0/0 -> igw) and a private subnet (own table)."""
+    ec2 = session.client("ec2", region_name=region, endpoint_url=endpoint_url)
+    vpc = ec2.create_vpc(CidrBlock=cidr)["Vpc"]["VpcId"]
+    net = cidr.split(".")
+    pub = ec2.create_subnet(VpcId=vpc, CidrBlock=f"{net[0]}.{net[1]}.1.0/24")["Subnet"]["SubnetId"]
+    priv = ec2.create_subnet(VpcId=vpc, CidrBlock=f"{net[0]}.{net[1]}.2.0/24")["Subnet"]["SubnetId"]
+    public_table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    private_table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    ec2.associate_route_table(RouteTableId=public_table, SubnetId=pub)
+    ec2.associate_route_table(RouteTableId=private_table, SubnetId=priv)
+    if public:
+        igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+        ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+        ec2.create_route(RouteTableId=public_table, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
+    main = next(t["RouteTableId"] for t in ec2.describe_route_tables(
+        Filters=[{"Name": "vpc-id", "Values": [vpc]}])["RouteTables"]
+        if any(a.get("Main") for a in t.get("Associations", [])))
+    return SiteVpc(region, vpc, public_table, private_table, main)
+
+
+def inventory(session: Any, link: str, regions: list[str], endpoint_url: str | None = None) -> dict[str, Any]:
+    """Everything of ``link`` that exists, by kind and region: what a test compares between runs."""
+    flt = [{"Name": f"tag:{naming.TAG_LINK}", "Values": [link]}]
+    out: dict[str, Any] = {}
+    iam = session.client("iam", region_name="us-east-1", endpoint_url=endpoint_url)
+    roles = [r["RoleName"] for r in iam.list_roles(PathPrefix=naming.IAM_PATH)["Roles"]]
+    profiles = [p["InstanceProfileName"] for p in iam.list_instance_profiles(PathPrefix=naming.IAM_PATH)[
+        "InstanceProfiles"]]
+    out["roles"] = sorted(roles)
+    out["profiles"] = sorted(profiles)
+    for region in regions:
+        ec2 = session.client("ec2", region_name=region, endpoint_url=endpoint_url)
+        ssm = session.client("ssm", region_name=region, endpoint_url=endpoint_url)
+        instances = [i for r in ec2.describe_instances(Filters=flt)["Reservations"] for i in r["Instances"]
+                     if i["State"]["Name"] != "terminated"]
+        tables = ec2.describe_route_tables()["RouteTables"]
+        out[region] = {
+            "eips": len(ec2.describe_addresses(Filters=flt)["Addresses"]),
+            "groups": len(ec2.describe_security_groups(Filters=flt)["SecurityGroups"]),
+            "instances": len(instances),
+            "params": sorted(p["Name"] for p in ssm.get_parameters_by_path(
+                Path=naming.parameter_prefix(link), Recursive=True)["Parameters"]),
+            "route_tags": sorted((t["RouteTableId"], tag["Key"]) for t in tables for tag in t.get("Tags", [])
+                                 if tag["Key"].startswith("linker:route:")),
+            "eni_routes": sorted((t["RouteTableId"], r["DestinationCidrBlock"]) for t in tables
+                                 for r in t["Routes"] if r.get("NetworkInterfaceId")),
+        }
+    return out
