@@ -62,12 +62,15 @@ class Clients:
     """One boto3 session; clients per (service, region), built on first use and cached."""
 
     def __init__(self, target: Target, read_only: bool = False,
-                 hooks: tuple[tuple[str, Callable[..., Any]], ...] = ()) -> None:
+                 hooks: tuple[tuple[str, Callable[..., Any]], ...] = (), session: Any = None) -> None:
         self.target = target
         self.read_only = read_only
         self._hooks = hooks
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, str], Any] = {}
+        if session is not None:  # a caller's session (tests share one: building clients is slow)
+            self._session = session
+            return
         try:
             self._session = boto3.session.Session(profile_name=target.profile)
         except ProfileNotFound as exc:

@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 
 from linker import naming
 from linker.control.aws import Clients, cloud_call, error_code, is_not_found
-from linker.errors import LockHeldError
+from linker.errors import LinkerError, LockHeldError
 
 log = logging.getLogger("linker.control")
 DEFAULT_LEASE = 30 * 60.0
@@ -39,18 +39,24 @@ class Lock:
     owner: str
 
     def release(self) -> None:
-        """Delete the lock if it is still ours (a forced takeover may have replaced it)."""
+        """Delete the lock if it is still ours (a forced takeover may have replaced it).
+
+        A failure is logged, not raised: the run's changes are made, and the lease ends the lock anyway."""
         ssm, name = self.clients.ssm(self.region), naming.lock_parameter(self.link)
-        with cloud_call("release lock", self.region, name):
-            try:
-                held = json.loads(ssm.get_parameter(Name=name)["Parameter"]["Value"])
-                if held.get("owner") == self.owner:
-                    ssm.delete_parameter(Name=name)
-            except ClientError as exc:
-                if not is_not_found(exc):
-                    raise
-            except ValueError:
-                pass
+        try:
+            with cloud_call("release lock", self.region, name):
+                try:
+                    held = json.loads(ssm.get_parameter(Name=name)["Parameter"]["Value"])
+                    if held.get("owner") == self.owner:
+                        ssm.delete_parameter(Name=name)
+                except ClientError as exc:
+                    if not is_not_found(exc):
+                        raise
+                except ValueError:
+                    pass
+        except LinkerError as err:
+            log.warning("could not release the lock: %s; it expires with its lease, or use --force-unlock",
+                        err.message, extra={"region": self.region, "resource": name})
 
 
 def acquire(clients: Clients, link: str, region: str, command: str, lease: float = DEFAULT_LEASE,

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -38,11 +39,12 @@ class Options:
     poll: float = 2.0
     timeout: float = 600.0
     hooks: tuple = field(default=())
+    session: Any = None  # a boto3 session to reuse (tests); None: a new one from the standard credential chain
 
 
-def plan_link(target: Target, spec: LinkSpec, hooks: tuple = ()) -> list[Change]:
+def plan_link(target: Target, spec: LinkSpec, hooks: tuple = (), session: Any = None) -> list[Change]:
     """The changes ``up`` would make, from read-only clients."""
-    clients = Clients(target, read_only=True, hooks=hooks)
+    clients = Clients(target, read_only=True, hooks=hooks, session=session)
     validate_regions(spec.regions, clients.known_regions())
     facts = facts_mod.gather(clients, spec.name, spec.regions, spec.instance_type)
     return plan(spec, facts)
@@ -51,10 +53,9 @@ def plan_link(target: Target, spec: LinkSpec, hooks: tuple = ()) -> list[Change]
 def up_link(target: Target, spec: LinkSpec, confirm: Confirm, progress: Progress | None = None,
             options: Options = Options()) -> list[Change]:
     """Make AWS match ``spec``; returns the changes made (empty: nothing to do, or not confirmed)."""
-    clients = Clients(target, hooks=options.hooks)
+    clients = Clients(target, hooks=options.hooks, session=options.session)
     validate_regions(spec.regions, clients.known_regions())
-    # read first, without the lock, so bad input is refused before anything (even the lock) is written
-    plan(spec, facts_mod.gather(clients, spec.name, spec.regions, spec.instance_type, options.max_workers))
+    # the facts are read under the lock; a refusal releases it, so a refused run leaves nothing behind
     lock = acquire(clients, spec.name, lock_region(spec.regions), f"linker up {' '.join(spec.regions)}",
                    force=options.force_unlock)
     try:
@@ -96,15 +97,14 @@ def link_regions(clients: Clients, link: str, regions: Iterable[str] = ()) -> li
 def down_link(target: Target, link: str, confirm: Confirm, progress: Progress | None = None,
               regions: Iterable[str] = (), options: Options = Options()) -> list[Change]:
     """Remove every resource of ``link`` (only those); returns the changes made."""
-    clients = Clients(target, hooks=options.hooks)
+    clients = Clients(target, hooks=options.hooks, session=options.session)
     where = link_regions(clients, link, regions)
     if not where:
         return []
-    facts = facts_mod.gather(clients, link, where, "t3.micro", options.max_workers)
-    refuse_managed_elsewhere(facts)
     lock = acquire(clients, link, lock_region(where), f"linker down --name {link}", force=options.force_unlock)
     try:
         facts = facts_mod.gather(clients, link, where, "t3.micro", options.max_workers)
+        refuse_managed_elsewhere(facts)
         changes = [c for rf in facts.regions for c in teardown(rf, link)]
         if changes and confirm(changes):
             Applier(clients, link, lock.owner, progress, options.max_workers, options.poll,
@@ -132,9 +132,10 @@ class GatewayStatus:
                 "eip": self.eip, "healthy": self.healthy(), "health": self.health}
 
 
-def status_link(target: Target, link: str, regions: Iterable[str] = (), hooks: tuple = ()) -> list[GatewayStatus]:
+def status_link(target: Target, link: str, regions: Iterable[str] = (), hooks: tuple = (),
+                session: Any = None) -> list[GatewayStatus]:
     """Each gateway of ``link`` and the health its agent published, from read-only clients."""
-    clients = Clients(target, read_only=True, hooks=hooks)
+    clients = Clients(target, read_only=True, hooks=hooks, session=session)
     where = link_regions(clients, link, regions)
     if not where:
         return []

@@ -18,24 +18,28 @@ class SiteVpc:
     main_table: str
 
 
-def make_vpc(session: Any, region: str, cidr: str, public: bool = True, endpoint_url: str | None = None) -> SiteVpc:
-    """A VPC with a public subnet (own table, 0.0.0.0/0 -> igw) and a private subnet (own table)."""
+def make_vpc(session: Any, region: str, cidr: str, public: bool = True, endpoint_url: str | None = None,
+             tables: int = 3) -> SiteVpc:
+    """A VPC with a public subnet (own table, 0.0.0.0/0 -> igw) and a private subnet (own table); with
+    ``tables=1`` only the main table, with the default route, serving both subnets (fewer calls, faster tests)."""
     ec2 = session.client("ec2", region_name=region, endpoint_url=endpoint_url)
     vpc = ec2.create_vpc(CidrBlock=cidr)["Vpc"]["VpcId"]
     net = cidr.split(".")
     pub = ec2.create_subnet(VpcId=vpc, CidrBlock=f"{net[0]}.{net[1]}.1.0/24")["Subnet"]["SubnetId"]
     priv = ec2.create_subnet(VpcId=vpc, CidrBlock=f"{net[0]}.{net[1]}.2.0/24")["Subnet"]["SubnetId"]
-    public_table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
-    private_table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
-    ec2.associate_route_table(RouteTableId=public_table, SubnetId=pub)
-    ec2.associate_route_table(RouteTableId=private_table, SubnetId=priv)
+    main = next(t["RouteTableId"] for t in ec2.describe_route_tables(
+        Filters=[{"Name": "vpc-id", "Values": [vpc]}])["RouteTables"]
+        if any(a.get("Main") for a in t.get("Associations", [])))
+    public_table = private_table = main
+    if tables > 1:
+        public_table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+        private_table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+        ec2.associate_route_table(RouteTableId=public_table, SubnetId=pub)
+        ec2.associate_route_table(RouteTableId=private_table, SubnetId=priv)
     if public:
         igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
         ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
         ec2.create_route(RouteTableId=public_table, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
-    main = next(t["RouteTableId"] for t in ec2.describe_route_tables(
-        Filters=[{"Name": "vpc-id", "Values": [vpc]}])["RouteTables"]
-        if any(a.get("Main") for a in t.get("Associations", [])))
     return SiteVpc(region, vpc, public_table, private_table, main)
 
 

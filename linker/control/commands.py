@@ -1,0 +1,208 @@
+"""``linker up / plan / status / down / iam-policy``: parse options, call runner, show the result.
+
+On a terminal: rich tables and a line per change as it is made. With ``--json``: one JSON document on stdout and
+logs on stderr. Errors are LinkerErrors; linker.cli turns them into exit codes and JSON error objects.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from linker import log as logsetup
+from linker import naming
+from linker.control import runner
+from linker.control.aws import Target
+from linker.control.changes import Change
+from linker.control.cost import estimate
+from linker.control.iam_policy import policy_json
+from linker.errors import DegradedError, UserError
+from linker.spec import (
+    DEFAULT_INSTANCE_TYPE,
+    LinkSpec,
+    parse_vpc_options,
+    validate_instance_type,
+    validate_link_name,
+    validate_port,
+)
+
+
+def _target_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--profile", default=None, help="AWS credential profile (default: the standard chain)")(fn)
+    fn = click.option("--endpoint-url", envvar="LINKER_ENDPOINT_URL", default=None,
+                      help="send AWS calls here (moto, LocalStack); env LINKER_ENDPOINT_URL")(fn)
+    fn = click.option("--json", "as_json", is_flag=True, help="one JSON document on stdout, logs on stderr")(fn)
+    fn = click.option("--name", default=naming.DEFAULT_LINK, show_default=True, help="link name")(fn)
+    return fn
+
+
+def _spec_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--port", type=int, default=naming.DEFAULT_PORT, show_default=True, help="UDP tunnel port")(fn)
+    fn = click.option("--instance-type", default=DEFAULT_INSTANCE_TYPE, show_default=True)(fn)
+    fn = click.option("--vpc", "vpcs", multiple=True, metavar="REGION=VPC-ID",
+                      help="the VPC of a region (repeatable); otherwise the one tagged linker:site, the only "
+                           "non-default one, or the default VPC")(fn)
+    fn = click.argument("regions", nargs=-1, required=True)(fn)
+    return fn
+
+
+def _spec(name: str, regions: tuple[str, ...], vpcs: tuple[str, ...], port: int, instance_type: str) -> LinkSpec:
+    return LinkSpec(validate_link_name(name), tuple(regions), validate_port(port),
+                    validate_instance_type(instance_type), parse_vpc_options(vpcs, regions))
+
+
+def _console() -> Console:
+    return Console(stderr=False)
+
+
+def _emit(doc: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def _changes_table(changes: list[Change], title: str) -> Table:
+    table = Table(title=title)
+    for col in ("region", "action", "what", "target", "why"):
+        table.add_column(col)
+    for c in changes:
+        table.add_row(c.region, c.action, c.kind, str(c.target), c.reason)
+    return table
+
+
+def _confirm(yes: bool, as_json: bool, show: Callable[[list[Change]], None]) -> Callable[[list[Change]], bool]:
+    def confirm(changes: list[Change]) -> bool:
+        if not as_json:
+            show(changes)
+        if yes:
+            return True
+        if as_json or not sys.stdin.isatty():
+            raise UserError("not confirmed: this run is not interactive", fix="re-run with --yes to apply the changes")
+        return click.confirm(f"apply these {len(changes)} changes?", default=False)
+    return confirm
+
+
+def _progress(as_json: bool) -> Callable[[Change, str], None] | None:
+    if as_json:
+        return None
+    console = _console()
+
+    def show(change: Change, status: str) -> None:
+        if status == "done":
+            console.print(f"  [green]✓[/] {change.region:<15} {change.action} {change.kind} {change.target}")
+    return show
+
+
+@click.command()
+@_spec_options
+@_target_options
+@click.option("--yes", is_flag=True, help="apply without asking")
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="wait until every tunnel reports a recent handshake")
+@click.option("--timeout", type=float, default=600.0, show_default=True, help="seconds --wait waits")
+@click.option("--force-unlock", is_flag=True, help="break the link's lock even if its lease has not expired")
+def up(regions: tuple[str, ...], vpcs: tuple[str, ...], instance_type: str, port: int, name: str, as_json: bool,
+       endpoint_url: str | None, profile: str | None, yes: bool, wait: bool, timeout: float,
+       force_unlock: bool) -> None:
+    """Link one VPC in each REGION (full mesh): gateways, tunnels, routes. Idempotent."""
+    logsetup.setup("INFO" if as_json else "WARNING")
+    spec = _spec(name, regions, vpcs, port, instance_type)
+    target = Target(profile, endpoint_url)
+    show = lambda changes: _console().print(_changes_table(changes, f"link {spec.name}: changes"))  # noqa: E731
+    made = runner.up_link(target, spec, _confirm(yes, as_json, show), _progress(as_json),
+                          runner.Options(force_unlock=force_unlock))
+    if wait:
+        runner.wait_healthy(target, spec.name, spec.regions, timeout)
+    gateways = runner.status_link(target, spec.name, spec.regions)
+    if as_json:
+        _emit({"link": spec.name, "changes": [c.to_dict() for c in made], "applied": bool(made),
+               "gateways": [g.to_dict() for g in gateways]})
+        return
+    console = _console()
+    console.print(f"link {spec.name}: " + (f"{len(made)} changes applied" if made else "nothing to change"))
+    console.print(_status_table(spec.name, gateways))
+
+
+@click.command()
+@_spec_options
+@_target_options
+def plan(regions: tuple[str, ...], vpcs: tuple[str, ...], instance_type: str, port: int, name: str, as_json: bool,
+         endpoint_url: str | None, profile: str | None) -> None:
+    """Print every change `up` would make and a monthly cost estimate; change nothing."""
+    logsetup.setup("INFO" if as_json else "WARNING")
+    spec = _spec(name, regions, vpcs, port, instance_type)
+    changes = runner.plan_link(Target(profile, endpoint_url), spec)
+    cost = estimate(len(spec.regions), spec.instance_type)
+    if as_json:
+        _emit({"link": spec.name, "changes": [c.to_dict() for c in changes], "cost": cost.to_dict()})
+        return
+    console = _console()
+    if changes:
+        console.print(_changes_table(changes, f"link {spec.name}: {len(changes)} changes"))
+    else:
+        console.print(f"link {spec.name}: nothing to change, every resource exists as asked")
+    console.print(cost.line())
+
+
+def _status_table(link: str, gateways: list[runner.GatewayStatus]) -> Table:
+    table = Table(title=f"link {link}")
+    for col in ("site", "instance", "state", "EIP", "peer", "last handshake", "rx", "tx", "tunnel"):
+        table.add_column(col)
+    for g in gateways:
+        tunnels = (g.health or {}).get("tunnels") or [{}]
+        for t in tunnels:
+            age = t.get("handshake_age")
+            table.add_row(g.site, g.instance or "-", g.state or "-", g.eip or "-", t.get("peer_site", "-"),
+                          "never" if age is None else f"{age:.0f} s ago", f"{t.get('rx_bytes', 0):,}",
+                          f"{t.get('tx_bytes', 0):,}",
+                          "[green]up[/]" if t.get("healthy") else "[red]down[/]" if t else "[yellow]no report[/]")
+    return table
+
+
+@click.command()
+@_target_options
+@click.option("--region", "regions", multiple=True, help="look only here (default: every enabled region)")
+def status(name: str, as_json: bool, endpoint_url: str | None, profile: str | None,
+           regions: tuple[str, ...]) -> None:
+    """Each gateway of the link and its tunnels' health, as the gateways report it. Exit 4 when degraded."""
+    logsetup.setup("INFO" if as_json else "WARNING")
+    gateways = runner.status_link(Target(profile, endpoint_url), validate_link_name(name), regions)
+    if not gateways:
+        raise UserError(f"there is no link named {name!r}", fix="check --name, --profile and --endpoint-url")
+    degraded = [g.site for g in gateways if not g.healthy()]
+    if as_json:
+        _emit({"link": name, "healthy": not degraded, "gateways": [g.to_dict() for g in gateways]})
+    else:
+        _console().print(_status_table(name, gateways))
+    if degraded:
+        raise DegradedError(f"link {name!r} is degraded: no recent handshake reported by {', '.join(degraded)}",
+                            fix="gateways report every 30 s; a new gateway needs a few minutes to boot")
+
+
+@click.command()
+@_target_options
+@click.option("--region", "regions", multiple=True, help="look only here (default: every enabled region)")
+@click.option("--yes", is_flag=True, help="remove without asking")
+@click.option("--force-unlock", is_flag=True, help="break the link's lock even if its lease has not expired")
+def down(name: str, as_json: bool, endpoint_url: str | None, profile: str | None, regions: tuple[str, ...],
+         yes: bool, force_unlock: bool) -> None:
+    """Remove every resource of the link, and only those (routes linker added, not others)."""
+    logsetup.setup("INFO" if as_json else "WARNING")
+    link = validate_link_name(name)
+    show = lambda changes: _console().print(_changes_table(changes, f"link {link}: removals"))  # noqa: E731
+    made = runner.down_link(Target(profile, endpoint_url), link, _confirm(yes, as_json, show), _progress(as_json),
+                            regions, runner.Options(force_unlock=force_unlock))
+    if as_json:
+        _emit({"link": link, "changes": [c.to_dict() for c in made], "removed": bool(made)})
+    else:
+        _console().print(f"link {link}: " + (f"{len(made)} removals applied" if made else "nothing to remove"))
+
+
+@click.command("iam-policy")
+def iam_policy() -> None:
+    """Print the least-privilege IAM policy the controller needs (JSON)."""
+    click.echo(policy_json())

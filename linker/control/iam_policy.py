@@ -1,0 +1,54 @@
+"""The least-privilege IAM policy the controller (``up``, ``plan``, ``status``, ``down``) needs.
+
+A test records every AWS action the controller calls across the control test suites and fails if one is missing
+here; keep the lists in step with apply.py, facts.py, lock.py and runner.py.
+"""
+
+from __future__ import annotations
+
+import json
+
+from linker import naming
+
+EC2_READ = ("DescribeVpcs", "DescribeSubnets", "DescribeRouteTables", "DescribeAddresses", "DescribeSecurityGroups",
+            "DescribeInstances", "DescribeRegions")
+EC2_WRITE = ("AllocateAddress", "AssociateAddress", "DisassociateAddress", "ReleaseAddress", "CreateSecurityGroup",
+             "AuthorizeSecurityGroupIngress", "RevokeSecurityGroupIngress", "DeleteSecurityGroup", "RunInstances",
+             "TerminateInstances", "ModifyInstanceAttribute", "ModifyInstanceMetadataOptions", "CreateTags",
+             "DeleteTags", "CreateRoute", "ReplaceRoute", "DeleteRoute")
+SSM = ("GetParameter", "GetParametersByPath", "PutParameter", "DeleteParameter")
+IAM = ("GetRole", "CreateRole", "DeleteRole", "TagRole", "GetRolePolicy", "PutRolePolicy", "DeleteRolePolicy",
+       "ListAttachedRolePolicies", "AttachRolePolicy", "DetachRolePolicy", "GetInstanceProfile",
+       "CreateInstanceProfile", "DeleteInstanceProfile", "TagInstanceProfile", "AddRoleToInstanceProfile",
+       "RemoveRoleFromInstanceProfile")
+
+
+def controller_policy() -> dict:
+    """The policy document: EC2 on any resource (its resource-level support is uneven), SSM only under the link
+    prefix and the public AMI parameters, IAM only on roles and profiles under linker's path, PassRole only to EC2."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "Ec2Read", "Effect": "Allow", "Action": [f"ec2:{a}" for a in EC2_READ], "Resource": "*"},
+            {"Sid": "Ec2Gateways", "Effect": "Allow", "Action": [f"ec2:{a}" for a in EC2_WRITE], "Resource": "*"},
+            {"Sid": "LinkParameters", "Effect": "Allow", "Action": [f"ssm:{a}" for a in SSM],
+             "Resource": ["arn:aws:ssm:*:*:parameter/linker/*"]},
+            {"Sid": "PublicAmiParameters", "Effect": "Allow", "Action": ["ssm:GetParameter"],
+             "Resource": ["arn:aws:ssm:*::parameter/aws/service/ami-amazon-linux-latest/*"]},
+            {"Sid": "GatewayRoles", "Effect": "Allow", "Action": [f"iam:{a}" for a in IAM],
+             "Resource": [f"arn:aws:iam::*:role{naming.IAM_PATH}*",
+                          f"arn:aws:iam::*:instance-profile{naming.IAM_PATH}*"]},
+            {"Sid": "PassGatewayRole", "Effect": "Allow", "Action": ["iam:PassRole"],
+             "Resource": [f"arn:aws:iam::*:role{naming.IAM_PATH}*"],
+             "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}},
+        ],
+    }
+
+
+def allowed_actions() -> set[str]:
+    """Every ``service:Action`` the policy allows (no wildcards are used)."""
+    return {a for s in controller_policy()["Statement"] for a in s["Action"]}
+
+
+def policy_json() -> str:
+    return json.dumps(controller_policy(), indent=2)

@@ -1,0 +1,153 @@
+"""Fault injection: for every mutating AWS call k of a two-region ``up``, fail call k (an injected ClientError, or
+the process dying there: call k and every later call fail, the lock stays held), then recover.
+
+error mode: re-run ``up`` -> same end state as a clean run, no duplicates; then ``down`` -> nothing left.
+die mode:   ``down`` straight from the partial state -> nothing left, foreign route untouched; then ``up`` works.
+Sequential (one worker) so that call k is the same call in every run.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from linker.control.aws import READ_PREFIXES, Target
+from linker.control.runner import Options, down_link, up_link
+from linker.errors import CloudError, LockHeldError
+from linker.spec import LinkSpec
+from tests.control.cloud import inventory, make_vpc
+
+LINK = "faulty"
+REGIONS = ("us-east-1", "eu-west-1")
+FOREIGN = "192.168.77.0/24"
+
+
+class Died(BaseException):
+    """The process died: not an Exception, so nothing in linker handles it."""
+
+
+class Injector:
+    """A botocore before-call hook that counts mutating calls and fails call ``k`` (and later ones if dying)."""
+
+    def __init__(self, k: int | None = None, die: bool = False) -> None:
+        self.k, self.die, self.count, self.dead = k, die, 0, False
+        self.calls: list[str] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, model: Any, **_: Any) -> None:
+        if model.name.startswith(READ_PREFIXES):
+            if self.dead:
+                raise Died(model.name)
+            return
+        with self._lock:
+            self.calls.append(model.name)
+            n, self.count = self.count, self.count + 1
+        if self.dead or (self.k is not None and n == self.k):
+            if self.die:
+                self.dead = True
+                raise Died(model.name)
+            raise ClientError({"Error": {"Code": "InternalError", "Message": f"injected at call {n}"}}, model.name)
+
+
+SESSION: list[Any] = []  # one boto3 session for the module: building clients is the slow part of a run
+
+
+def options(hook: Injector | None = None, force: bool = False) -> Options:
+    return Options(force_unlock=force, max_workers=1, poll=0.0, timeout=5.0,
+                   hooks=(("before-call.*.*", hook),) if hook else (), session=SESSION[0])
+
+
+def shape(inv: dict[str, Any]) -> dict[str, Any]:
+    """What must be equal between two runs (ids differ)."""
+    return {k: ({**v, "route_tags": len(v["route_tags"]), "eni_routes": len(v["eni_routes"])} if isinstance(v, dict)
+                else v) for k, v in inv.items()}
+
+
+def empty(inv: dict[str, Any]) -> bool:
+    return not inv["roles"] and not inv["profiles"] and all(
+        not any(inv[r].values()) for r in REGIONS)
+
+
+@pytest.fixture(scope="module")
+def clean():  # type: ignore[no-untyped-def]
+    """One cloud for the whole module (setup is the slow part); each case ends with the link gone."""
+    import boto3
+    from moto import mock_aws
+
+    from tests.control.conftest import MOTO_CONFIG
+    with mock_aws(config=MOTO_CONFIG):
+        s = boto3.session.Session()
+        SESSION[:] = [s]
+        a = make_vpc(s, REGIONS[0], "10.10.0.0/16", tables=1)
+        make_vpc(s, REGIONS[1], "10.20.0.0/16", tables=1)
+        ec2 = s.client("ec2", region_name=REGIONS[0])
+        igw = ec2.describe_internet_gateways()["InternetGateways"][0]["InternetGatewayId"]
+        ec2.create_route(RouteTableId=a.public_table, DestinationCidrBlock=FOREIGN, GatewayId=igw)
+        counter = Injector()
+        up_link(Target(), SPEC, yes, options=options(counter))
+        reference = shape(inventory(s, LINK, list(REGIONS)))
+        down_link(Target(), LINK, yes, regions=REGIONS, options=options())
+        assert empty(inventory(s, LINK, list(REGIONS)))
+        yield s, a, counter.count, reference
+
+
+SPEC = LinkSpec(LINK, REGIONS)
+
+
+def yes(_changes: object) -> bool:
+    return True
+
+
+def foreign_route_intact(s: Any, table: str) -> bool:
+    ec2 = s.client("ec2", region_name=REGIONS[0])
+    routes = ec2.describe_route_tables(RouteTableIds=[table])["RouteTables"][0]["Routes"]
+    return any(r.get("DestinationCidrBlock") == FOREIGN and r.get("GatewayId", "").startswith("igw-")
+               for r in routes)
+
+
+def test_every_mutating_call_failing_then_recovering(clean) -> None:  # type: ignore[no-untyped-def]
+    s, site, total, reference = clean
+    assert total > 20  # the two-region up makes this many mutating calls: the loop below covers each
+    for k in range(total - 1):  # the last call releases the lock: tested apart (a warning, the lease ends it)
+        with pytest.raises(CloudError) as info:
+            up_link(Target(), SPEC, yes, options=options(Injector(k)))
+        assert "injected" in str(info.value), k
+        up_link(Target(), SPEC, yes, options=options())
+        assert shape(inventory(s, LINK, list(REGIONS))) == reference, f"call {k}"
+        down_link(Target(), LINK, yes, regions=REGIONS, options=options())
+        assert empty(inventory(s, LINK, list(REGIONS))), f"call {k}"
+        assert foreign_route_intact(s, site.public_table)
+
+
+def test_dying_at_every_mutating_call_then_down_and_up(clean) -> None:  # type: ignore[no-untyped-def]
+    s, site, total, reference = clean
+    for k in range(total):
+        with pytest.raises(Died):
+            up_link(Target(), SPEC, yes, options=options(Injector(k, die=True)))
+        # the dead run's lock is still held (unless it died taking it): down needs --force-unlock
+        down_link(Target(), LINK, yes, regions=REGIONS, options=options(force=True))
+        assert empty(inventory(s, LINK, list(REGIONS))), f"call {k}"
+        assert foreign_route_intact(s, site.public_table)
+        if k % 4 == 0:  # and up from a partial state, on a sample to keep the suite fast
+            with pytest.raises(Died):
+                up_link(Target(), SPEC, yes, options=options(Injector(k, die=True)))
+            up_link(Target(), SPEC, yes, options=options(force=True))
+            assert shape(inventory(s, LINK, list(REGIONS))) == reference, f"call {k}"
+            down_link(Target(), LINK, yes, regions=REGIONS, options=options())
+
+
+def test_failing_to_release_the_lock_is_a_warning_and_the_lock_then_blocks(clean, caplog) -> None:  # type: ignore[no-untyped-def]
+    s, _site, total, reference = clean
+    up_link(Target(), SPEC, yes, options=options(Injector(total - 1)))  # the changes are made: no error
+    after = shape(inventory(s, LINK, list(REGIONS)))
+    assert "/linker/faulty/lock" in after["eu-west-1"]["params"]  # the lock region: the first in sorted order
+    after["eu-west-1"]["params"].remove("/linker/faulty/lock")
+    assert after == reference
+    assert "could not release the lock" in caplog.text
+    with pytest.raises(LockHeldError):
+        down_link(Target(), LINK, yes, regions=REGIONS, options=options())
+    down_link(Target(), LINK, yes, regions=REGIONS, options=options(force=True))
+    assert empty(inventory(s, LINK, list(REGIONS)))
