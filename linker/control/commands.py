@@ -174,13 +174,20 @@ def status(name: str, as_json: bool, endpoint_url: str | None, profile: str | No
     if not gateways:
         raise UserError(f"there is no link named {name!r}", fix="check --name, --profile and --endpoint-url")
     degraded = [g.site for g in gateways if not g.healthy()]
+    err = DegradedError(f"link {name!r} is degraded: no recent handshake reported by {', '.join(degraded)}",
+                        fix="gateways report every 30 s; a new gateway needs a few minutes to boot")
     if as_json:
-        _emit({"link": name, "healthy": not degraded, "gateways": [g.to_dict() for g in gateways]})
-    else:
-        _console().print(_status_table(name, gateways))
+        doc: dict[str, Any] = {"link": name, "healthy": not degraded, "gateways": [g.to_dict() for g in gateways]}
+        if degraded:
+            # one document on stdout: the status and the error together, then the documented exit code
+            _emit({**doc, **err.to_dict()})
+            click.echo(f"error: {err.message}", err=True)
+            sys.exit(int(err.exit_code))
+        _emit(doc)
+        return
+    _console().print(_status_table(name, gateways))
     if degraded:
-        raise DegradedError(f"link {name!r} is degraded: no recent handshake reported by {', '.join(degraded)}",
-                            fix="gateways report every 30 s; a new gateway needs a few minutes to boot")
+        raise err
 
 
 @click.command()

@@ -50,8 +50,10 @@ class Site:
 def plan(spec: LinkSpec, facts: LinkFacts) -> list[Change]:
     """The changes that make ``facts`` match ``spec``; raises a LinkerError instead when the link can't be built."""
     refuse_managed_elsewhere(facts)
+    chosen = [(r, *choose_vpc(facts.region(r), spec.vpc_for(r))) for r in spec.regions]
+    # overlap first: with default VPCs it is the root problem, whatever else is missing
+    check_overlap([SiteCidrs(r, vpc.id, _ipv4(vpc.cidrs)) for r, vpc, _ in chosen])
     sites = [resolve_site(spec, facts.region(r)) for r in spec.regions]
-    check_overlap([SiteCidrs(s.name, s.vpc_id, s.cidrs) for s in sites])
     removed = [s for s in facts.known_sites() if s not in spec.regions]
     changes: list[Change] = []
     for site in sites:
@@ -80,9 +82,13 @@ def resolve_site(spec: LinkSpec, rf: RegionFacts) -> Site:
                         "0.0.0.0/0 to an internet gateway, so a gateway there could not reach its peers",
                         fix=f"add an internet gateway and a 0.0.0.0/0 route to a subnet of {vpc.id}, "
                             f"or choose another VPC with --vpc {rf.region}=vpc-...")
-    cidrs = tuple(c for c in vpc.cidrs if ":" not in c)
+    cidrs = _ipv4(vpc.cidrs)
     eips = _own(rf.eips, rf.region)
     return Site(rf.region, rf, vpc.id, reason, cidrs, subnet, eips[0] if eips else None)
+
+
+def _ipv4(cidrs: Sequence[str]) -> tuple[str, ...]:
+    return tuple(c for c in cidrs if ":" not in c)
 
 
 def _own(resources: Sequence[Any], site: str) -> list[Any]:
