@@ -1,13 +1,14 @@
 """Fault injection: for every mutating AWS call k of a two-region ``up``, fail call k (an injected ClientError, or
 the process dying there: call k and every later call fail, the lock stays held), then recover.
 
-error mode: re-run ``up`` -> same end state as a clean run, no duplicates; then ``down`` -> nothing left.
-die mode:   ``down`` straight from the partial state -> nothing left, foreign route untouched; then ``up`` works.
-Sequential (one worker) so that call k is the same call in every run.
+From each partial state: re-running ``up`` gives the end state of a clean run (no duplicates), and ``down``
+leaves no tagged resource and no added route, and leaves a foreign route alone.
+Sequential (one worker), so that call k is the same call in every run.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
@@ -52,7 +53,7 @@ class Injector:
             raise ClientError({"Error": {"Code": "InternalError", "Message": f"injected at call {n}"}}, model.name)
 
 
-SESSION: list[Any] = []  # one boto3 session for the module: building clients is the slow part of a run
+SESSION: list[Any] = []  # one boto3 session per test: building clients is the slow part of a run
 
 
 def options(hook: Injector | None = None, force: bool = False) -> Options:
@@ -71,9 +72,10 @@ def empty(inv: dict[str, Any]) -> bool:
         not any(inv[r].values()) for r in REGIONS)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def clean():  # type: ignore[no-untyped-def]
-    """One cloud for the whole module (setup is the slow part); each case ends with the link gone."""
+    """A fresh cloud per test (moto keeps terminated instances, which slows it down as they pile up); within a
+    test each case ends with the link gone, so the cloud is reused."""
     import boto3
     from moto import mock_aws
 
@@ -108,39 +110,38 @@ def foreign_route_intact(s: Any, table: str) -> bool:
                for r in routes)
 
 
-def test_every_mutating_call_failing_then_recovering(clean) -> None:  # type: ignore[no-untyped-def]
-    s, site, total, reference = clean
-    assert total > 20  # the two-region up makes this many mutating calls: the loop below covers each
-    for k in range(total - 1):  # the last call releases the lock: tested apart (a warning, the lease ends it)
-        with pytest.raises(CloudError) as info:
-            up_link(Target(), SPEC, yes, options=options(Injector(k)))
-        assert "injected" in str(info.value), k
-        up_link(Target(), SPEC, yes, options=options())
-        assert shape(inventory(s, LINK, list(REGIONS))) == reference, f"call {k}"
-        down_link(Target(), LINK, yes, regions=REGIONS, options=options())
-        assert empty(inventory(s, LINK, list(REGIONS))), f"call {k}"
-        assert foreign_route_intact(s, site.public_table)
-
-
-def test_dying_at_every_mutating_call_then_down_and_up(clean) -> None:  # type: ignore[no-untyped-def]
-    s, site, total, reference = clean
-    for k in range(total):
+def fail_at(k: int, die: bool) -> None:
+    """Run ``up`` with call ``k`` failing; the run must fail loudly, never half-silently."""
+    if die:
         with pytest.raises(Died):
             up_link(Target(), SPEC, yes, options=options(Injector(k, die=True)))
-        # the dead run's lock is still held (unless it died taking it): down needs --force-unlock
-        down_link(Target(), LINK, yes, regions=REGIONS, options=options(force=True))
-        assert empty(inventory(s, LINK, list(REGIONS))), f"call {k}"
+    else:
+        with pytest.raises(CloudError, match="injected"):
+            up_link(Target(), SPEC, yes, options=options(Injector(k)))
+
+
+@pytest.mark.parametrize("die", [False, True], ids=["error", "death"])
+def test_every_mutating_call_failing_then_up_or_down_recovers(clean, die: bool) -> None:  # type: ignore[no-untyped-def]
+    s, site, total, reference = clean
+    assert total > 20  # the two-region up makes this many mutating calls: the loop covers each
+    # the last call releases the lock: tested apart (a warning, the lease ends it)
+    for k in range(total - 1):
+        # a dead run leaves its lock (unless it died taking it): recovery needs --force-unlock
+        fail_at(k, die)
+        up_link(Target(), SPEC, yes, options=options(force=die))
+        assert shape(inventory(s, LINK, list(REGIONS))) == reference, f"up after call {k}"
+        down_link(Target(), LINK, yes, regions=REGIONS, options=options())
+        assert empty(inventory(s, LINK, list(REGIONS))), f"down after up after call {k}"
+
+        fail_at(k, die)
+        down_link(Target(), LINK, yes, regions=REGIONS, options=options(force=die))
+        assert empty(inventory(s, LINK, list(REGIONS))), f"down after call {k}"
         assert foreign_route_intact(s, site.public_table)
-        if k % 4 == 0:  # and up from a partial state, on a sample to keep the suite fast
-            with pytest.raises(Died):
-                up_link(Target(), SPEC, yes, options=options(Injector(k, die=True)))
-            up_link(Target(), SPEC, yes, options=options(force=True))
-            assert shape(inventory(s, LINK, list(REGIONS))) == reference, f"call {k}"
-            down_link(Target(), LINK, yes, regions=REGIONS, options=options())
 
 
 def test_failing_to_release_the_lock_is_a_warning_and_the_lock_then_blocks(clean, caplog) -> None:  # type: ignore[no-untyped-def]
     s, _site, total, reference = clean
+    logging.getLogger("linker").propagate = True  # the CLI's log setup (other tests) turns it off
     up_link(Target(), SPEC, yes, options=options(Injector(total - 1)))  # the changes are made: no error
     after = shape(inventory(s, LINK, list(REGIONS)))
     assert "/linker/faulty/lock" in after["eu-west-1"]["params"]  # the lock region: the first in sorted order
