@@ -82,7 +82,9 @@ def _confirm(yes: bool, as_json: bool, show: Callable[[list[Change]], None]) -> 
             return True
         if as_json or not sys.stdin.isatty():
             raise UserError("not confirmed: this run is not interactive", fix="re-run with --yes to apply the changes")
-        return click.confirm(f"apply these {len(changes)} changes?", default=False)
+        if not click.confirm(f"apply these {len(changes)} changes?", default=False):
+            raise click.Abort()  # nothing was changed; the lock is released on the way out
+        return True
     return confirm
 
 
