@@ -140,7 +140,7 @@ def plan_site(spec: LinkSpec, site: Site, peers: list[Site], link: str) -> list[
 
     out += _plan_iam(spec, site, link)
 
-    keep = _kept_instance(rf, name, instance_config(spec, name))
+    keep = _kept_instance(rf, name, instance_config(spec, name), site.vpc_id)
     if keep is None:
         if rf.ami is None:
             raise CloudError(f"{name}: no Amazon Linux 2023 AMI found in the public SSM parameters",
@@ -160,15 +160,23 @@ def plan_site(spec: LinkSpec, site: Site, peers: list[Site], link: str) -> list[
         add(Phase.GATEWAY, "update", "eip-association", str(eip_alloc), "the gateway's public endpoint",
             ("allocation", eip_alloc), ("instance", instance_id))
     _plan_routes(site, peers, link, eni, add)
-    for old in _own(rf.instances, name):
-        if keep is None or old.id != keep.id:
-            add(Phase.CLEANUP, "delete", "instance", old.id, "replaced by a gateway with the current configuration")
+    retired = [i.id for i in _own(rf.instances, name) if keep is None or i.id != keep.id]
+    for old in retired:
+        add(Phase.CLEANUP, "delete", "instance", old, "replaced by a gateway with the current configuration")
+    stale_groups = [g for g in _own(rf.security_groups, name) if g.vpc_id != site.vpc_id]
+    if stale_groups and retired:  # a group is deleted only once no instance uses it
+        add(Phase.CLEANUP, "delete", "instance-terminated", ",".join(retired), "the old VPC's group is in use",
+            ("instances", tuple(retired)))
+    for g in stale_groups:
+        add(Phase.CLEANUP, "delete", "security-group", g.id, "the site moved to another VPC")
     return out
 
 
-def _kept_instance(rf: RegionFacts, site: str, config: str) -> Instance | None:
+def _kept_instance(rf: RegionFacts, site: str, config: str, vpc_id: str) -> Instance | None:
+    """The newest running instance of the site with the current configuration, in the site's VPC."""
+    in_vpc = {s.id for s in rf.subnets if s.vpc_id == vpc_id}
     fits = [i for i in rf.instances if dict(i.tags).get(naming.TAG_SITE) == site and i.config == config
-            and i.state in ("pending", "running")]
+            and i.state in ("pending", "running") and i.subnet_id in in_vpc]
     return max(fits, key=lambda i: (i.launch_time, i.id)) if fits else None
 
 

@@ -222,3 +222,20 @@ def test_removing_a_region_tears_it_down_in_order_and_updates_the_others() -> No
     final = next(c for c in east if c.kind == "membership")
     assert final.phase == Phase.MEMBERSHIP and [e[0] for e in final.param("entries")] == ["us-east-1", "eu-west-1"]
     assert json.loads(built(SPEC, "us-east-1").parameters[0][1])["schema"] == 1
+
+
+def test_moving_a_site_to_another_vpc_replaces_its_gateway_and_cleans_the_old_vpc() -> None:
+    rf = built(SPEC, "us-east-1")
+    other = Vpc("vpc-other", ("10.40.0.0/16",), False, ((naming.TAG_SITE, "us-east-1"),))
+    rf = replace(rf, vpcs=(*rf.vpcs, other), subnets=(*rf.subnets, Subnet("subnet-o", "vpc-other", "a")),
+                 route_tables=(*rf.route_tables, RouteTable("rtb-o", "vpc-other", True, ("subnet-o",), (
+                     Route("10.40.0.0/16", "local"), Route("0.0.0.0/0", "igw-2")))))
+    changes = plan(SPEC, facts(rf, built(SPEC, "eu-west-1")))
+    east = [c for c in changes if c.region == "us-east-1"]
+    assert ("create", "instance") in kinds(east) and ("create", "security-group") in kinds(east)
+    cleanup = [(c.kind, c.target) for c in east if c.phase == Phase.CLEANUP]
+    assert cleanup == [("instance", "i-us-east-1"), ("instance-terminated", "i-us-east-1"),
+                       ("security-group", "sg-us-east-1")]
+    old_routes = {c.param("table") for c in east if c.kind == "route" and c.action == "delete"}
+    assert old_routes == {"rtb-pub-us-east-1", "rtb-priv-us-east-1", "rtb-main-us-east-1"}
+    assert {c.param("table") for c in east if c.kind == "route" and c.action == "create"} == {"rtb-o"}
