@@ -171,3 +171,19 @@ def test_iam_policy_prints_a_policy_document(capsys: pytest.CaptureFixture[str])
     doc = json.loads(out)
     assert code == 0 and doc["Version"] == "2012-10-17"
     assert "ec2:RunInstances" in [a for s in doc["Statement"] for a in s["Action"]]
+
+
+def test_vpc_option_chooses_among_several_vpcs(endpoint: str, capsys: pytest.CaptureFixture[str]) -> None:
+    sites(endpoint)
+    extra = make_vpc(session(), E, "10.99.0.0/16", endpoint_url=endpoint, tables=1)
+    code, out, _ = run(capsys, "plan", E, W, "--json")
+    assert code == ExitCode.USER and "several VPCs" in json.loads(out)["message"]
+    code, out, err = run(capsys, "plan", E, W, "--vpc", f"{E}={extra.vpc}", "--json")
+    assert code == 0, err
+    groups = [c for c in json.loads(out)["changes"] if c["kind"] == "security-group" and c["region"] == E]
+    assert groups[0]["params"]["vpc"] == extra.vpc
+
+
+def test_an_unknown_profile_is_a_credentials_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "plan", E, W, "--profile", "no-such-profile", "--json")
+    assert code == ExitCode.CLOUD and json.loads(out)["error"] == "credentials_error"
