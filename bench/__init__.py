@@ -1,0 +1,1 @@
+"""Benchmarks of linker (not installed with the package; run from a checkout)."""

@@ -1,0 +1,151 @@
+"""Processes the benchmark starts: spawned (optionally inside a namespace), tracked and stopped by PID, timed.
+
+Nothing here looks a process up by name: every process is one this table started, or a descendant of one
+(found through ``/proc/PID/stat``'s parent field), and PID reuse is guarded by the start time.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+_PR_SET_PDEATHSIG = 1
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class ProcStat:
+    """The fields of ``/proc/PID/stat`` the benchmark uses (times in clock ticks)."""
+
+    pid: int
+    ppid: int
+    start: int
+    ticks: int  # utime + stime + cutime + cstime
+
+
+def read_stat(pid: int) -> ProcStat | None:
+    """The process's stat, or None when it is gone (or a zombie, whose times no longer move)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # comm may hold spaces and parentheses: the fields proper start after the last ')'
+    fields = raw[raw.rindex(")") + 2 :].split()
+    if fields[0] == "Z":
+        return None
+    # fields[k] is stat field k + 3 (1-based, man 5 proc): ppid 4, utime 14 .. cstime 17, starttime 22
+    return ProcStat(pid, int(fields[1]), int(fields[19]), sum(int(f) for f in fields[11:15]))
+
+
+def descendants(pid: int) -> list[ProcStat]:
+    """Every live descendant of ``pid`` (children, grandchildren, ...), read from /proc at this moment."""
+    children: dict[int, list[ProcStat]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            st = read_stat(int(entry.name))
+            if st is not None:
+                children.setdefault(st.ppid, []).append(st)
+    found: list[ProcStat] = []
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child.pid)
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU seconds (user + system, the reaped children's included) of ``pids`` and their live descendants."""
+    ticks = 0
+    for pid in pids:
+        for st in [read_stat(pid), *descendants(pid)]:
+            if st is not None:
+                ticks += st.ticks
+    return ticks / _CLK_TCK
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM if the benchmark dies, so even a SIGKILLed run leaves no daemon."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class ProcessTable:
+    """The long-running processes of one benchmark run (daemons, iperf3 servers).
+
+    Not thread-safe; the benchmark is one thread. ``stop`` and ``stop_all`` never raise for a process that
+    is already gone.
+    """
+
+    def __init__(self) -> None:
+        self._live: dict[int, tuple[subprocess.Popen[bytes], int]] = {}
+        self.started: list[int] = []
+
+    def spawn(self, argv: list[str], *, ns: str | None = None, log: Path | None = None,
+              env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen[bytes]:
+        """Start ``argv`` (inside namespace ``ns`` if given), output to ``log``; returns the Popen.
+
+        ``ip netns exec`` execs the command in place, so the returned PID is the command's own. The child gets a
+        session of its own, so a Ctrl-C at the terminal reaches only the benchmark, which then stops it in order.
+        """
+        cmd = (["ip", "netns", "exec", ns] if ns else []) + argv
+        out = open(log, "ab") if log else subprocess.DEVNULL  # closed right after the fork
+        try:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                    env=env, cwd=cwd, start_new_session=True, preexec_fn=_die_with_parent)
+        finally:
+            if log:
+                out.close()
+        st = read_stat(proc.pid)
+        self._live[proc.pid] = (proc, st.start if st else 0)
+        self.started.append(proc.pid)
+        return proc
+
+    def alive(self, pid: int) -> bool:
+        """Whether a process this table started is still running."""
+        entry = self._live.get(pid)
+        return entry is not None and entry[0].poll() is None
+
+    def stop(self, pid: int, grace: float = 5.0) -> None:
+        """SIGTERM, then SIGKILL after ``grace`` seconds; the process's descendants are killed too if left over."""
+        entry = self._live.pop(pid, None)
+        if entry is None:
+            return
+        proc, _ = entry
+        kin = descendants(pid)  # read before the parent goes, or they would be re-parented out of sight
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for st in kin:
+            now = read_stat(st.pid)
+            if now is not None and now.start == st.start:  # the same process, not a reused PID
+                try:
+                    os.kill(st.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    def stop_all(self) -> None:
+        """Stop every process still running, newest first (servers and clients before the daemons they use)."""
+        for pid in reversed(list(self._live)):
+            self.stop(pid)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, step: float = 0.05) -> bool:
+    """Poll ``predicate()`` until it is true or ``timeout`` seconds pass; returns its last verdict."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(step)
