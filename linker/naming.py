@@ -51,6 +51,7 @@ ROLE_SECURITY_GROUP = "security-group"
 ROLE_INSTANCE = "instance"
 ROLE_IAM_ROLE = "iam-role"
 ROLE_INSTANCE_PROFILE = "instance-profile"
+ROLE_BUCKET = "bucket"
 IAM_PATH = "/linker/"
 INLINE_POLICY = "linker-gateway"
 SSM_CORE_POLICY_ARN = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
@@ -73,3 +74,8 @@ def route_tag(link: str, cidr: str) -> str:
     never touches a route it did not make.
     """
     return f"linker:route:{link}:{cidr}"
+
+
+def bucket_name(link: str, site: str, account: str) -> str:
+    """The site's S3 bucket (the controller's wheel for the gateway). Global names: account and site included."""
+    return f"linker-{link}-{site}-{account}"

@@ -22,6 +22,7 @@ from linker import naming
 from linker.control.aws import Clients, cloud_call, error_code, is_not_found
 from linker.control.changes import Change, Ref, by_phase
 from linker.control.membership_doc import membership_json
+from linker.control.package import Package
 from linker.errors import CloudError
 
 log = logging.getLogger("linker.control")
@@ -33,8 +34,9 @@ class Applier:
     deduplicated by AWS while a later run (after a ``down``) gets fresh instances."""
 
     def __init__(self, clients: Clients, link: str, run_id: str, progress: Progress | None = None,
-                 max_workers: int = 8, poll: float = 2.0, timeout: float = 600.0) -> None:
-        self.clients, self.link, self.run_id = clients, link, run_id
+                 max_workers: int = 8, poll: float = 2.0, timeout: float = 600.0,
+                 package: Package | None = None) -> None:
+        self.clients, self.link, self.run_id, self.package = clients, link, run_id, package
         self.progress = progress or (lambda change, status: None)
         self.max_workers, self.poll, self.timeout = max_workers, poll, timeout
         self._refs: dict[Ref, str] = {}
@@ -96,6 +98,39 @@ class Applier:
 
     def _delete_parameter(self, c: Change) -> None:
         _ignore_not_found(self.clients.ssm(c.region).delete_parameter, Name=c.target)
+
+    # --- S3: the controller's wheel for the gateways ---
+
+    def _create_bucket(self, c: Change) -> None:
+        s3 = self.clients.get("s3", c.region)
+        kwargs: dict[str, Any] = {"Bucket": c.target}
+        if c.region != "us-east-1":  # us-east-1 refuses its own name as a LocationConstraint
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": c.region}
+        try:
+            s3.create_bucket(**kwargs)
+        except ClientError as exc:
+            if error_code(exc) != "BucketAlreadyOwnedByYou":
+                raise
+        s3.put_public_access_block(Bucket=c.target, PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True})
+        self._update_bucket_tags(c)  # last: tags present means the bucket is fully set up
+
+    def _update_bucket_tags(self, c: Change) -> None:
+        self.clients.get("s3", c.region).put_bucket_tagging(Bucket=c.target, Tagging={
+            "TagSet": self._tags(c, naming.ROLE_BUCKET)})
+
+    def _create_package(self, c: Change) -> None:
+        if self.package is None or self.package.key != c.param("key"):
+            raise RuntimeError("the applier was not given the package the plan uploads")  # a bug
+        self.clients.get("s3", c.region).put_object(Bucket=c.target, Key=self.package.key, Body=self.package.data,
+                                                    ContentType="application/zip")
+
+    def _delete_package(self, c: Change) -> None:
+        _ignore_not_found(self.clients.get("s3", c.region).delete_object, Bucket=c.target, Key=c.param("key"))
+
+    def _delete_bucket(self, c: Change) -> None:
+        _ignore_not_found(self.clients.get("s3", c.region).delete_bucket, Bucket=c.target)
 
     # --- Elastic IP ---
 

@@ -27,12 +27,13 @@ from botocore.exceptions import (
 
 from linker.errors import CloudError, CredentialsError, UserError
 
-READ_PREFIXES = ("Describe", "Get", "List")
+READ_PREFIXES = ("Describe", "Get", "List", "Head")
 NOT_FOUND_CODES = frozenset({
     "NoSuchEntity", "ParameterNotFound", "InvalidAllocationID.NotFound", "InvalidGroup.NotFound",
     "InvalidInstanceID.NotFound", "InvalidRoute.NotFound", "InvalidRouteTableID.NotFound",
     "InvalidAssociationID.NotFound", "InvalidPermission.NotFound", "InvalidAddress.NotFound",
-    "InvalidNetworkInterfaceID.NotFound", "ParameterVersionNotFound",
+    "InvalidNetworkInterfaceID.NotFound", "ParameterVersionNotFound", "404", "NoSuchBucket", "NoSuchKey",
+    "NoSuchTagSet", "NoSuchTagSetError",
 })
 _CONFIG = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=5, read_timeout=30)
 

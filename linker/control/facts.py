@@ -124,6 +124,17 @@ class IamFacts:
 
 
 @dataclass(frozen=True)
+class Bucket:
+    """The site's S3 bucket (``naming.bucket_name``): whether it exists, its tags, the wheels in it."""
+
+    name: str
+    exists: bool = False
+    accessible: bool = True  # False: the name is taken by a bucket this account cannot read
+    tags: Tags = ()
+    keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class RegionFacts:
     region: str
     vpcs: tuple[Vpc, ...] = ()
@@ -135,6 +146,7 @@ class RegionFacts:
     iam: IamFacts = field(default_factory=IamFacts)
     parameters: tuple[tuple[str, str], ...] = ()  # the link's own SSM parameters here: (name, value)
     ami: str | None = None
+    bucket: Bucket | None = None
 
     def parameter(self, name: str) -> str | None:
         return dict(self.parameters).get(name)
@@ -179,7 +191,8 @@ def has_link_resources(rf: RegionFacts, link: str) -> bool:
     """Whether the region holds anything of ``link`` besides its lock."""
     params = [n for n, _ in rf.parameters if n != naming.lock_parameter(link)]
     return bool(rf.eips or rf.security_groups or rf.instances or rf.iam.role_exists or rf.iam.profile_exists
-                or params or any(t.linker_routes(link) for t in rf.route_tables))
+                or (rf.bucket is not None and rf.bucket.exists and rf.bucket.accessible) or params
+                or any(t.linker_routes(link) for t in rf.route_tables))
 
 
 # --- pure derivations ---
@@ -235,17 +248,24 @@ def gather(clients: Clients, link: str, regions: Iterable[str], instance_type: s
     """Facts of ``link`` in ``regions`` and in every other region its membership names, read in parallel."""
     wanted = list(dict.fromkeys(regions))
     arch = gateway_architecture(instance_type)
+    account = account_id(clients)
     with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(wanted)))) as pool:
-        found = list(pool.map(lambda r: gather_region(clients, link, r, arch), wanted))
+        found = list(pool.map(lambda r: gather_region(clients, link, r, arch, account), wanted))
     extra = sorted({s for rf in found for s in membership_sites(rf.parameter(naming.membership_parameter(link)))}
                    - set(wanted))
     if extra:
         with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(extra)))) as pool:
-            found += list(pool.map(lambda r: gather_region(clients, link, r, None), extra))
+            found += list(pool.map(lambda r: gather_region(clients, link, r, None, account), extra))
     return LinkFacts(link, tuple(found))
 
 
-def gather_region(clients: Clients, link: str, region: str, arch: str | None) -> RegionFacts:
+def account_id(clients: Clients) -> str:
+    """The AWS account the credentials belong to (bucket names include it)."""
+    with cloud_call("GetCallerIdentity"):
+        return str(clients.get("sts", "us-east-1").get_caller_identity()["Account"])
+
+
+def gather_region(clients: Clients, link: str, region: str, arch: str | None, account: str) -> RegionFacts:
     """Facts of one region; ``arch`` set: also look up the gateway AMI for that architecture."""
     ec2 = clients.ec2(region)
     flt = [{"Name": f"tag:{naming.TAG_LINK}", "Values": [link]}]
@@ -272,7 +292,32 @@ def gather_region(clients: Clients, link: str, region: str, arch: str | None) ->
             for res in page["Reservations"] for i in res["Instances"])
     params, ami = _parameters(clients, link, region, arch)
     return RegionFacts(region, vpcs, subnets, tables, eips, groups, instances, _iam(clients, link, region),
-                       params, ami)
+                       params, ami, _bucket(clients, naming.bucket_name(link, region, account), region))
+
+
+def _bucket(clients: Clients, name: str, region: str) -> Bucket:
+    s3 = clients.get("s3", region)
+    with cloud_call("HeadBucket", region, name):
+        try:
+            s3.head_bucket(Bucket=name)
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in ("403", "AccessDenied"):
+                return Bucket(name, exists=True, accessible=False)
+            if is_not_found(exc):
+                return Bucket(name)
+            raise
+    with cloud_call("GetBucketTagging", region, name):
+        try:
+            tags = _tags(s3.get_bucket_tagging(Bucket=name)["TagSet"])
+        except ClientError as exc:
+            if not is_not_found(exc):
+                raise
+            tags = ()
+    with cloud_call("ListObjectsV2", region, name):
+        keys = tuple(sorted(o["Key"] for page in _raw_pages(s3, "list_objects_v2", Bucket=name)
+                            for o in page.get("Contents", [])))
+    return Bucket(name, True, True, tags, keys)
 
 
 def _pages(client: Any, op: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:

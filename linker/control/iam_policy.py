@@ -17,6 +17,8 @@ EC2_WRITE = ("AllocateAddress", "AssociateAddress", "DisassociateAddress", "Rele
              "TerminateInstances", "ModifyInstanceAttribute", "ModifyInstanceMetadataOptions", "CreateTags",
              "DeleteTags", "CreateRoute", "ReplaceRoute", "DeleteRoute")
 SSM = ("GetParameter", "GetParametersByPath", "PutParameter", "DeleteParameter")
+S3 = ("CreateBucket", "DeleteBucket", "ListBucket", "GetBucketTagging", "PutBucketTagging",
+      "PutBucketPublicAccessBlock", "PutObject", "DeleteObject")
 IAM = ("GetRole", "CreateRole", "DeleteRole", "TagRole", "GetRolePolicy", "PutRolePolicy", "DeleteRolePolicy",
        "ListAttachedRolePolicies", "AttachRolePolicy", "DetachRolePolicy", "GetInstanceProfile",
        "CreateInstanceProfile", "DeleteInstanceProfile", "TagInstanceProfile", "AddRoleToInstanceProfile",
@@ -35,6 +37,9 @@ def controller_policy() -> dict:
              "Resource": ["arn:aws:ssm:*:*:parameter/linker/*"]},
             {"Sid": "PublicAmiParameters", "Effect": "Allow", "Action": ["ssm:GetParameter"],
              "Resource": ["arn:aws:ssm:*::parameter/aws/service/ami-amazon-linux-latest/*"]},
+            {"Sid": "GatewayWheelBuckets", "Effect": "Allow", "Action": [f"s3:{a}" for a in S3],
+             "Resource": ["arn:aws:s3:::linker-*", "arn:aws:s3:::linker-*/*"]},
+            {"Sid": "WhoAmI", "Effect": "Allow", "Action": ["sts:GetCallerIdentity"], "Resource": "*"},
             {"Sid": "GatewayRoles", "Effect": "Allow", "Action": [f"iam:{a}" for a in IAM],
              "Resource": [f"arn:aws:iam::*:role{naming.IAM_PATH}*",
                           f"arn:aws:iam::*:instance-profile{naming.IAM_PATH}*"]},
@@ -45,9 +50,19 @@ def controller_policy() -> dict:
     }
 
 
+# API operations whose IAM action has another name
+ACTION_OF_OPERATION = {"s3:HeadBucket": "s3:ListBucket", "s3:ListObjectsV2": "s3:ListBucket",
+                       "s3:PutPublicAccessBlock": "s3:PutBucketPublicAccessBlock"}
+
+
 def allowed_actions() -> set[str]:
     """Every ``service:Action`` the policy allows (no wildcards are used)."""
     return {a for s in controller_policy()["Statement"] for a in s["Action"]}
+
+
+def action_of(operation: str) -> str:
+    """The IAM action that authorizes ``service:Operation`` (an API call as botocore names it)."""
+    return ACTION_OF_OPERATION.get(operation, operation)
 
 
 def policy_json() -> str:

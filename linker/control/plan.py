@@ -26,6 +26,7 @@ from linker.control.facts import (
     vpc_route_tables,
 )
 from linker.control.membership_doc import membership_json
+from linker.control.package import Package
 from linker.control.render import GatewayInputs, assume_role_policy, role_policy, user_data
 from linker.control.teardown import teardown
 from linker.errors import CloudError, ConflictError, ManagedElsewhereError, SpecError
@@ -47,8 +48,9 @@ class Site:
     eip: Eip | None
 
 
-def plan(spec: LinkSpec, facts: LinkFacts) -> list[Change]:
-    """The changes that make ``facts`` match ``spec``; raises a LinkerError instead when the link can't be built."""
+def plan(spec: LinkSpec, facts: LinkFacts, package: Package) -> list[Change]:
+    """The changes that make ``facts`` match ``spec`` with gateways running ``package``; raises a LinkerError
+    instead when the link can't be built."""
     refuse_managed_elsewhere(facts)
     chosen = [(r, *choose_vpc(facts.region(r), spec.vpc_for(r))) for r in spec.regions]
     # overlap first: with default VPCs it is the root problem, whatever else is missing
@@ -58,7 +60,7 @@ def plan(spec: LinkSpec, facts: LinkFacts) -> list[Change]:
     changes: list[Change] = []
     for site in sites:
         peers = [p for p in sites if p.name != site.name]
-        changes += plan_site(spec, site, peers, facts.link)
+        changes += plan_site(spec, site, peers, facts.link, package)
     changes += plan_membership(spec, sites, facts, removed)
     for name in removed:
         changes += teardown(facts.region(name), facts.link)
@@ -97,23 +99,39 @@ def _own(resources: Sequence[Any], site: str) -> list[Any]:
     return sorted(own, key=lambda r: (not getattr(r, "association_id", None), getattr(r, "allocation_id", "")))
 
 
-def gateway_inputs(spec: LinkSpec, site: str) -> GatewayInputs:
-    return GatewayInputs(link=spec.name, site=site, region=site, port=spec.port)
+def gateway_inputs(spec: LinkSpec, site: str, bucket: str, package: Package) -> GatewayInputs:
+    return GatewayInputs(link=spec.name, site=site, region=site, port=spec.port, package_bucket=bucket,
+                         package_key=package.key, package_sha256=package.sha256)
 
 
-def instance_config(spec: LinkSpec, site: str) -> str:
+def instance_config(spec: LinkSpec, inputs: GatewayInputs) -> str:
     """Hash of what the instance's launch depends on; a different hash means the instance is replaced."""
-    text = f"{spec.instance_type}\n{user_data(gateway_inputs(spec, site))}"
+    text = f"{spec.instance_type}\n{user_data(inputs)}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def plan_site(spec: LinkSpec, site: Site, peers: list[Site], link: str) -> list[Change]:
+def plan_site(spec: LinkSpec, site: Site, peers: list[Site], link: str, package: Package) -> list[Change]:
     rf, name = site.facts, site.name
     tags = (("tags", tuple(sorted(naming.base_tags(link, name).items()))),)
     out: list[Change] = []
 
     def add(phase: Phase, action: str, kind: str, target: str, reason: str, *params: tuple[str, object]) -> None:
         out.append(Change(name, name, phase, action, kind, target, tuple(params), reason))
+
+    if rf.bucket is None:
+        raise RuntimeError(f"facts of {name} lack the bucket")  # a bug: gather always reads it
+    bucket = rf.bucket
+    if not bucket.accessible:
+        raise ConflictError(f"{name}: the S3 bucket name {bucket.name} is taken by a bucket this account cannot read",
+                            fix="choose another link name with --name")
+    if not bucket.exists:
+        add(Phase.FOUNDATION, "create", "bucket", bucket.name, "holds the controller's wheel for the gateway", *tags)
+    elif dict(bucket.tags).get(naming.TAG_LINK) != link:
+        add(Phase.FOUNDATION, "update", "bucket-tags", bucket.name, "mark the bucket as the link's", *tags)
+    if package.key not in bucket.keys:
+        add(Phase.FOUNDATION, "create", "package", bucket.name, f"linker {package.filename}",
+            ("key", package.key))
+    inputs = gateway_inputs(spec, name, bucket.name, package)
 
     if site.eip is None:
         add(Phase.ADDRESS, "create", "eip", naming.resource_name(link, name), "the gateway's public endpoint", *tags)
@@ -138,9 +156,9 @@ def plan_site(spec: LinkSpec, site: Site, peers: list[Site], link: str) -> list[
         add(Phase.FOUNDATION, "delete", "security-group-ingress", str(group_id), "no longer a peer",
             ("group", group_id), ("rules", extra))
 
-    out += _plan_iam(spec, site, link)
+    out += _plan_iam(inputs, site, link)
 
-    keep = _kept_instance(rf, name, instance_config(spec, name), site.vpc_id)
+    keep = _kept_instance(rf, name, instance_config(spec, inputs), site.vpc_id)
     if keep is None:
         if rf.ami is None:
             raise CloudError(f"{name}: no Amazon Linux 2023 AMI found in the public SSM parameters",
@@ -148,7 +166,7 @@ def plan_site(spec: LinkSpec, site: Site, peers: list[Site], link: str) -> list[
         add(Phase.GATEWAY, "create", "instance", naming.resource_name(link, name), "the gateway host",
             ("ami", rf.ami), ("instance_type", spec.instance_type), ("subnet", site.subnet),
             ("group", group_id), ("profile", naming.resource_name(link, name)),
-            ("config", instance_config(spec, name)), ("user_data", user_data(gateway_inputs(spec, name))), *tags)
+            ("config", instance_config(spec, inputs)), ("user_data", user_data(inputs)), *tags)
     else:
         if keep.source_dest_check:
             add(Phase.GATEWAY, "update", "source-dest-check", keep.id, "the gateway forwards the peers' traffic")
@@ -169,6 +187,9 @@ def plan_site(spec: LinkSpec, site: Site, peers: list[Site], link: str) -> list[
             ("instances", tuple(retired)))
     for g in stale_groups:
         add(Phase.CLEANUP, "delete", "security-group", g.id, "the site moved to another VPC")
+    for key in bucket.keys:
+        if key != package.key and key.startswith("wheels/"):
+            add(Phase.CLEANUP, "delete", "package", bucket.name, "an older wheel", ("key", key))
     return out
 
 
@@ -180,7 +201,7 @@ def _kept_instance(rf: RegionFacts, site: str, config: str, vpc_id: str) -> Inst
     return max(fits, key=lambda i: (i.launch_time, i.id)) if fits else None
 
 
-def _plan_iam(spec: LinkSpec, site: Site, link: str) -> list[Change]:
+def _plan_iam(inputs: GatewayInputs, site: Site, link: str) -> list[Change]:
     iam, name, role = site.facts.iam, site.name, naming.resource_name(link, site.name)
     tags = (("tags", tuple(sorted({**naming.base_tags(link, name), naming.TAG_ROLE: naming.ROLE_IAM_ROLE}.items()))),)
     if iam.role_exists and dict(iam.role_tags).get(naming.TAG_LINK) != link:
@@ -190,7 +211,7 @@ def _plan_iam(spec: LinkSpec, site: Site, link: str) -> list[Change]:
     if not iam.role_exists:
         out.append(Change(name, name, Phase.FOUNDATION, "create", "iam-role", role,
                           (("document", assume_role_policy()), *tags), "the gateway's identity"))
-    policy = role_policy(gateway_inputs(spec, name))
+    policy = role_policy(inputs)
     if iam.inline_policy != policy:
         out.append(Change(name, name, Phase.FOUNDATION, "update", "iam-role-policy", role,
                           (("policy", policy),), "read the link's parameters, write the site's own"))

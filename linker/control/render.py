@@ -29,10 +29,12 @@ class GatewayInputs:
     site: str
     region: str
     port: int
+    package_bucket: str  # the site's bucket holding the controller's wheel (linker/control/package.py)
+    package_key: str
+    package_sha256: str
     mtu: int = naming.DEFAULT_MTU
     interface: str = naming.INTERFACE
     version: str = __version__
-    install_source: str = f"linker=={__version__}"
     agent_command: str = "/opt/linker/bin/linker"
     partition: str = "aws"
 
@@ -62,7 +64,9 @@ def service_unit(g: GatewayInputs) -> str:
 def user_data(g: GatewayInputs) -> str:
     """cloud-init user-data of the site's gateway; refused when over EC2's 16 KB limit."""
     text = render("user-data.yaml.j2", link=g.link, site=g.site, region=g.region, version=g.version,
-                  agent_settings=agent_settings(g), service_unit=service_unit(g), install_source=g.install_source)
+                  agent_settings=agent_settings(g), service_unit=service_unit(g), package_bucket=g.package_bucket,
+                  package_key=g.package_key, package_file=g.package_key.rsplit("/", 1)[-1],
+                  package_sha256=g.package_sha256)
     if len(text.encode()) >= USER_DATA_LIMIT:
         raise SpecError(f"the gateway user-data is {len(text.encode())} bytes, over EC2's limit of {USER_DATA_LIMIT}")
     return text
@@ -71,6 +75,7 @@ def user_data(g: GatewayInputs) -> str:
 def role_policy(g: GatewayInputs) -> str:
     """The inline policy of the gateway's instance role, as canonical JSON."""
     doc = json.loads(render("instance-role-policy.json.j2", partition=g.partition, region=g.region,
+                            package_bucket=g.package_bucket,
                             parameter_prefix=naming.parameter_prefix(g.link),
                             site_prefix=f"{naming.parameter_prefix(g.link)}/sites/{g.site}",
                             metric_namespace=METRIC_NAMESPACE))

@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from linker import naming
 from linker.control import facts as facts_mod
+from linker.control import package
 from linker.control.apply import Applier, Progress
 from linker.control.aws import Clients, Target, cloud_call, is_not_found
 from linker.control.changes import Change
@@ -47,7 +48,7 @@ def plan_link(target: Target, spec: LinkSpec, hooks: tuple = (), session: Any = 
     clients = Clients(target, read_only=True, hooks=hooks, session=session)
     validate_regions(spec.regions, clients.known_regions())
     facts = facts_mod.gather(clients, spec.name, spec.regions, spec.instance_type)
-    return plan(spec, facts)
+    return plan(spec, facts, package.build())
 
 
 def up_link(target: Target, spec: LinkSpec, confirm: Confirm, progress: Progress | None = None,
@@ -59,11 +60,12 @@ def up_link(target: Target, spec: LinkSpec, confirm: Confirm, progress: Progress
     lock = acquire(clients, spec.name, lock_region(spec.regions), f"linker up {' '.join(spec.regions)}",
                    force=options.force_unlock)
     try:
+        wheel = package.build()
         changes = plan(spec, facts_mod.gather(clients, spec.name, spec.regions, spec.instance_type,
-                                              options.max_workers))
+                                              options.max_workers), wheel)
         if changes and confirm(changes):
             Applier(clients, spec.name, lock.owner, progress, options.max_workers, options.poll,
-                    options.timeout).apply(changes)
+                    options.timeout, wheel).apply(changes)
             return changes
         return []
     finally:

@@ -46,6 +46,13 @@ def teardown(rf: RegionFacts, link: str) -> list[Change]:
         add("security-group", group.id)
     for eip in rf.eips:
         add("eip", eip.allocation_id, ("association", eip.association_id))
+    bucket = rf.bucket
+    # the name carries link, site and account: an untagged bucket of that name is one a run died creating
+    if bucket is not None and bucket.exists and bucket.accessible and dict(bucket.tags).get(
+            naming.TAG_LINK, link) == link:
+        for key in bucket.keys:
+            add("package", bucket.name, ("key", key))
+        add("bucket", bucket.name)
     membership = naming.membership_parameter(link)
     lock = naming.lock_parameter(link)
     for name, _ in rf.parameters:

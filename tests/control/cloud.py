@@ -53,6 +53,9 @@ def inventory(session: Any, link: str, regions: list[str], endpoint_url: str | N
         "InstanceProfiles"]]
     out["roles"] = sorted(roles)
     out["profiles"] = sorted(profiles)
+    s3 = session.client("s3", region_name="us-east-1", endpoint_url=endpoint_url)
+    buckets = [b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"].startswith(f"linker-{link}-")]
+    out["buckets"] = sorted((b, s3.list_objects_v2(Bucket=b).get("KeyCount", 0)) for b in buckets)
     for region in regions:
         ec2 = session.client("ec2", region_name=region, endpoint_url=endpoint_url)
         ssm = session.client("ssm", region_name=region, endpoint_url=endpoint_url)

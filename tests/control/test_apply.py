@@ -31,6 +31,9 @@ def test_up_makes_a_hardened_gateway_per_site_and_twice_changes_nothing(aws) -> 
     assert up_link(Target(), spec, yes, options=FAST)
     first = inventory(aws, "demo", [E, W])
     assert first[E]["eips"] == first[E]["groups"] == first[E]["instances"] == 1
+    assert [n for n, objects in first["buckets"]] == ["linker-demo-eu-west-1-123456789012",
+                                                      "linker-demo-us-east-1-123456789012"]
+    assert all(objects == 1 for _, objects in first["buckets"])
 
     ec2, ssm, iam = aws.client("ec2", region_name=E), aws.client("ssm", region_name=E), aws.client("iam")
     flt = [{"Name": f"tag:{naming.TAG_LINK}", "Values": ["demo"]}]
@@ -61,7 +64,11 @@ def test_up_makes_a_hardened_gateway_per_site_and_twice_changes_nothing(aws) -> 
     role = "linker-demo-us-east-1"
     policy = iam.get_role_policy(RoleName=role, PolicyName=naming.INLINE_POLICY)["PolicyDocument"]
     resources = [r for st in policy["Statement"] for r in st["Resource"] if isinstance(st["Resource"], list)]
-    assert all("/linker/demo/" in r for r in resources)
+    assert all("parameter/linker/demo/" in r for r in resources if ":ssm:" in r)
+    assert [r for r in resources if ":s3:" in r] == ["arn:aws:s3:::linker-demo-us-east-1-123456789012/wheels/*"]
+    wheel_key = next(k for k in aws.client("s3").list_objects_v2(
+        Bucket="linker-demo-us-east-1-123456789012")["Contents"])["Key"]
+    assert wheel_key in user_data
     assert naming.SSM_CORE_POLICY_ARN in [p["PolicyArn"] for p in iam.list_attached_role_policies(
         RoleName=role)["AttachedPolicies"]]
 
@@ -126,7 +133,8 @@ def test_replacing_the_instance_keeps_the_eip_and_down_spares_foreign_routes(aws
 
     assert down_link(Target(), "demo", yes, options=FAST)
     gone = inventory(aws, "demo", [E, W])
-    assert not gone["roles"] and not any(any(v.values()) for k, v in gone.items() if k in (E, W))
+    assert not gone["roles"] and not gone["buckets"] and not any(any(v.values()) for k, v in gone.items()
+                                                                 if k in (E, W))
     routes = ec2.describe_route_tables(RouteTableIds=[east.private_table])["RouteTables"][0]["Routes"]
     assert any(r.get("DestinationCidrBlock") == "192.168.9.0/24" for r in routes)
     assert down_link(Target(), "demo", yes, options=FAST) == []  # nothing left: nothing to do

@@ -57,7 +57,7 @@ def session() -> Any:
 
 def nothing_made(endpoint: str, link: str = "default") -> bool:
     inv = inventory(session(), link, [E, W], endpoint)
-    return not inv["roles"] and all(not any(inv[r].values()) for r in (E, W))
+    return not inv["roles"] and not inv["buckets"] and all(not any(inv[r].values()) for r in (E, W))
 
 
 def sites(endpoint: str) -> None:
@@ -147,7 +147,8 @@ def test_bad_input_is_refused_clearly_and_nothing_is_made(endpoint: str, capsys:
     doc = json.loads(out)
     assert needle in doc["message"] and doc["exit_code"] == code and "Traceback" not in err
     inv = inventory(session(), "default", [E, W], endpoint)
-    assert not inv["roles"] and all(inv[r]["eips"] == inv[r]["instances"] == 0 for r in (E, W))
+    assert not inv["roles"] and not inv["buckets"] and all(inv[r]["eips"] == inv[r]["instances"] == 0
+                                                           for r in (E, W))
     lock = [naming.lock_parameter("default")] if name == "held lock" else []
     assert inv[W]["params"] == lock and inv[E]["params"] == []
 

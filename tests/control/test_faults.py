@@ -68,7 +68,7 @@ def shape(inv: dict[str, Any]) -> dict[str, Any]:
 
 
 def empty(inv: dict[str, Any]) -> bool:
-    return not inv["roles"] and not inv["profiles"] and all(
+    return not inv["roles"] and not inv["profiles"] and not inv["buckets"] and all(
         not any(inv[r].values()) for r in REGIONS)
 
 

@@ -10,6 +10,7 @@ import pytest
 from linker import naming
 from linker.control.changes import Phase, Ref
 from linker.control.facts import (
+    Bucket,
     Eip,
     IamFacts,
     Instance,
@@ -25,12 +26,15 @@ from linker.control.facts import (
     public_subnet,
 )
 from linker.control.membership_doc import membership_json
+from linker.control.package import Package
 from linker.control.plan import gateway_inputs, instance_config, plan
 from linker.control.render import role_policy
 from linker.errors import CloudError, ConflictError, ManagedElsewhereError, SpecError
 from linker.spec import LinkSpec
 
 LINK = "demo"
+PACKAGE = Package("linker-0.1.0-py3-none-any.whl", b"wheel", "ab" * 32)
+ACCOUNT = "123456789012"
 SPEC = LinkSpec(LINK, ("us-east-1", "eu-west-1"))
 CIDR = {"us-east-1": "10.10.0.0/16", "eu-west-1": "10.20.0.0/16", "ap-south-1": "10.30.0.0/16"}
 IP = {"us-east-1": "198.51.100.1", "eu-west-1": "198.51.100.2", "ap-south-1": "198.51.100.3"}
@@ -51,7 +55,8 @@ def bare(region: str, cidr: str | None = None, default_only: bool = False) -> Re
     )
     subnets = (Subnet(f"subnet-pub-{region}", vpc.id, f"{region}a"), Subnet(f"subnet-priv-{region}", vpc.id,
                                                                              f"{region}b"))
-    return RegionFacts(region, (vpc,), subnets, tables, ami="ami-0123")
+    return RegionFacts(region, (vpc,), subnets, tables, ami="ami-0123",
+                       bucket=Bucket(naming.bucket_name(LINK, region, ACCOUNT)))
 
 
 def tags(site: str, **extra: str) -> tuple[tuple[str, str], ...]:
@@ -70,14 +75,15 @@ def built(spec: LinkSpec, region: str) -> RegionFacts:
                       | {Permission("-1", None, None, CIDR[p]) for p in peers})
     role = naming.resource_name(LINK, region)
     doc = membership_json(LINK, [(r, r, IP[r], (CIDR[r],), spec.port) for r in spec.regions])
+    inputs = gateway_inputs(spec, region, naming.bucket_name(LINK, region, ACCOUNT), PACKAGE)
     return replace(
-        rf, route_tables=tables,
+        rf, route_tables=tables, bucket=replace(rf.bucket, exists=True, tags=tags(region), keys=(PACKAGE.key,)),
         eips=(Eip(f"eipalloc-{region}", IP[region], f"eipassoc-{region}", f"i-{region}", tags(region)),),
         security_groups=(SecurityGroup(f"sg-{region}", f"vpc-{region}", rules, tags(region)),),
         instances=(Instance(f"i-{region}", "running", eni, f"subnet-pub-{region}", spec.instance_type, False,
                             "required", "2026-01-01", tags(region, **{naming.TAG_CONFIG: instance_config(
-                                spec, region)})),),
-        iam=IamFacts(True, tags(region), role_policy(gateway_inputs(spec, region)), (naming.SSM_CORE_POLICY_ARN,),
+                                spec, inputs)})),),
+        iam=IamFacts(True, tags(region), role_policy(inputs), (naming.SSM_CORE_POLICY_ARN,),
                      True, (role,)),
         parameters=((naming.membership_parameter(LINK), doc),))
 
@@ -91,7 +97,7 @@ def kinds(changes, region: str | None = None) -> list[tuple[str, str]]:  # type:
 
 
 def test_a_new_link_makes_everything_eips_first_and_no_ssh() -> None:
-    changes = plan(SPEC, facts(bare("us-east-1"), bare("eu-west-1")))
+    changes = plan(SPEC, facts(bare("us-east-1"), bare("eu-west-1")), PACKAGE)
     assert {c.phase for c in changes if c.kind == "eip"} == {Phase.ADDRESS}
     assert all(c.phase > Phase.ADDRESS for c in changes if c.kind not in ("eip", "membership"))
     assert ("create", "eip") in kinds(changes, "us-east-1")
@@ -109,7 +115,7 @@ def test_a_new_link_makes_everything_eips_first_and_no_ssh() -> None:
 
 
 def test_the_instance_is_hardened_and_its_user_data_small_and_secret_free() -> None:
-    launch = next(c for c in plan(SPEC, facts(bare("us-east-1"), bare("eu-west-1"))) if c.kind == "instance")
+    launch = next(c for c in plan(SPEC, facts(bare("us-east-1"), bare("eu-west-1")), PACKAGE) if c.kind == "instance")
     user_data = launch.param("user_data")
     assert len(user_data.encode()) < 16 * 1024
     assert "PrivateKey" not in user_data and "BEGIN" not in user_data and "aws_secret" not in user_data.lower()
@@ -118,19 +124,19 @@ def test_the_instance_is_hardened_and_its_user_data_small_and_secret_free() -> N
 
 
 def test_an_existing_link_plans_nothing() -> None:
-    assert plan(SPEC, facts(built(SPEC, "us-east-1"), built(SPEC, "eu-west-1"))) == []
+    assert plan(SPEC, facts(built(SPEC, "us-east-1"), built(SPEC, "eu-west-1")), PACKAGE) == []
 
 
 def test_default_vpcs_overlap_and_nothing_is_planned() -> None:
     with pytest.raises(SpecError, match=r"Default VPCs are all 172\.31\.0\.0/16"):
-        plan(SPEC, facts(bare("us-east-1", default_only=True), bare("eu-west-1", default_only=True)))
+        plan(SPEC, facts(bare("us-east-1", default_only=True), bare("eu-west-1", default_only=True)), PACKAGE)
 
 
 def test_no_public_subnet_is_refused() -> None:
     rf = bare("eu-west-1")
     rf = replace(rf, route_tables=tuple(replace(t, routes=t.routes[:1]) for t in rf.route_tables))
     with pytest.raises(SpecError, match="no public subnet"):
-        plan(SPEC, facts(bare("us-east-1"), rf))
+        plan(SPEC, facts(bare("us-east-1"), rf), PACKAGE)
 
 
 def test_a_foreign_route_to_a_peer_cidr_is_never_overwritten() -> None:
@@ -138,25 +144,25 @@ def test_a_foreign_route_to_a_peer_cidr_is_never_overwritten() -> None:
     tables = list(rf.route_tables)
     tables[1] = replace(tables[1], routes=(*tables[1].routes, Route("10.20.0.0/16", "pcx-123")))
     with pytest.raises(ConflictError, match="pcx-123"):
-        plan(SPEC, facts(replace(rf, route_tables=tuple(tables)), bare("eu-west-1")))
+        plan(SPEC, facts(replace(rf, route_tables=tuple(tables)), bare("eu-west-1")), PACKAGE)
 
 
 def test_terraform_managed_link_is_refused() -> None:
     rf = built(SPEC, "eu-west-1")
     rf = replace(rf, eips=(replace(rf.eips[0], tags=tags("eu-west-1", **{naming.TAG_MANAGED_BY: "terraform"})),))
     with pytest.raises(ManagedElsewhereError, match="Terraform"):
-        plan(SPEC, facts(built(SPEC, "us-east-1"), rf))
+        plan(SPEC, facts(built(SPEC, "us-east-1"), rf), PACKAGE)
 
 
 def test_a_role_of_the_same_name_that_is_not_the_links_is_refused() -> None:
     rf = replace(bare("eu-west-1"), iam=IamFacts(role_exists=True, role_tags=(("team", "x"),)))
     with pytest.raises(ConflictError, match="IAM role"):
-        plan(SPEC, facts(bare("us-east-1"), rf))
+        plan(SPEC, facts(bare("us-east-1"), rf), PACKAGE)
 
 
 def test_no_ami_is_a_cloud_error() -> None:
     with pytest.raises(CloudError, match="AMI"):
-        plan(SPEC, facts(bare("us-east-1"), replace(bare("eu-west-1"), ami=None)))
+        plan(SPEC, facts(bare("us-east-1"), replace(bare("eu-west-1"), ami=None)), PACKAGE)
 
 
 def test_vpc_choice_rule() -> None:
@@ -185,7 +191,7 @@ def test_public_subnet_through_the_main_table() -> None:
 
 def test_a_changed_instance_type_replaces_the_instance_keeps_the_eip_and_moves_routes() -> None:
     bigger = replace(SPEC, instance_type="t3.small")
-    changes = plan(bigger, facts(built(SPEC, "us-east-1"), built(SPEC, "eu-west-1")))
+    changes = plan(bigger, facts(built(SPEC, "us-east-1"), built(SPEC, "eu-west-1")), PACKAGE)
     east = kinds(changes, "us-east-1")
     assert ("create", "eip") not in east
     assert ("create", "instance") in east and ("delete", "instance") in east
@@ -199,7 +205,7 @@ def test_a_changed_instance_type_replaces_the_instance_keeps_the_eip_and_moves_r
 
 def test_adding_a_region_updates_the_others_without_replacing_them() -> None:
     three = replace(SPEC, regions=("us-east-1", "eu-west-1", "ap-south-1"))
-    changes = plan(three, facts(built(SPEC, "us-east-1"), built(SPEC, "eu-west-1"), bare("ap-south-1")))
+    changes = plan(three, facts(built(SPEC, "us-east-1"), built(SPEC, "eu-west-1"), bare("ap-south-1")), PACKAGE)
     east = kinds(changes, "us-east-1")
     assert ("create", "instance") not in east and ("delete", "instance") not in east
     assert ("create", "route") in east and ("update", "security-group-ingress") in east
@@ -209,7 +215,8 @@ def test_adding_a_region_updates_the_others_without_replacing_them() -> None:
 
 def test_removing_a_region_tears_it_down_in_order_and_updates_the_others() -> None:
     three = replace(SPEC, regions=("us-east-1", "eu-west-1", "ap-south-1"))
-    changes = plan(SPEC, facts(built(three, "us-east-1"), built(three, "eu-west-1"), built(three, "ap-south-1")))
+    changes = plan(SPEC, facts(built(three, "us-east-1"), built(three, "eu-west-1"), built(three, "ap-south-1")),
+                   PACKAGE)
     gone = [(c.kind, c.target) for c in changes if c.region == "ap-south-1"]
     order = [k for k, _ in gone]
     assert order.index("route") < order.index("instance") < order.index("instance-terminated") < order.index(
@@ -230,7 +237,7 @@ def test_moving_a_site_to_another_vpc_replaces_its_gateway_and_cleans_the_old_vp
     rf = replace(rf, vpcs=(*rf.vpcs, other), subnets=(*rf.subnets, Subnet("subnet-o", "vpc-other", "a")),
                  route_tables=(*rf.route_tables, RouteTable("rtb-o", "vpc-other", True, ("subnet-o",), (
                      Route("10.40.0.0/16", "local"), Route("0.0.0.0/0", "igw-2")))))
-    changes = plan(SPEC, facts(rf, built(SPEC, "eu-west-1")))
+    changes = plan(SPEC, facts(rf, built(SPEC, "eu-west-1")), PACKAGE)
     east = [c for c in changes if c.region == "us-east-1"]
     assert ("create", "instance") in kinds(east) and ("create", "security-group") in kinds(east)
     cleanup = [(c.kind, c.target) for c in east if c.phase == Phase.CLEANUP]
@@ -239,3 +246,24 @@ def test_moving_a_site_to_another_vpc_replaces_its_gateway_and_cleans_the_old_vp
     old_routes = {c.param("table") for c in east if c.kind == "route" and c.action == "delete"}
     assert old_routes == {"rtb-pub-us-east-1", "rtb-priv-us-east-1", "rtb-main-us-east-1"}
     assert {c.param("table") for c in east if c.kind == "route" and c.action == "create"} == {"rtb-o"}
+
+
+def test_a_new_linker_version_is_uploaded_and_the_gateways_replaced() -> None:
+    assert kinds(plan(SPEC, facts(bare("us-east-1"), bare("eu-west-1")), PACKAGE), "us-east-1")[:2] == [
+        ("create", "bucket"), ("create", "package")]
+    newer = Package("linker-0.2.0-py3-none-any.whl", b"newer", "cd" * 32)
+    changes = plan(SPEC, facts(built(SPEC, "us-east-1"), built(SPEC, "eu-west-1")), newer)
+    east = [c for c in changes if c.region == "us-east-1"]
+    assert ("create", "package") in kinds(east) and ("create", "bucket") not in kinds(east)
+    assert ("create", "instance") in kinds(east) and ("delete", "instance") in kinds(east)
+    old = [c for c in east if c.kind == "package" and c.action == "delete"]
+    assert [c.param("key") for c in old] == [PACKAGE.key] and old[0].phase == Phase.CLEANUP
+    launch = next(c for c in east if c.kind == "instance" and c.action == "create")
+    assert newer.key in launch.param("user_data") and newer.sha256 in launch.param("user_data")
+
+
+def test_a_bucket_name_taken_by_another_account_is_refused() -> None:
+    rf = bare("eu-west-1")
+    rf = replace(rf, bucket=replace(rf.bucket, exists=True, accessible=False))
+    with pytest.raises(ConflictError, match="bucket"):
+        plan(SPEC, facts(bare("us-east-1"), rf), PACKAGE)
