@@ -41,6 +41,7 @@ class Options:
     timeout: float = 600.0
     hooks: tuple = field(default=())
     session: Any = None  # a boto3 session to reuse (tests); None: a new one from the standard credential chain
+    clients: Clients | None = None  # read-write clients to reuse across runs (tests, a long-lived sandbox)
 
 
 def plan_link(target: Target, spec: LinkSpec, hooks: tuple = (), session: Any = None) -> list[Change]:
@@ -54,7 +55,7 @@ def plan_link(target: Target, spec: LinkSpec, hooks: tuple = (), session: Any = 
 def up_link(target: Target, spec: LinkSpec, confirm: Confirm, progress: Progress | None = None,
             options: Options = Options()) -> list[Change]:
     """Make AWS match ``spec``; returns the changes made (empty: nothing to do, or not confirmed)."""
-    clients = Clients(target, hooks=options.hooks, session=options.session)
+    clients = options.clients or Clients(target, hooks=options.hooks, session=options.session)
     validate_regions(spec.regions, clients.known_regions())
     # the facts are read under the lock; a refusal releases it, so a refused run leaves nothing behind
     lock = acquire(clients, spec.name, lock_region(spec.regions), f"linker up {' '.join(spec.regions)}",
@@ -99,7 +100,7 @@ def link_regions(clients: Clients, link: str, regions: Iterable[str] = ()) -> li
 def down_link(target: Target, link: str, confirm: Confirm, progress: Progress | None = None,
               regions: Iterable[str] = (), options: Options = Options()) -> list[Change]:
     """Remove every resource of ``link`` (only those); returns the changes made."""
-    clients = Clients(target, hooks=options.hooks, session=options.session)
+    clients = options.clients or Clients(target, hooks=options.hooks, session=options.session)
     where = link_regions(clients, link, regions)
     if not where:
         return []

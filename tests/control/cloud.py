@@ -4,6 +4,7 @@ what a link left behind."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from linker import naming
@@ -43,22 +44,27 @@ def make_vpc(session: Any, region: str, cidr: str, public: bool = True, endpoint
     return SiteVpc(region, vpc, public_table, private_table, main)
 
 
+@lru_cache(maxsize=64)
+def _client(session: Any, service: str, region: str, endpoint_url: str | None) -> Any:
+    return session.client(service, region_name=region, endpoint_url=endpoint_url)  # building one is slow
+
+
 def inventory(session: Any, link: str, regions: list[str], endpoint_url: str | None = None) -> dict[str, Any]:
     """Everything of ``link`` that exists, by kind and region: what a test compares between runs."""
     flt = [{"Name": f"tag:{naming.TAG_LINK}", "Values": [link]}]
     out: dict[str, Any] = {}
-    iam = session.client("iam", region_name="us-east-1", endpoint_url=endpoint_url)
+    iam = _client(session, "iam", "us-east-1", endpoint_url)
     roles = [r["RoleName"] for r in iam.list_roles(PathPrefix=naming.IAM_PATH)["Roles"]]
     profiles = [p["InstanceProfileName"] for p in iam.list_instance_profiles(PathPrefix=naming.IAM_PATH)[
         "InstanceProfiles"]]
     out["roles"] = sorted(roles)
     out["profiles"] = sorted(profiles)
-    s3 = session.client("s3", region_name="us-east-1", endpoint_url=endpoint_url)
+    s3 = _client(session, "s3", "us-east-1", endpoint_url)
     buckets = [b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"].startswith(f"linker-{link}-")]
     out["buckets"] = sorted((b, s3.list_objects_v2(Bucket=b).get("KeyCount", 0)) for b in buckets)
     for region in regions:
-        ec2 = session.client("ec2", region_name=region, endpoint_url=endpoint_url)
-        ssm = session.client("ssm", region_name=region, endpoint_url=endpoint_url)
+        ec2 = _client(session, "ec2", region, endpoint_url)
+        ssm = _client(session, "ssm", region, endpoint_url)
         instances = [i for r in ec2.describe_instances(Filters=flt)["Reservations"] for i in r["Instances"]
                      if i["State"]["Name"] != "terminated"]
         tables = ec2.describe_route_tables()["RouteTables"]

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from linker.control.aws import READ_PREFIXES, Target
+from linker.control.aws import READ_PREFIXES, Clients, Target
 from linker.control.runner import Options, down_link, up_link
 from linker.errors import CloudError, LockHeldError
 from linker.spec import LinkSpec
@@ -31,12 +31,18 @@ class Died(BaseException):
 
 
 class Injector:
-    """A botocore before-call hook that counts mutating calls and fails call ``k`` (and later ones if dying)."""
+    """A botocore before-call hook that counts mutating calls and fails call ``k`` (and later ones if dying).
 
-    def __init__(self, k: int | None = None, die: bool = False) -> None:
-        self.k, self.die, self.count, self.dead = k, die, 0, False
-        self.calls: list[str] = []
+    Registered once on the module's clients (building clients is the slow part of a run) and armed per run."""
+
+    def __init__(self) -> None:
+        self.k: int | None = None
+        self.die, self.count, self.dead = False, 0, False
         self._lock = threading.Lock()
+
+    def arm(self, k: int | None = None, die: bool = False) -> Injector:
+        self.k, self.die, self.count, self.dead = k, die, 0, False
+        return self
 
     def __call__(self, model: Any, **_: Any) -> None:
         if model.name.startswith(READ_PREFIXES):
@@ -44,7 +50,6 @@ class Injector:
                 raise Died(model.name)
             return
         with self._lock:
-            self.calls.append(model.name)
             n, self.count = self.count, self.count + 1
         if self.dead or (self.k is not None and n == self.k):
             if self.die:
@@ -53,12 +58,13 @@ class Injector:
             raise ClientError({"Error": {"Code": "InternalError", "Message": f"injected at call {n}"}}, model.name)
 
 
-SESSION: list[Any] = []  # one boto3 session per test: building clients is the slow part of a run
+INJECTOR = Injector()
+CLIENTS: list[Clients] = []  # one set of clients per test, with INJECTOR registered
 
 
-def options(hook: Injector | None = None, force: bool = False) -> Options:
-    return Options(force_unlock=force, max_workers=1, poll=0.0, timeout=5.0,
-                   hooks=(("before-call.*.*", hook),) if hook else (), session=SESSION[0])
+def options(k: int | None = None, die: bool = False, force: bool = False) -> Options:
+    INJECTOR.arm(k, die)
+    return Options(force_unlock=force, max_workers=1, poll=0.0, timeout=5.0, clients=CLIENTS[0])
 
 
 def shape(inv: dict[str, Any]) -> dict[str, Any]:
@@ -82,18 +88,18 @@ def clean():  # type: ignore[no-untyped-def]
     from tests.control.conftest import MOTO_CONFIG
     with mock_aws(config=MOTO_CONFIG):
         s = boto3.session.Session()
-        SESSION[:] = [s]
+        CLIENTS[:] = [Clients(Target(), hooks=(("before-call.*.*", INJECTOR),), session=s)]
         a = make_vpc(s, REGIONS[0], "10.10.0.0/16", tables=1)
         make_vpc(s, REGIONS[1], "10.20.0.0/16", tables=1)
         ec2 = s.client("ec2", region_name=REGIONS[0])
         igw = ec2.describe_internet_gateways()["InternetGateways"][0]["InternetGatewayId"]
         ec2.create_route(RouteTableId=a.public_table, DestinationCidrBlock=FOREIGN, GatewayId=igw)
-        counter = Injector()
-        up_link(Target(), SPEC, yes, options=options(counter))
+        up_link(Target(), SPEC, yes, options=options())
+        total = INJECTOR.count
         reference = shape(inventory(s, LINK, list(REGIONS)))
         down_link(Target(), LINK, yes, regions=REGIONS, options=options())
         assert empty(inventory(s, LINK, list(REGIONS)))
-        yield s, a, counter.count, reference
+        yield s, a, total, reference
 
 
 SPEC = LinkSpec(LINK, REGIONS)
@@ -114,10 +120,10 @@ def fail_at(k: int, die: bool) -> None:
     """Run ``up`` with call ``k`` failing; the run must fail loudly, never half-silently."""
     if die:
         with pytest.raises(Died):
-            up_link(Target(), SPEC, yes, options=options(Injector(k, die=True)))
+            up_link(Target(), SPEC, yes, options=options(k, die=True))
     else:
         with pytest.raises(CloudError, match="injected"):
-            up_link(Target(), SPEC, yes, options=options(Injector(k)))
+            up_link(Target(), SPEC, yes, options=options(k))
 
 
 @pytest.mark.parametrize("die", [False, True], ids=["error", "death"])
@@ -142,7 +148,7 @@ def test_every_mutating_call_failing_then_up_or_down_recovers(clean, die: bool) 
 def test_failing_to_release_the_lock_is_a_warning_and_the_lock_then_blocks(clean, caplog) -> None:  # type: ignore[no-untyped-def]
     s, _site, total, reference = clean
     logging.getLogger("linker").propagate = True  # the CLI's log setup (other tests) turns it off
-    up_link(Target(), SPEC, yes, options=options(Injector(total - 1)))  # the changes are made: no error
+    up_link(Target(), SPEC, yes, options=options(total - 1))  # the changes are made: no error
     after = shape(inventory(s, LINK, list(REGIONS)))
     assert "/linker/faulty/lock" in after["eu-west-1"]["params"]  # the lock region: the first in sorted order
     after["eu-west-1"]["params"].remove("/linker/faulty/lock")
