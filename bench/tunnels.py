@@ -146,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
         "interrupted": False,
     }
     interrupted = False
-    previous = {s: signal.signal(s, _raise_interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    # SIGINT too: a shell starting us in the background would otherwise have it ignored
+    previous = {s: signal.signal(s, _raise_interrupt) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         with tempfile.TemporaryDirectory(prefix="lkb-") as tmp:
             ctx = Context(procs, Path(tmp), tag)
@@ -182,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         for s, h in previous.items():
             signal.signal(s, h)
     results["interrupted"] = interrupted
-    results["pids"] = procs.started
+    results["processes"] = procs.started
     results["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     results["host"]["loadavg_end"] = Path("/proc/loadavg").read_text().split()[:3]
     report.add_summaries(results)

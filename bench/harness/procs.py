@@ -70,8 +70,13 @@ def cpu_seconds(pids: list[int]) -> float:
     return ticks / _CLK_TCK
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGTERM if the benchmark dies, so even a SIGKILLed run leaves no daemon."""
+_HELD = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+
+def _child_setup() -> None:
+    """In the child before exec: take the signals ``spawn`` held back, and get SIGTERM if the benchmark dies
+    (so even a SIGKILLed run leaves no daemon behind)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
@@ -84,8 +89,8 @@ class ProcessTable:
     """
 
     def __init__(self) -> None:
-        self._live: dict[int, tuple[subprocess.Popen[bytes], int]] = {}
-        self.started: list[int] = []
+        self._live: dict[int, subprocess.Popen[bytes]] = {}
+        self.started: list[dict[str, object]] = []  # every process ever spawned: pid, start (ticks), program
 
     def spawn(self, argv: list[str], *, ns: str | None = None, log: Path | None = None,
               env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen[bytes]:
@@ -95,29 +100,34 @@ class ProcessTable:
         session of its own, so a Ctrl-C at the terminal reaches only the benchmark, which then stops it in order.
         """
         cmd = (["ip", "netns", "exec", ns] if ns else []) + argv
-        out = open(log, "ab") if log else subprocess.DEVNULL  # closed right after the fork
+        # an interrupt between the fork and the bookkeeping would leave a process nobody stops: hold it back
+        signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
         try:
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    env=env, cwd=cwd, start_new_session=True, preexec_fn=_die_with_parent)
+            out = open(log, "ab") if log else subprocess.DEVNULL  # closed right after the fork
+            try:
+                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                        env=env, cwd=cwd, start_new_session=True, preexec_fn=_child_setup)
+            finally:
+                if log:
+                    out.close()
+            st = read_stat(proc.pid)
+            self._live[proc.pid] = proc
+            # the start time tells this process from a later one that reuses its PID
+            self.started.append({"pid": proc.pid, "start": st.start if st else None, "program": argv[0]})
         finally:
-            if log:
-                out.close()
-        st = read_stat(proc.pid)
-        self._live[proc.pid] = (proc, st.start if st else 0)
-        self.started.append(proc.pid)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD)
         return proc
 
     def alive(self, pid: int) -> bool:
         """Whether a process this table started is still running."""
-        entry = self._live.get(pid)
-        return entry is not None and entry[0].poll() is None
+        proc = self._live.get(pid)
+        return proc is not None and proc.poll() is None
 
     def stop(self, pid: int, grace: float = 5.0) -> None:
         """SIGTERM, then SIGKILL after ``grace`` seconds; the process's descendants are killed too if left over."""
-        entry = self._live.pop(pid, None)
-        if entry is None:
+        proc = self._live.get(pid)
+        if proc is None:
             return
-        proc, _ = entry
         kin = descendants(pid)  # read before the parent goes, or they would be re-parented out of sight
         if proc.poll() is None:
             proc.terminate()
@@ -133,6 +143,8 @@ class ProcessTable:
                     os.kill(st.pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+        # forgotten only once gone, so that an interrupted stop is finished by stop_all
+        del self._live[pid]
 
     def stop_all(self) -> None:
         """Stop every process still running, newest first (servers and clients before the daemons they use)."""
