@@ -13,6 +13,8 @@ import struct
 from collections import Counter
 from collections.abc import Callable, Iterable
 
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
 from linker.wg import noise, timers
 from linker.wg.actions import Action, SendDatagram, WriteTun
 from linker.wg.allowedips import AllowedIPs, Network, parse_network
@@ -81,6 +83,11 @@ class Device:
     @property
     def public_key(self) -> bytes:
         return self.identity.public
+
+    @property
+    def private_key(self) -> bytes:
+        """The raw private key, for the UAPI's ``get`` (root-only socket); never log it."""
+        return self.identity.private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
 
     def set_private_key(self, private_key: bytes, now: float) -> None:
         """Change our static key: every session is dropped, a peer with our new public key is removed."""

@@ -1,0 +1,189 @@
+"""`linker daemon`: the protocol core, a TUN device, UDP sockets, the UAPI socket and one loop, put together.
+
+Start-up: read the config (refusing a private key readable by others), create the device, bind, apply the peers,
+route their AllowedIPs into the device, serve the UAPI. SIGHUP re-reads the file and applies it with syncconf
+semantics: peers no longer in the file are removed, the others are updated in place, so unchanged peers keep their
+sessions. SIGTERM / SIGINT: stop, remove the socket and the device (its routes go with it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+
+from linker.dataplane import config as cfg
+from linker.dataplane.loop import Loop
+from linker.dataplane.tun import RouteSync, TunDevice
+from linker.dataplane.uapi import SOCKET_DIR, UapiServer, handle_request
+from linker.dataplane.udp import UdpSockets
+from linker.errors import LinkerError
+from linker.wg.device import Device
+from linker.wg.keys import short
+
+log = logging.getLogger("linker.daemon")
+
+
+class DaemonError(LinkerError):
+    kind = "daemon_error"
+
+
+class Daemon:
+    def __init__(self, config_path: Path, interface: str, socket_dir: Path = SOCKET_DIR) -> None:
+        self.config_path = config_path
+        self.interface = cfg.check_interface_name(interface)
+        self.config = cfg.load(config_path)
+        iface = self.config.interface
+        self.device = Device(iface.private_key, rng=os.urandom, wallclock=time.time, mtu=iface.mtu)
+        self.fwmark = iface.fwmark
+        self.udp = UdpSockets(iface.listen_port, iface.fwmark)
+        self.tun: TunDevice | None = None
+        self.uapi: UapiServer | None = None
+        self.loop: Loop | None = None
+        try:
+            self.tun = TunDevice.create(self.interface, iface.mtu, iface.addresses)
+            self.routes = RouteSync(self.tun, iface.manage_routes)
+            try:
+                self.uapi = UapiServer(self.interface, socket_dir)
+            except OSError as exc:
+                raise DaemonError(f"cannot serve the configuration socket: {exc.strerror or exc}",
+                                  f"is another daemon running for {self.interface}?") from None
+            self.loop = Loop(self.device, self.tun.fd, self.udp)
+            self.loop.add(self.uapi.listener.fileno(), self._uapi_accept)
+            self._apply_peers(self.config, time.monotonic())
+        except BaseException:
+            self.close()
+            raise
+        log.info("listening on UDP port %d", self.udp.port,
+                 extra={"iface": self.interface, "peer": short(self.device.public_key)})
+
+    # ------------------------------------------------------------------ the UAPI's view of us (uapi.Host)
+
+    @property
+    def listen_port(self) -> int:
+        return self.udp.port
+
+    def rebind(self, port: int) -> None:
+        self.udp.bind(port, self.fwmark)
+        assert self.loop is not None
+        self.loop.watch_udp()
+        log.info("listening on UDP port %d", self.udp.port, extra={"iface": self.interface})
+
+    def set_fwmark(self, mark: int) -> None:
+        self.fwmark = mark
+        self.udp.set_fwmark(mark)
+
+    # ------------------------------------------------------------------ configuration
+
+    def _apply_peers(self, config: cfg.DaemonConfig, now: float) -> None:
+        """Make the device's peers those of ``config`` (syncconf semantics), then sync the routes."""
+        wanted = {p.public_key: p for p in config.peers}
+        for public in list(self.device.peers):
+            if public not in wanted:
+                self.device.remove_peer(public)
+                log.info("peer removed", extra={"iface": self.interface, "peer": short(public)})
+        actions = []
+        for p in config.peers:
+            if p.public_key == self.device.public_key:
+                log.warning("skipping a peer with this interface's own public key", extra={"iface": self.interface})
+                continue
+            fresh = p.public_key not in self.device.peers
+            kwargs: dict = {"preshared_key": p.preshared_key, "allowed_ips": p.allowed_ips,
+                            "persistent_keepalive": p.persistent_keepalive}
+            if p.endpoint is not None:
+                kwargs["endpoint"] = p.endpoint
+            actions += self.device.set_peer(p.public_key, now, **kwargs)
+            if fresh:
+                log.info("peer added", extra={"iface": self.interface, "peer": short(p.public_key),
+                                              "endpoint": "-" if p.endpoint is None else f"{p.endpoint[0]}:"
+                                              f"{p.endpoint[1]}"})
+        self._sync_routes()
+        if actions and self.loop is not None:
+            self.loop.perform(actions)
+
+    def _sync_routes(self) -> None:
+        self.routes.sync(net for net, _ in self.device.allowed_ips)
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the file. A bad file is logged and the running configuration kept."""
+        try:
+            new = cfg.load(self.config_path)
+        except LinkerError as exc:
+            log.error("reload refused, keeping the running configuration: %s", exc.message,
+                      extra={"iface": self.interface})
+            return
+        now = time.monotonic()
+        iface = new.interface
+        if iface.private_key != self.device.private_key:
+            self.device.set_private_key(iface.private_key, now)
+            log.info("private key changed: sessions dropped", extra={"iface": self.interface,
+                                                                       "peer": short(self.device.public_key)})
+        if iface.listen_port and iface.listen_port != self.udp.port:
+            try:
+                self.rebind(iface.listen_port)
+            except (OSError, LinkerError) as exc:
+                log.error("cannot move to port %d, staying on %d: %s", iface.listen_port, self.udp.port, exc,
+                          extra={"iface": self.interface})
+        if iface.fwmark != self.fwmark:
+            self.set_fwmark(iface.fwmark)
+        if iface.mtu != self.device.mtu and self.tun is not None:
+            self.tun.set_mtu(iface.mtu)
+            self.device.mtu = iface.mtu
+        self.routes.enabled = iface.manage_routes
+        self._apply_peers(new, now)
+        self.config = new
+        log.info("configuration reloaded", extra={"iface": self.interface, "count": len(new.peers)})
+
+    # ------------------------------------------------------------------ UAPI
+
+    def _uapi_accept(self) -> None:
+        assert self.uapi is not None and self.loop is not None
+        conn = self.uapi.accept()
+        if conn is not None:
+            fd = conn.fileno()
+            self.loop.add(fd, lambda: self._uapi_read(fd))
+
+    def _uapi_read(self, fd: int) -> None:
+        assert self.uapi is not None and self.loop is not None
+        if not self.uapi.readable(fd, self._serve):
+            self.loop.remove(fd)
+
+    def _serve(self, request: str) -> str:
+        reply, actions, changed = handle_request(self.device, self, request, time.monotonic())
+        if changed:
+            self._sync_routes()
+        if actions and self.loop is not None:
+            self.loop.perform(actions)
+        return reply
+
+    # ------------------------------------------------------------------ running
+
+    def _on_signal(self, signum: int) -> None:
+        if signum == signal.SIGHUP:
+            self.reload()
+        else:
+            log.info("stopping on %s", signal.Signals(signum).name, extra={"iface": self.interface})
+            assert self.loop is not None
+            self.loop.stop()
+
+    def run(self) -> None:
+        assert self.loop is not None
+        self.loop.install_signal_handlers((signal.SIGTERM, signal.SIGINT, signal.SIGHUP))
+        try:
+            self.loop.run(self._on_signal)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.uapi is not None:
+            self.uapi.close()
+            self.uapi = None
+        if self.loop is not None:
+            self.loop.close()
+            self.loop = None
+        if self.tun is not None:
+            self.tun.close()
+            self.tun = None
+        self.udp.close()
