@@ -140,7 +140,10 @@ def parse(text: str, path: str = "<config>") -> DaemonConfig:
             continue
         known = _INTERFACE_KEYS if section.kind == "interface" else _PEER_KEYS
         if key_l not in known:
-            raise ConfigError(f"unknown key {key!r} in [{section.kind.capitalize()}]", path=path, line=number)
+            # echo only a plain name: anything else may be a key pasted in the wrong form
+            name = repr(key) if key.isalnum() and len(key) <= 32 else "(not shown)"
+            raise ConfigError(f"unknown key {name} in [{section.kind.capitalize()}]", path=path, line=number,
+                              fix="lines are 'Key = value'")
         if key_l in _LIST_KEYS:
             section.lists.setdefault(key_l, []).append((value, number))
         elif key_l in section.values:
