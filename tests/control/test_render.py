@@ -55,4 +55,4 @@ def test_instance_role_reads_the_link_and_writes_only_its_own_site() -> None:
 
 def test_a_missing_template_variable_is_an_error() -> None:
     with pytest.raises(jinja2.UndefinedError):
-        render("linker-gateway.service.j2", link="x", site="y", region="z")
+        render("linker-gateway.service.tftpl", link="x", site="y", region="z")

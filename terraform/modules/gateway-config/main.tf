@@ -1,0 +1,63 @@
+# The provider-free half of the gateway module: what lands on a gateway, rendered from templates/ (the very files
+# and variables the CLI renders them with, linker/control/render.py), and the link's membership document in the
+# schema of linker.gateway.membership.Membership. tests/terraform compares every output with the CLI's.
+
+locals {
+  templates        = "${path.module}/../../../templates"
+  parameter_prefix = "/linker/${var.link}"
+
+  agent_settings = templatefile("${local.templates}/agent.json.tftpl", {
+    link        = var.link
+    site        = var.site
+    region      = var.region
+    listen_port = var.port
+    mtu         = var.mtu
+    interface   = var.interface
+  })
+
+  service_unit = templatefile("${local.templates}/linker-gateway.service.tftpl", {
+    link          = var.link
+    site          = var.site
+    region        = var.region
+    agent_command = var.agent_command
+  })
+
+  user_data = templatefile("${local.templates}/user-data.yaml.tftpl", {
+    link           = var.link
+    site           = var.site
+    region         = var.region
+    version        = var.linker_version
+    agent_settings = local.agent_settings
+    service_unit   = local.service_unit
+    package_bucket = var.package_bucket
+    package_key    = var.package_key
+    package_file   = basename(var.package_key)
+    package_sha256 = var.package_sha256
+  })
+
+  role_policy = templatefile("${local.templates}/instance-role-policy.json.tftpl", {
+    partition        = var.partition
+    region           = var.region
+    package_bucket   = var.package_bucket
+    parameter_prefix = local.parameter_prefix
+    site_prefix      = "${local.parameter_prefix}/sites/${var.site}"
+    metric_namespace = "Linker"
+  })
+
+  trust_policy = templatefile("${local.templates}/instance-trust-policy.json.tftpl", {})
+
+  # Sites sorted by name (values() orders by key), as the controller writes them.
+  membership = jsonencode({
+    schema = 1
+    link   = var.link
+    sites = values({
+      for s in var.sites : s.site => {
+        site   = s.site
+        region = s.region
+        eip    = s.eip
+        cidrs  = s.cidrs
+        port   = s.port
+      }
+    })
+  })
+}

@@ -1,0 +1,29 @@
+output "agent_settings" {
+  description = "/etc/linker/agent.json of the gateway."
+  value       = local.agent_settings
+}
+
+output "service_unit" {
+  description = "The systemd unit of the gateway agent."
+  value       = local.service_unit
+}
+
+output "user_data" {
+  description = "cloud-init user-data of the gateway (no secret in it)."
+  value       = local.user_data
+}
+
+output "role_policy" {
+  description = "The inline policy linker-gateway of the gateway's instance role."
+  value       = local.role_policy
+}
+
+output "trust_policy" {
+  description = "The instance role's trust policy: only EC2 may assume it."
+  value       = local.trust_policy
+}
+
+output "membership" {
+  description = "The link's membership document, read by every gateway from /linker/<link>/membership."
+  value       = local.membership
+}
