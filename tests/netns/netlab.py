@@ -16,9 +16,11 @@ import contextlib
 import hashlib
 import itertools
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -50,11 +52,19 @@ def genkey() -> tuple[str, str]:
 
 
 class Lab:
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, directory: Path | None = None) -> None:
+        """``directory`` holds the lab's files (configs, logs); without one, a temporary one removed on close."""
         self.tag = f"{name}{os.getpid() % 10000}{next(_counter)}"
         self.namespaces: list[str] = []
         self.procs: list[subprocess.Popen] = []
         self._links = 0
+        self._own_dir = directory is None
+        self.dir = Path(tempfile.mkdtemp(prefix=f"lab-{self.tag}-")) if directory is None else directory
+        self._cleanups: list[Callable[[], None]] = []
+
+    def on_close(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on close, after the processes are stopped and before the namespaces go."""
+        self._cleanups.append(fn)
 
     def __enter__(self) -> Lab:
         return self
@@ -108,9 +118,15 @@ class Lab:
         for proc in reversed(self.procs):
             with contextlib.suppress(OSError):
                 self.stop(proc, timeout=5)
+        for fn in reversed(self._cleanups):
+            with contextlib.suppress(Exception):
+                fn()
+        self._cleanups.clear()
         for ns in reversed(self.namespaces):
             run(["ip", "netns", "del", ns], check=False)
         self.namespaces.clear()
+        if self._own_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def ping(ns: str, addr: str, count: int = 3, timeout: float = 2) -> bool:

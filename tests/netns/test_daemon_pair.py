@@ -1,0 +1,175 @@
+"""Two (and three) linker daemons in namespaces joined by veth underlays: traffic, `wg show`, signals, config errors.
+
+The underlay is TEST-NET (192.0.2.0/24, 198.51.100.0/24); inside the tunnel each site is a 10.x.0.0/24 that
+exists only in its namespace.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.netns.daemons import Node, b64_to_hex, handshake_ns
+from tests.netns.netlab import LINKER, Lab, genkey, ping, run, transfer, wait_for
+
+pytestmark = pytest.mark.netns
+
+MIB = 1 << 20
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[tuple[Lab, Node, Node]]:
+    """Daemon ``a`` (10.1.0.1/24, underlay 192.0.2.1) and daemon ``b`` (10.2.0.1/24, 192.0.2.2), peered."""
+    with Lab("dp", tmp_path) as lab:
+        a, b = lab.host("a"), lab.host("b")
+        lab.link(a, "192.0.2.1/24", b, "192.0.2.2/24")
+        na = Node.make(lab, a, "a", "10.1.0.1/24", "192.0.2.1")
+        nb = Node.make(lab, b, "b", "10.2.0.1/24", "192.0.2.2")
+        na.peers = [nb.as_peer("10.2.0.0/24")]
+        nb.peers = [na.as_peer("10.1.0.0/24")]
+        na.start()
+        nb.start()
+        yield lab, na, nb
+
+
+@pytest.mark.slow
+def test_ping_both_ways_and_64_mib_arrive_intact(pair: tuple[Lab, Node, Node]) -> None:
+    lab, na, nb = pair
+    started = time.time()
+    assert ping(na.ns, nb.ip), na.log_text()
+    assert ping(nb.ns, na.ip), nb.log_text()
+    size = 64 * MIB
+    sent, received, _ = transfer(lab, nb.ns, nb.ip, na.ns, size)
+    assert sent == received, "the bytes that arrived differ from those sent"
+
+    peer = na.dump()[nb.pub]
+    assert peer.endpoint == nb.endpoint
+    assert peer.allowed_ips == "10.2.0.0/24"
+    assert started - 1 <= peer.latest_handshake <= time.time() + 1, peer
+    assert peer.tx >= size and peer.rx > 0, peer  # a sent the 64 MiB (plus WireGuard's overhead)
+    assert nb.dump()[na.pub].rx >= size
+    assert "proto 76" in na.routes() and "10.2.0.0/24" in na.routes()
+
+
+def test_sigterm_exits_0_and_removes_interface_and_socket(pair: tuple[Lab, Node, Node]) -> None:
+    _, na, nb = pair
+    assert ping(na.ns, nb.ip)
+    assert na.socket.exists()
+    assert na.stop(signal.SIGTERM) == 0, na.log_text()
+    assert run(["ip", "link", "show", na.iface], na.ns, check=False).returncode != 0, "the interface is still there"
+    assert not na.socket.exists(), "the UAPI socket is still there"
+    assert "10.2.0.0/24" not in run(["ip", "route"], na.ns).stdout
+    assert "Traceback" not in na.log_text()
+
+
+def test_sigint_exits_0_and_removes_interface(pair: tuple[Lab, Node, Node]) -> None:
+    _, _, nb = pair
+    assert nb.stop(signal.SIGINT) == 0, nb.log_text()
+    assert run(["ip", "link", "show", nb.iface], nb.ns, check=False).returncode != 0
+    assert not nb.socket.exists()
+
+
+@pytest.fixture
+def trio(pair: tuple[Lab, Node, Node]) -> tuple[Lab, Node, Node, Node]:
+    """``pair`` plus daemon ``c`` (10.3.0.1/24) behind a second underlay link of ``a`` (198.51.100.0/24).
+
+    ``c`` already knows ``a``; ``a`` does not know ``c`` yet."""
+    lab, na, nb = pair
+    c = lab.host("c")
+    lab.link(na.ns, "198.51.100.1/24", c, "198.51.100.3/24")
+    nc = Node.make(lab, c, "c", "10.3.0.1/24", "198.51.100.3")
+    nc.peers = [na.as_peer("10.1.0.0/24", endpoint="198.51.100.1:51820")]
+    nc.start()
+    return lab, na, nb, nc
+
+
+def test_sighup_adds_and_removes_peers_and_keeps_unchanged_sessions(trio: tuple[Lab, Node, Node, Node]) -> None:
+    _, na, nb, nc = trio
+    a_hex, b_hex, c_hex = b64_to_hex(na.pub), b64_to_hex(nb.pub), b64_to_hex(nc.pub)
+    assert ping(na.ns, nb.ip)
+    assert not ping(na.ns, nc.ip, count=1, timeout=1), "c is reachable before a knows it"
+    # the session a-b as both sides see it: a handshake time to the nanosecond, fixed until the next handshake
+    before = (handshake_ns(na.uapi(), b_hex), handshake_ns(nb.uapi(), a_hex))
+    assert all(before)
+    rx_before = int(na.uapi()[b_hex]["rx_bytes"])
+
+    # add c, remove none
+    na.peers.append(nc.as_peer("10.3.0.0/24"))
+    na.write_config()
+    na.hup()
+    assert wait_for(lambda: c_hex in na.uapi(), timeout=5), na.log_text()
+    assert ping(na.ns, nc.ip), na.log_text()
+    assert ping(nc.ns, na.ip)
+    assert ping(na.ns, nb.ip) and ping(nb.ns, na.ip)
+    after = (handshake_ns(na.uapi(), b_hex), handshake_ns(nb.uapi(), a_hex))
+    assert after == before, "the unchanged peer b was handshaken again: its session was dropped by the reload"
+    assert int(na.uapi()[b_hex]["rx_bytes"]) > rx_before, "b's counters were reset"
+    assert "10.3.0.0/24" in na.routes()
+
+    # remove b: its peer, its route and its traffic go; c's session stays
+    c_before = handshake_ns(na.uapi(), c_hex)
+    na.peers = [p for p in na.peers if p.public != nb.pub]
+    na.write_config()
+    na.hup()
+    assert wait_for(lambda: b_hex not in na.uapi(), timeout=5), na.log_text()
+    assert nb.pub not in na.dump()
+    assert "10.2.0.0/24" not in na.routes(), na.routes()
+    assert not ping(na.ns, nb.ip, count=1, timeout=1)
+    assert ping(na.ns, nc.ip)
+    assert handshake_ns(na.uapi(), c_hex) == c_before
+
+
+def test_sighup_with_a_broken_file_keeps_the_running_config(pair: tuple[Lab, Node, Node]) -> None:
+    _, na, nb = pair
+    assert ping(na.ns, nb.ip)
+    na.conf.write_text(na.config_text() + "[Peer]\nPublicKey = not-a-key\n")
+    na.hup()
+    assert wait_for(lambda: "reload refused" in na.log_text(), timeout=5), na.log_text()
+    assert na.proc is not None and na.proc.poll() is None
+    assert nb.pub in na.dump()
+    assert ping(na.ns, nb.ip)
+
+
+BAD_CONFIGS = [
+    pytest.param("AllowedIPs = 10.999.0.0/16", "is not a network", id="allowed-ips"),
+    pytest.param("Endpoint = 192.0.2.2", "Endpoint", id="endpoint-without-port"),
+    pytest.param("Colour = blue", "unknown key", id="unknown-key"),
+    pytest.param("PersistentKeepalive = often", "must be a number", id="keepalive"),
+]
+
+
+@pytest.mark.parametrize(("line", "problem"), BAD_CONFIGS)
+def test_config_error_names_file_and_line_and_exits_2(tmp_path: Path, line: str, problem: str) -> None:
+    with Lab("ce", tmp_path) as lab:
+        ns = lab.host("a")
+        node = Node.make(lab, ns, "a", "10.1.0.1/24", "192.0.2.1")
+        text = node.config_text() + f"[Peer]\nPublicKey = {genkey()[1]}\n{line}\n"
+        bad_line = text.splitlines().index(line) + 1
+        node.conf.write_text(text)
+        node.conf.chmod(0o600)
+        res = run([*LINKER, "daemon", str(node.conf), "--interface", node.iface], ns, check=False)
+        assert res.returncode == 2, res.stderr
+        assert f"{node.conf}:{bad_line}" in res.stderr, res.stderr
+        assert problem in res.stderr
+        assert "Traceback" not in res.stderr + res.stdout
+        assert node.priv not in res.stderr + res.stdout
+        assert run(["ip", "link", "show", node.iface], ns, check=False).returncode != 0
+        assert not node.socket.exists()
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640])
+def test_private_key_file_readable_by_others_is_refused_with_the_fix(tmp_path: Path, mode: int) -> None:
+    with Lab("km", tmp_path) as lab:
+        ns = lab.host("a")
+        node = Node.make(lab, ns, "a", "10.1.0.1/24", "192.0.2.1")
+        node.write_config(mode=mode)
+        res = run([*LINKER, "daemon", str(node.conf), "--interface", node.iface], ns, check=False)
+        assert res.returncode == 2, res.stderr
+        assert f"chmod 600 {node.conf}" in res.stderr, res.stderr
+        assert "Traceback" not in res.stderr
+        assert node.priv not in res.stderr + res.stdout
+        assert run(["ip", "link", "show", node.iface], ns, check=False).returncode != 0
