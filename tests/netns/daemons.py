@@ -147,9 +147,9 @@ class Node:
 
     # ------------------------------------------------------------------ wireguard-go
 
-    def start_wireguard_go(self) -> subprocess.Popen:
+    def start_wireguard_go(self, log_level: str = "error") -> subprocess.Popen:
         """Run Debian's wireguard-go on this node and configure it with `wg` as linker's config would be."""
-        env = dict(os.environ, WG_PROCESS_FOREGROUND="1", LOG_LEVEL="error")
+        env = dict(os.environ, WG_PROCESS_FOREGROUND="1", LOG_LEVEL=log_level)
         self.proc = self.lab.spawn(self.ns, ["wireguard-go", "-f", self.iface], log=self.log, env=env)
         self._wait_ready()
         key = self.lab.dir / f"{self.iface}.key"
