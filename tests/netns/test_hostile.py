@@ -1,0 +1,157 @@
+"""Hostile datagrams at a running linker daemon's UDP port, from a namespace of their own.
+
+Garbage, empty, truncated, oversized, wrong-type, bad-MAC and replayed datagrams (real ones, captured off the wire
+with a raw socket) over IPv4 and IPv6: the daemon stays up, the tunnel keeps working, its peer's endpoint does not
+move, and nothing comes back to the sender (none of this is a handshake flood, so no cookie reply is due either).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.netns.daemons import Node
+from tests.netns.netlab import REPO, Lab, ping, run, transfer, wait_for
+
+pytestmark = pytest.mark.netns
+
+MIB = 1 << 20
+MAX_UDP4 = 65507
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> Iterator[tuple[Lab, Node, Node, str, str]]:
+    """Daemons a and b peered over 192.0.2.0/24; namespace x reaches a at 203.0.113.1 and 2001:db8:66::1.
+
+    Yields the lab, a, b, x, and the name of b's underlay interface."""
+    with Lab("ho", tmp_path) as lab:
+        a, b, x = lab.host("a"), lab.host("b"), lab.host("x")
+        _, b_if = lab.link(a, "192.0.2.1/24", b, "192.0.2.2/24")
+        a_x, x_a = lab.link(a, "203.0.113.1/24", x, "203.0.113.66/24")
+        run(["ip", "addr", "add", "2001:db8:66::1/64", "dev", a_x, "nodad"], a)
+        run(["ip", "addr", "add", "2001:db8:66::66/64", "dev", x_a, "nodad"], x)
+        na = Node.make(lab, a, "a", "10.1.0.1/24", "192.0.2.1")
+        nb = Node.make(lab, b, "b", "10.2.0.1/24", "192.0.2.2")
+        na.peers = [nb.as_peer("10.2.0.0/24")]
+        nb.peers = [na.as_peer("10.1.0.0/24")]
+        na.start(log_level="info")
+        nb.start(log_level="info")
+        yield lab, na, nb, x, b_if
+
+
+def capture_from_b(lab: Lab, nb: Node, b_if: str, count: int) -> list[bytes]:
+    """The first ``count`` datagrams b sends to a's port while b pings a (b initiates the handshake)."""
+    sniffer = subprocess.Popen(["ip", "netns", "exec", nb.ns, sys.executable, "-m", "tests.netns.wire", "sniff",
+                                b_if, "51820", nb.underlay, str(count), "15"],
+                               cwd=REPO, stdout=subprocess.PIPE, text=True)
+    lab.procs.append(sniffer)
+    assert sniffer.stdout is not None
+    assert json.loads(sniffer.stdout.readline()) == {"ready": True}
+    assert ping(nb.ns, "10.1.0.1", count=count)
+    out, _ = sniffer.communicate(timeout=20)
+    return [bytes.fromhex(json.loads(line)["hex"]) for line in out.splitlines()]
+
+
+def hostile_payloads(captured: list[bytes]) -> list[bytes]:
+    rng = random.Random(2)
+    initiation = next(d for d in captured if d[0] == 1 and len(d) == 148)
+    transports = [d for d in captured if d[0] == 4 and len(d) > 32]
+    assert transports, "no transport datagram was captured"
+
+    def rand(n: int) -> bytes:
+        return rng.randbytes(n)
+
+    def typed(kind: int, size: int) -> bytes:
+        return kind.to_bytes(4, "little") + rand(size - 4)
+
+    flipped = bytearray(transports[0])
+    flipped[-1] ^= 0x01
+    return [
+        b"", b"\x01", b"\x04\x00\x00",  # too short to have a type
+        *(rand(n) for n in (5, 31, 64, 200, 1400)),  # garbage
+        typed(0, 148), typed(5, 148), typed(255, 64),  # no such type
+        b"\x01\x01\x00\x00" + rand(144),  # initiation size, non-zero reserved bytes
+        typed(1, 148), typed(2, 92), typed(3, 64), typed(4, 64),  # right sizes, random content: bad MACs
+        typed(1, 147), typed(1, 149), typed(2, 93), typed(3, 63),  # wrong sizes
+        initiation[:100], transports[0][:16], transports[0][:31],  # truncated real messages
+        typed(1, MAX_UDP4), typed(4, MAX_UDP4), transports[0][:16] + rand(MAX_UDP4 - 16),  # oversized
+        bytes(flipped),  # a real transport datagram with one bit flipped
+        initiation, *transports,  # replayed, verbatim
+    ]
+
+
+def udp_delivered(ns: str) -> tuple[int, int, int]:
+    """(IPv4, IPv6) UDP datagrams delivered to sockets in ``ns``, and those dropped for a full receive buffer."""
+    snmp = run(["cat", "/proc/net/snmp"], ns).stdout.splitlines()
+    names, values = (line.split()[1:] for line in snmp if line.startswith("Udp:"))
+    v4 = dict(zip(names, map(int, values), strict=True))
+    v6 = dict(line.split() for line in run(["cat", "/proc/net/snmp6"], ns).stdout.splitlines() if line.strip())
+    return v4["InDatagrams"], int(v6["Udp6InDatagrams"]), v4["RcvbufErrors"] + int(v6["Udp6RcvbufErrors"])
+
+
+def probe(ns: str, bind: str, dest: str, payloads: list[bytes], rounds: int, wait: float = 1.5
+          ) -> subprocess.Popen:
+    proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-m", "tests.netns.wire", "probe", bind,
+                             dest, "51820", str(rounds), str(wait)],
+                            cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdin is not None
+    proc.stdin.write(json.dumps([p.hex() for p in payloads]))
+    proc.stdin.close()
+    return proc
+
+
+def result(proc: subprocess.Popen) -> dict:
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    proc.wait(timeout=30)
+    return json.loads(out)
+
+
+@pytest.mark.slow
+def test_hostile_datagrams_are_dropped_unanswered_and_the_tunnel_keeps_working(
+        target: tuple[Lab, Node, Node, str, str]) -> None:
+    lab, na, nb, x, b_if = target
+    captured = capture_from_b(lab, nb, b_if, count=4)
+    payloads = hostile_payloads(captured)
+    assert ping(na.ns, nb.ip)
+
+    # over IPv4 while a transfer runs through the tunnel, then over IPv6
+    in4, in6, overflow = udp_delivered(na.ns)
+    v4 = probe(x, "203.0.113.66", "203.0.113.1", payloads, rounds=10)
+    lab.procs.append(v4)
+    sent, received, _ = transfer(lab, nb.ns, nb.ip, na.ns, 8 * MIB)
+    r4 = result(v4)
+    r6 = result(probe(x, "2001:db8:66::66", "2001:db8:66::1", payloads, rounds=2))
+
+    assert r4["sent"] == 10 * len(payloads) and r6["sent"] == 2 * len(payloads), (r4, r6)
+    after4, after6, overflow_after = udp_delivered(na.ns)
+    # they reached the daemon's sockets (IPv6 carries nothing else here) rather than being lost on the way
+    assert after6 - in6 == r6["sent"] and after4 - in4 >= r4["sent"] and overflow_after == overflow
+    assert r4["replies"] == [] and r6["replies"] == [], "the daemon answered a hostile datagram"
+    assert na.proc is not None and na.proc.poll() is None, na.log_text()
+    assert "Traceback" not in na.log_text()
+    assert sent == received, "the transfer during the attack arrived corrupted"
+    assert ping(na.ns, nb.ip) and ping(nb.ns, na.ip)
+    peer = na.dump()[nb.pub]
+    assert peer.endpoint == nb.endpoint, "a replayed or forged datagram moved the peer's endpoint"
+
+
+def test_a_replayed_handshake_initiation_gets_no_response(target: tuple[Lab, Node, Node, str, str]) -> None:
+    lab, na, nb, x, b_if = target
+    captured = capture_from_b(lab, nb, b_if, count=2)
+    initiation = next(d for d in captured if d[0] == 1)
+    before = na.uapi()
+    delivered = udp_delivered(na.ns)[0]
+    res = result(probe(x, "203.0.113.66", "203.0.113.1", [initiation], rounds=3, wait=1.0))
+    assert res["replies"] == [], "a replayed initiation was answered"
+    assert udp_delivered(na.ns)[0] - delivered >= 3
+    assert wait_for(lambda: ping(na.ns, nb.ip, count=1), timeout=3)
+    after = na.uapi()
+    key = next(k for k in after if k)
+    assert after[key]["endpoint"] == before[key]["endpoint"] == nb.endpoint
