@@ -77,3 +77,28 @@ def build() -> Package:
             wheel.writestr(entry, data)
     data = buffer.getvalue()
     return Package(f"linker-{version}-py3-none-any.whl", data, hashlib.sha256(data).hexdigest())
+
+
+def write(directory: Path) -> Path:
+    """Write the wheel of the running linker into ``directory`` (for the Terraform module's ``wheel``)."""
+    wheel = build()
+    path = Path(directory) / wheel.filename
+    path.write_bytes(wheel.data)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m linker.control.package DIR``: write the controller's wheel into DIR; print its path and SHA-256."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1 or not Path(args[0]).is_dir():
+        print("usage: python -m linker.control.package DIR (an existing directory)", file=sys.stderr)
+        return 2
+    path = write(Path(args[0]))
+    print(f"{path}\nsha256 {build().sha256}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

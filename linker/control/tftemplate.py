@@ -139,6 +139,10 @@ class _SubsetLoader(jinja2.FileSystemLoader):
     def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str | None,
                                                                                     Callable[[], bool] | None]:
         source, filename, uptodate = super().get_source(environment, template)
+        # the file as Terraform reads it: jinja2's text mode has already turned CRLF into LF
+        if filename:
+            with open(filename, encoding=self.encoding, newline="") as f:
+                source = f.read()
         check_subset(source, template)
         return source, filename, uptodate
 

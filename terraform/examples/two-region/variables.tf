@@ -10,34 +10,33 @@ variable "port" {
   default     = 51820
 }
 
-variable "install_source" {
-  description = "What pip installs on the gateways (the controller's exact linker version)."
+variable "instance_type" {
+  description = "EC2 instance type of the gateways."
   type        = string
+  default     = "t3.micro"
 }
 
-variable "linker_version" {
-  description = "Version of linker the gateways run."
+variable "wheel" {
+  description = "Path to the linker wheel the gateways run: python -m linker.control.package DIR writes it and prints its path."
   type        = string
 }
 
 variable "east" {
-  description = "The first site: its region, VPC, public subnet, route tables and CIDRs."
+  description = "The first site: its region, VPC, public subnet and the route tables that get routes to the peer."
   type = object({
     region          = string
     vpc_id          = string
     subnet_id       = string
     route_table_ids = list(string)
-    cidrs           = list(string)
   })
 }
 
 variable "west" {
-  description = "The second site: its region, VPC, public subnet, route tables and CIDRs."
+  description = "The second site: its region, VPC, public subnet and the route tables that get routes to the peer."
   type = object({
     region          = string
     vpc_id          = string
     subnet_id       = string
     route_table_ids = list(string)
-    cidrs           = list(string)
   })
 }

@@ -1,53 +1,98 @@
-# One site of a linker link, the same resources as `linker up` makes, from the same templates (../../../templates).
-# Resources carry linker:managed-by=terraform: the CLI refuses to change a link that Terraform manages.
+# One site of a linker link: the resources `linker up` makes in one region, from the same templates (through
+# ../gateway-config) and with the same names and tags, except linker:managed-by=terraform. The CLI refuses to
+# change a link whose resources carry that tag.
 
 locals {
-  name             = "linker-${var.link}-${var.site}"
-  parameter_prefix = "/linker/${var.link}"
-  templates        = "${path.module}/../../../templates"
+  name   = "linker-${var.link}-${var.site}"
+  region = data.aws_region.current.name
+  # Graviton families (t4g, c7gn, m6gd: a "g" after the generation digit) run the arm64 image, as in the CLI.
+  arch          = length(regexall("^[a-z]+[0-9]+g", split(".", var.instance_type)[0])) > 0 ? "arm64" : "x86_64"
+  ami_parameter = coalesce(var.ami_parameter, "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-${local.arch}")
+  cidrs         = [for a in data.aws_vpc.this.cidr_block_associations : a.cidr_block if a.state == "associated"]
+
+  # The wheel the gateway installs: the same bucket and content-addressed key as the CLI's (package.py).
+  bucket         = "linker-${var.link}-${var.site}-${data.aws_caller_identity.current.account_id}"
+  wheel_sha256   = filesha256(var.wheel)
+  wheel_file     = basename(var.wheel)
+  package_key    = "wheels/${substr(local.wheel_sha256, 0, 16)}/${local.wheel_file}"
+  linker_version = split("-", local.wheel_file)[1]
+
   base_tags = merge(var.tags, {
     "linker:link"       = var.link
     "linker:site"       = var.site
     "linker:managed-by" = "terraform"
   })
-  agent_settings = jsonencode({
-    interface   = "linker0"
-    link        = var.link
-    listen_port = var.port
-    mtu         = var.mtu
-    region      = data.aws_region.current.name
-    site        = var.site
-  })
-  service_unit = templatefile("${local.templates}/linker-gateway.service.tftpl", {
-    link          = var.link
-    site          = var.site
-    region        = data.aws_region.current.name
-    agent_command = "/opt/linker/bin/linker"
-  })
-  user_data = templatefile("${local.templates}/user-data.yaml.tftpl", {
-    link           = var.link
-    site           = var.site
-    region         = data.aws_region.current.name
-    version        = var.linker_version
-    agent_settings = local.agent_settings
-    service_unit   = local.service_unit
-    install_source = var.install_source
-  })
-  peer_routes = flatten([
-    for table in var.route_table_ids : [
-      for peer in var.peers : [
-        for cidr in peer.cidrs : { key = "${table}:${cidr}", table = table, cidr = cidr }
-      ]
-    ]
-  ])
+  peer_routes = {
+    for pair in setproduct(var.route_table_ids, flatten([for p in var.peers : p.cidrs])) :
+    "${pair[0]}:${pair[1]}" => { table = pair[0], cidr = pair[1] }
+  }
 }
 
 data "aws_region" "current" {}
 data "aws_partition" "current" {}
+data "aws_caller_identity" "current" {}
+
+data "aws_vpc" "this" {
+  id = var.vpc_id
+}
 
 data "aws_ssm_parameter" "ami" {
-  name = var.ami_parameter
+  name = local.ami_parameter
 }
+
+module "config" {
+  source = "../gateway-config"
+
+  link           = var.link
+  site           = var.site
+  region         = local.region
+  partition      = data.aws_partition.current.partition
+  port           = var.port
+  mtu            = var.mtu
+  linker_version = local.linker_version
+  package_bucket = aws_s3_bucket.wheel.id
+  package_key    = local.package_key
+  package_sha256 = local.wheel_sha256
+  sites = concat(
+    [{ site = var.site, region = local.region, eip = aws_eip.gateway.public_ip, cidrs = local.cidrs, port = var.port }],
+    [for p in var.peers : { site = p.site, region = p.region, eip = p.eip, cidrs = p.cidrs, port = var.port }],
+  )
+}
+
+# --- the controller's wheel, fetched by the user-data with the instance role ---
+
+resource "aws_s3_bucket" "wheel" {
+  bucket        = local.bucket
+  force_destroy = true # it holds nothing but wheels
+  tags          = merge(local.base_tags, { "linker:role" = "bucket" })
+}
+
+resource "aws_s3_bucket_public_access_block" "wheel" {
+  bucket                  = aws_s3_bucket.wheel.id
+  block_public_acls       = true
+  ignore_public_acls      = true
+  block_public_policy     = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_object" "wheel" {
+  bucket       = aws_s3_bucket.wheel.id
+  key          = local.package_key
+  source       = var.wheel
+  source_hash  = local.wheel_sha256
+  content_type = "application/zip"
+}
+
+# --- the link's membership, read by the gateway agent ---
+
+resource "aws_ssm_parameter" "membership" {
+  name  = "/linker/${var.link}/membership"
+  type  = "String"
+  value = module.config.membership
+  tags  = merge(local.base_tags, { "linker:role" = "membership" })
+}
+
+# --- the gateway ---
 
 resource "aws_eip" "gateway" {
   domain = "vpc"
@@ -84,6 +129,7 @@ resource "aws_security_group" "gateway" {
     }
   }
 
+  # What EC2 gives a new group and the CLI keeps (Terraform would otherwise remove it).
   egress {
     protocol    = "-1"
     from_port   = 0
@@ -93,29 +139,17 @@ resource "aws_security_group" "gateway" {
 }
 
 resource "aws_iam_role" "gateway" {
-  name = local.name
-  path = "/linker/"
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Principal = { Service = "ec2.amazonaws.com" }
-      Action    = "sts:AssumeRole"
-    }]
-  })
-  tags = merge(local.base_tags, { "linker:role" = "iam-role" })
+  name               = local.name
+  path               = "/linker/"
+  description        = "linker gateway of link ${var.link}, site ${var.site}"
+  assume_role_policy = module.config.trust_policy
+  tags               = merge(local.base_tags, { "linker:role" = "iam-role" })
 }
 
 resource "aws_iam_role_policy" "gateway" {
-  name = "linker-gateway"
-  role = aws_iam_role.gateway.id
-  policy = templatefile("${local.templates}/instance-role-policy.json.tftpl", {
-    partition        = data.aws_partition.current.partition
-    region           = data.aws_region.current.name
-    parameter_prefix = local.parameter_prefix
-    site_prefix      = "${local.parameter_prefix}/sites/${var.site}"
-    metric_namespace = "Linker"
-  })
+  name   = "linker-gateway"
+  role   = aws_iam_role.gateway.id
+  policy = module.config.role_policy
 }
 
 resource "aws_iam_role_policy_attachment" "ssm_core" {
@@ -131,13 +165,14 @@ resource "aws_iam_instance_profile" "gateway" {
 }
 
 resource "aws_instance" "gateway" {
-  ami                    = data.aws_ssm_parameter.ami.value
-  instance_type          = var.instance_type
-  subnet_id              = var.subnet_id
-  vpc_security_group_ids = [aws_security_group.gateway.id]
-  iam_instance_profile   = aws_iam_instance_profile.gateway.name
-  source_dest_check      = false
-  user_data              = local.user_data
+  ami                         = data.aws_ssm_parameter.ami.value
+  instance_type               = var.instance_type
+  subnet_id                   = var.subnet_id
+  vpc_security_group_ids      = [aws_security_group.gateway.id]
+  iam_instance_profile        = aws_iam_instance_profile.gateway.name
+  source_dest_check           = false
+  user_data                   = module.config.user_data
+  user_data_replace_on_change = true # a new configuration is a new gateway, as with the CLI
 
   metadata_options {
     http_tokens                 = "required"
@@ -145,8 +180,14 @@ resource "aws_instance" "gateway" {
     http_put_response_hop_limit = 1
   }
 
-  tags        = merge(local.base_tags, { "linker:role" = "instance", Name = local.name })
-  volume_tags = merge(local.base_tags, { "linker:role" = "instance" })
+  tags = merge(local.base_tags, {
+    "linker:role"   = "instance"
+    "linker:config" = substr(sha256("${var.instance_type}\n${module.config.user_data}"), 0, 16)
+    Name            = local.name
+  })
+
+  # The wheel and the role's policy must exist before the user-data runs.
+  depends_on = [aws_s3_object.wheel, aws_iam_role_policy.gateway, aws_iam_role_policy_attachment.ssm_core]
 }
 
 resource "aws_eip_association" "gateway" {
@@ -155,7 +196,7 @@ resource "aws_eip_association" "gateway" {
 }
 
 resource "aws_route" "to_peer" {
-  for_each               = { for r in local.peer_routes : r.key => r }
+  for_each               = local.peer_routes
   route_table_id         = each.value.table
   destination_cidr_block = each.value.cidr
   network_interface_id   = aws_instance.gateway.primary_network_interface_id

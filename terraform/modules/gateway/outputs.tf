@@ -1,6 +1,21 @@
+output "site" {
+  description = "This site's name."
+  value       = var.site
+}
+
+output "region" {
+  description = "This site's region."
+  value       = local.region
+}
+
 output "eip" {
   description = "The gateway's Elastic IP: the endpoint its peers reach it at."
   value       = aws_eip.gateway.public_ip
+}
+
+output "cidrs" {
+  description = "The VPC's IPv4 CIDR blocks, routed to this site by its peers."
+  value       = local.cidrs
 }
 
 output "instance_id" {
@@ -8,22 +23,27 @@ output "instance_id" {
   value       = aws_instance.gateway.id
 }
 
+output "network_interface_id" {
+  description = "The ENI the route tables send the peer CIDRs to."
+  value       = aws_instance.gateway.primary_network_interface_id
+}
+
 output "security_group_id" {
   description = "The gateway's security group."
   value       = aws_security_group.gateway.id
 }
 
-output "network_interface_id" {
-  description = "The ENI the VPC routes to the peer CIDRs point at."
-  value       = aws_instance.gateway.primary_network_interface_id
+output "role_name" {
+  description = "The gateway's IAM role (Session Manager access goes through it)."
+  value       = aws_iam_role.gateway.name
 }
 
-output "site" {
-  description = "This site's entry of the link's membership document."
-  value = {
-    site   = var.site
-    region = data.aws_region.current.name
-    eip    = aws_eip.gateway.public_ip
-    port   = var.port
-  }
+output "bucket" {
+  description = "The site's bucket holding the linker wheel."
+  value       = aws_s3_bucket.wheel.id
+}
+
+output "membership" {
+  description = "The membership document this module wrote to /linker/<link>/membership in its region."
+  value       = module.config.membership
 }

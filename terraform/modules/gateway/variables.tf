@@ -1,16 +1,21 @@
 variable "link" {
-  description = "Name of the link this gateway belongs to (the CLI's --name)."
+  description = "Name of the link this gateway belongs to (the CLI's --name): 1-24 lowercase letters, digits or '-'."
   type        = string
   default     = "default"
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9-]{0,23}$", var.link))
+    error_message = "The link name must be 1-24 lowercase letters, digits or '-', starting with a letter or digit."
+  }
 }
 
 variable "site" {
-  description = "Name of this site; linker uses the region name."
+  description = "Name of this site. linker names a site after its region; keep to that so the CLI can read the link."
   type        = string
 }
 
 variable "vpc_id" {
-  description = "The VPC to link."
+  description = "The VPC of this site. Its associated IPv4 CIDR blocks are routed to the peers."
   type        = string
 }
 
@@ -20,22 +25,23 @@ variable "subnet_id" {
 }
 
 variable "route_table_ids" {
-  description = "Route tables of the VPC that get a route to each peer CIDR through this gateway."
+  description = "Route tables that get a route to each peer CIDR through this gateway (the CLI uses every route table of the VPC that has a subnet, and the main one)."
   type        = list(string)
 }
 
 variable "peers" {
-  description = "The other sites of the link: their gateway's Elastic IP and their VPC CIDRs."
+  description = "The other sites of the link: name, region, their gateway's Elastic IP and their VPC CIDRs (another instance of this module's site, eip and cidrs outputs)."
   type = list(object({
-    site  = string
-    eip   = string
-    cidrs = list(string)
+    site   = string
+    region = string
+    eip    = string
+    cidrs  = list(string)
   }))
   default = []
 }
 
 variable "port" {
-  description = "UDP port of the tunnels."
+  description = "UDP port of the tunnels; the same at every site of the link."
   type        = number
   default     = 51820
 }
@@ -47,29 +53,29 @@ variable "mtu" {
 }
 
 variable "instance_type" {
-  description = "EC2 instance type of the gateway."
+  description = "EC2 instance type of the gateway (Graviton types get the arm64 image)."
   type        = string
-  default     = "t3.small"
+  default     = "t3.micro"
 }
 
 variable "ami_parameter" {
-  description = "Public SSM parameter naming the gateway AMI (Amazon Linux 2023, as the CLI uses)."
+  description = "Public SSM parameter naming the gateway's AMI; null: Amazon Linux 2023 of the instance type's architecture, as the CLI uses."
   type        = string
-  default     = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+  default     = null
 }
 
-variable "install_source" {
-  description = "What pip installs on the gateway: the exact linker version of the controller."
+variable "wheel" {
+  description = "Path to the linker wheel the gateway runs (python -m linker.control.package DIR writes the CLI's own). It is uploaded to the site's bucket under wheels/<sha256[:16]>/ and the user-data installs it after checking its SHA-256."
   type        = string
-}
 
-variable "linker_version" {
-  description = "Version of linker the gateway runs (shown in the user-data header)."
-  type        = string
+  validation {
+    condition     = can(regex("^linker-[^-]+-.*\\.whl$", basename(var.wheel)))
+    error_message = "The wheel must be a linker wheel file (linker-<version>-...whl), as python -m linker.control.package writes."
+  }
 }
 
 variable "tags" {
-  description = "Extra tags for every resource."
+  description = "Extra tags for every resource (the linker:* tags win over these)."
   type        = map(string)
   default     = {}
 }
