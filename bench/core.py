@@ -56,6 +56,19 @@ def main() -> None:
         dec(d, src, now)
     rate("core: decapsulate", n, size, time.perf_counter() - t)
 
+    # the daemon's paths: batches of 44 (one UDP GSO/GRO super-datagram of 1452-byte messages)
+    batch = 44
+    enc_b = p.a.encapsulate_batch
+    packets = [packet] * batch
+    t = time.perf_counter()
+    sealed = [d for _ in range(n // batch) for d in enc_b(packets, now)[0].datagrams]
+    rate(f"core: encapsulate_batch ({batch})", len(sealed), size, time.perf_counter() - t)
+    dec_b = p.b.decapsulate_batch
+    t = time.perf_counter()
+    for i in range(0, len(sealed), batch):
+        dec_b(sealed[i:i + batch], src, now)
+    rate(f"core: decapsulate_batch ({batch})", len(sealed), size, time.perf_counter() - t)
+
 
 if __name__ == "__main__":
     main()

@@ -20,4 +20,33 @@ class WriteTun:
     packet: bytes
 
 
-Action = SendDatagram | WriteTun
+@dataclass(frozen=True, slots=True)
+class SendDatagrams:
+    """Send each of ``datagrams``, in order, as its own UDP datagram to ``endpoint`` (the batch paths' form:
+    the I/O loop may hand them to the kernel in one call, e.g. with UDP GSO)."""
+
+    datagrams: list[bytes]
+    endpoint: tuple
+
+
+@dataclass(frozen=True, slots=True)
+class WritePackets:
+    """Write each of ``packets``, in order, to the TUN device (the batch paths' form: the loop may coalesce)."""
+
+    packets: list[bytes]
+
+
+Action = SendDatagram | WriteTun | SendDatagrams | WritePackets
+
+
+def flatten(actions: list[Action]) -> list[SendDatagram | WriteTun]:
+    """The batch forms spelled out one datagram or packet per action."""
+    out: list[SendDatagram | WriteTun] = []
+    for a in actions:
+        if type(a) is SendDatagrams:
+            out += [SendDatagram(d, a.endpoint) for d in a.datagrams]
+        elif type(a) is WritePackets:
+            out += [WriteTun(p) for p in a.packets]
+        else:
+            out.append(a)  # type: ignore[arg-type]
+    return out

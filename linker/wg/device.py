@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from linker.wg import noise, timers
-from linker.wg.actions import Action, SendDatagram, WriteTun
+from linker.wg.actions import Action, SendDatagram, SendDatagrams, WritePackets, flatten
 from linker.wg.allowedips import AllowedIPs, Network, parse_network
 from linker.wg.constants import (
     HANDSHAKE_INITIATION_RATE,
@@ -174,32 +174,72 @@ class Device:
     # ------------------------------------------------------------------ from the TUN device
 
     def encapsulate(self, packet: bytes, now: float) -> list[Action]:
-        """An IP packet from the TUN device: encrypt it for the peer whose AllowedIPs hold its destination."""
-        size = len(packet)
-        if size >= 20 and packet[0] >> 4 == 4:
-            dst = packet[16:20]
-        elif size >= 40 and packet[0] >> 4 == 6:
-            dst = packet[24:40]
-        else:
-            self.counters["tun_drop_not_ip"] += 1
-            return []
-        peer = self.allowed_ips.lookup(dst)
-        if peer is None:
-            self.counters["tun_drop_no_peer"] += 1
-            return []
-        if peer.endpoint is None:
-            self.counters["tun_drop_no_endpoint"] += 1
-            return []
-        return self._send_packet(peer, packet, now)
+        """An IP packet from the TUN device: encrypt it for the peer whose AllowedIPs hold its destination.
+
+        Returns only SendDatagram actions (the one-packet form of ``encapsulate_batch``)."""
+        return flatten(self.encapsulate_batch([packet], now))  # type: ignore[return-value]
+
+    def encapsulate_batch(self, packets: list, now: float) -> list[Action]:
+        """IP packets (bytes-like) from the TUN device, in order. Consecutive packets for the same peer are sealed
+        together and returned as one SendDatagrams, so the loop can hand them to the kernel in one call."""
+        actions: list[Action] = []
+        lookup = self.allowed_ips.lookup
+        counters = self.counters
+        group: list = []
+        group_peer: Peer | None = None
+        for packet in packets:
+            size = len(packet)
+            version = packet[0] >> 4 if size else 0
+            if version == 4 and size >= 20:
+                peer = lookup(bytes(packet[16:20]))
+            elif version == 6 and size >= 40:
+                peer = lookup(bytes(packet[24:40]))
+            else:
+                counters["tun_drop_not_ip"] += 1
+                continue
+            if peer is None:
+                counters["tun_drop_no_peer"] += 1
+                continue
+            if peer is not group_peer:
+                if group_peer is not None:
+                    actions += self._send_packets(group_peer, group, now)
+                group_peer, group = peer, []
+            group.append(packet)
+        if group_peer is not None:
+            actions += self._send_packets(group_peer, group, now)
+        return actions
 
     # ------------------------------------------------------------------ from the network
 
     def decapsulate(self, datagram: bytes, src: tuple, now: float) -> list[Action]:
-        """A UDP datagram from ``src``: handshake messages are answered, transport data is decrypted for TUN."""
+        """A UDP datagram from ``src``: handshake messages are answered, transport data is decrypted for TUN.
+
+        Returns only SendDatagram and WriteTun actions (the one-datagram form of ``decapsulate_batch``)."""
+        return flatten(self.decapsulate_batch([datagram], src, now))  # type: ignore[return-value]
+
+    def decapsulate_batch(self, datagrams: list, src: tuple, now: float) -> list[Action]:
+        """UDP datagrams (bytes-like) from one source, in arrival order. Runs of transport messages take the fast
+        path: one keypair lookup, one set of timer updates and one WritePackets per run. No reference to the
+        datagrams is kept: they may be views of a buffer the caller reuses."""
+        actions: list[Action] = []
+        run: list = []
+        for datagram in datagrams:
+            if len(datagram) >= MESSAGE_TRANSPORT_MIN_SIZE and datagram[0] == MESSAGE_TRANSPORT:
+                run.append(datagram)
+                continue
+            if run:
+                actions += self._receive_transports(run, src, now)
+                run = []
+            actions += self._decapsulate_one(bytes(datagram), src, now)
+        if run:
+            actions += self._receive_transports(run, src, now)
+        return actions
+
+    def _decapsulate_one(self, datagram: bytes, src: tuple, now: float) -> list[Action]:
         kind = message_type(datagram)
         try:
             if kind == MESSAGE_TRANSPORT:
-                return self._receive_transport(datagram, src, now)
+                return self._receive_transports([datagram], src, now)
             if kind == MESSAGE_INITIATION:
                 return self._receive_initiation(datagram, src, now)
             if kind == MESSAGE_RESPONSE:
@@ -213,32 +253,66 @@ class Device:
         self.counters["drop_bad_type"] += 1
         return []
 
-    def _receive_transport(self, data: bytes, src: tuple, now: float) -> list[Action]:
-        if len(data) < MESSAGE_TRANSPORT_MIN_SIZE:
-            self.counters["drop_short"] += 1
-            return []
-        _, receiver, counter = TRANSPORT_HEADER.unpack_from(data)
-        keypair = self._indices.get(receiver)
-        if not isinstance(keypair, Keypair):
-            self.counters["drop_unknown_index"] += 1
-            return []
-        if not keypair.can_receive(now):
-            self.counters["drop_expired_session"] += 1
-            return []
-        if not keypair.replay.check(counter):
-            self.counters["drop_replay"] += 1
-            return []
-        try:
-            plaintext = keypair.open(counter, data[16:])
-        except InvalidTag:
-            self.counters["drop_bad_mac"] += 1
-            return []
-        if not keypair.replay.mark(counter):
-            self.counters["drop_replay"] += 1
-            return []
+    def _receive_transports(self, datagrams: list, src: tuple, now: float) -> list[Action]:
+        """Transport messages (type 4 checked by the caller). Each is checked against its keypair's replay window
+        before decryption and marked only after it authenticated; per keypair, the bookkeeping is done once."""
+        counters = self.counters
+        indices = self._indices
+        unpack = TRANSPORT_HEADER.unpack_from
+        actions: list[Action] = []
+        packets: list[bytes] = []
+        keypair: Keypair | None = None
+        index = -1
+        refusal = ""  # why the current receiver index is refused
+        size = 0  # bytes of the current keypair's authenticated messages
+        empty = 0  # keepalives among them
+        for data in datagrams:
+            if len(data) < MESSAGE_TRANSPORT_MIN_SIZE:
+                counters["drop_short"] += 1
+                continue
+            kind, receiver, counter = unpack(data)
+            if kind != MESSAGE_TRANSPORT:  # the type is a whole little-endian word: reserved bytes must be zero
+                counters["drop_bad_type"] += 1
+                continue
+            if receiver != index:
+                if keypair is not None and size:
+                    actions += self._authenticated(keypair, src, now, size, empty, packets)
+                    packets = []
+                    size = empty = 0
+                index = receiver
+                found = indices.get(receiver)
+                keypair = found if isinstance(found, Keypair) and found.can_receive(now) else None
+                refusal = "drop_expired_session" if isinstance(found, Keypair) else "drop_unknown_index"
+            if keypair is None:
+                counters[refusal] += 1
+                continue
+            replay = keypair.replay
+            if not replay.check(counter):
+                counters["drop_replay"] += 1
+                continue
+            try:
+                plaintext = keypair.open(counter, data[16:])
+            except InvalidTag:
+                counters["drop_bad_mac"] += 1
+                continue
+            if not replay.mark(counter):
+                counters["drop_replay"] += 1
+                continue
+            size += len(data)
+            if plaintext:
+                packets.append(plaintext)
+            else:
+                empty += 1
+        if keypair is not None and size:
+            actions += self._authenticated(keypair, src, now, size, empty, packets)
+        return actions
+
+    def _authenticated(self, keypair: Keypair, src: tuple, now: float, size: int, keepalives: int,
+                       plaintexts: list[bytes]) -> list[Action]:
+        """Bookkeeping for authenticated transport messages of one keypair, then their packets for TUN."""
         peer = keypair.peer
         peer.endpoint = src  # roaming: the latest authenticated source is where the peer is
-        peer.rx_bytes += len(data)
+        peer.rx_bytes += size
         actions: list[Action] = []
         if keypair is peer.next:
             self._confirm_next(peer)
@@ -251,28 +325,38 @@ class Device:
             actions += self._send_initiation(peer, now, retry=False)
         timers.any_authenticated_packet_traversal(peer, now)
         timers.any_authenticated_packet_received(peer)
-        if not plaintext:
-            self.counters["rx_keepalive"] += 1
+        if keepalives:
+            self.counters["rx_keepalive"] += keepalives
+        if not plaintexts:
             return actions
         timers.data_received(peer, now)
-        size = len(plaintext)
-        version = plaintext[0] >> 4
-        if version == 4 and size >= 20:
-            length = _U16BE.unpack_from(plaintext, 2)[0]
-            source = plaintext[12:16]
-        elif version == 6 and size >= 40:
-            length = 40 + _U16BE.unpack_from(plaintext, 4)[0]
-            source = plaintext[8:24]
-        else:
-            self.counters["drop_not_ip"] += 1
-            return actions
-        if length > size or length < (20 if version == 4 else 40):
-            self.counters["drop_bad_ip_length"] += 1
-            return actions
-        if self.allowed_ips.lookup(source) is not peer:
-            self.counters["drop_source_not_allowed"] += 1
-            return actions
-        actions.append(WriteTun(plaintext if length == size else plaintext[:length]))
+        lookup = self.allowed_ips.lookup
+        counters = self.counters
+        out = []
+        for plaintext in plaintexts:
+            size = len(plaintext)
+            version = plaintext[0] >> 4
+            if version == 4 and size >= 20:
+                length = (plaintext[2] << 8) | plaintext[3]
+                source = plaintext[12:16]
+                if length > size or length < 20:
+                    counters["drop_bad_ip_length"] += 1
+                    continue
+            elif version == 6 and size >= 40:
+                length = 40 + ((plaintext[4] << 8) | plaintext[5])
+                source = plaintext[8:24]
+                if length > size:
+                    counters["drop_bad_ip_length"] += 1
+                    continue
+            else:
+                counters["drop_not_ip"] += 1
+                continue
+            if lookup(source) is not peer:
+                counters["drop_source_not_allowed"] += 1
+                continue
+            out.append(plaintext if length == size else plaintext[:length])
+        if out:
+            actions.append(WritePackets(out))
         return actions
 
     def _check_macs(self, data: bytes, src: tuple, now: float) -> tuple[bool, list[Action]]:
@@ -407,32 +491,42 @@ class Device:
 
     # ------------------------------------------------------------------ sending
 
-    def _send_packet(self, peer: Peer, packet: bytes, now: float) -> list[Action]:
+    def _send_packets(self, peer: Peer, packets: list, now: float) -> list[Action]:
+        """Seal ``packets`` (b"" is a keepalive) for ``peer`` under its current session, or stage them and start
+        a handshake when there is none to send with."""
+        if peer.endpoint is None:
+            self.counters["tun_drop_no_endpoint"] += len(packets)
+            return []
         keypair = peer.current
-        if keypair is None or not keypair.can_send(now):
-            peer.staged.append(packet)
+        count = len(packets)
+        if keypair is None or not keypair.can_send(now, count):
+            peer.staged.extend(packets)
             return self._send_initiation(peer, now, retry=False)
-        data = keypair.seal(packet, self.mtu)
-        peer.tx_bytes += len(data)
-        if packet and peer.t_new_handshake is None:  # draw jitter only when the timer is armed
+        datagrams = keypair.seal_many(packets, self.mtu)
+        size = 0
+        for d in datagrams:
+            size += len(d)
+        peer.tx_bytes += size
+        # draw jitter only when the timer is armed; a keepalive alone does not arm it
+        if peer.t_new_handshake is None and (count > 1 or len(packets[0])):
             timers.data_sent(peer, now, self._jitter())
         timers.any_authenticated_packet_sent(peer)
         timers.any_authenticated_packet_traversal(peer, now)
-        assert peer.endpoint is not None
-        actions: list[Action] = [SendDatagram(data, peer.endpoint)]
+        actions: list[Action] = [SendDatagrams(datagrams, peer.endpoint)]
         if keypair.send_counter > REKEY_AFTER_MESSAGES or (
                 keypair.initiator and now - keypair.created > REKEY_AFTER_TIME):
             actions += self._send_initiation(peer, now, retry=False)
         return actions
 
     def _send_staged(self, peer: Peer, now: float) -> list[Action]:
-        actions: list[Action] = []
-        while peer.staged:
-            keypair = peer.current
-            if keypair is None or not keypair.can_send(now) or peer.endpoint is None:
-                return actions + self._send_initiation(peer, now, retry=False)
-            actions += self._send_packet(peer, peer.staged.popleft(), now)
-        return actions
+        if not peer.staged:
+            return []
+        keypair = peer.current
+        if keypair is None or not keypair.can_send(now, len(peer.staged)) or peer.endpoint is None:
+            return self._send_initiation(peer, now, retry=False)
+        packets = list(peer.staged)
+        peer.staged.clear()
+        return self._send_packets(peer, packets, now)
 
     def _send_keepalive(self, peer: Peer, now: float) -> list[Action]:
         """Send the staged packets, or an empty (keepalive) message when there are none."""

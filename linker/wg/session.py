@@ -17,6 +17,8 @@ from linker.wg.messages import TRANSPORT_HEADER
 from linker.wg.noise import SessionKeys
 from linker.wg.replay import ReplayWindow
 
+_NONCE_PREFIX = bytes(4)
+
 if TYPE_CHECKING:
     from linker.wg.peer import Peer
 
@@ -38,27 +40,41 @@ class Keypair:
         self.send_counter = 0
         self.replay = ReplayWindow()
 
-    def can_send(self, now: float) -> bool:
-        return self.send_counter < REJECT_AFTER_MESSAGES and now - self.created < REJECT_AFTER_TIME
+    def can_send(self, now: float, count: int = 1) -> bool:
+        """Whether ``count`` more messages may be sent under this session."""
+        return self.send_counter + count <= REJECT_AFTER_MESSAGES and now - self.created < REJECT_AFTER_TIME
 
     def can_receive(self, now: float) -> bool:
         return now - self.created < REJECT_AFTER_TIME
 
     def seal(self, packet: bytes, mtu: int) -> bytes:
-        """Encrypt one IP packet (or b"" for a keepalive) into a transport message; advances the counter.
+        """Encrypt one IP packet (or b"" for a keepalive) into a transport message; advances the counter."""
+        return self.seal_many([packet], mtu)[0]
 
-        The plaintext is zero-padded to a multiple of 16 bytes, but not beyond ``mtu`` (whitepaper 5.4.6).
+    def seal_many(self, packets: list, mtu: int) -> list[bytes]:
+        """Encrypt IP packets (bytes-like; b"" is a keepalive) into transport messages, counters in order.
+
+        Each plaintext is zero-padded to a multiple of 16 bytes, but not beyond ``mtu`` (whitepaper 5.4.6).
+        The caller checks ``can_send`` for the whole batch first.
         """
+        encrypt = self._send.encrypt
+        pack = TRANSPORT_HEADER.pack
+        remote = self.remote_index
         counter = self.send_counter
-        self.send_counter = counter + 1
-        size = len(packet)
-        padded = (size + PADDING_MULTIPLE - 1) & ~(PADDING_MULTIPLE - 1)
-        if padded > mtu:
-            padded = max(mtu, size)
-        if padded != size:
-            packet = packet + bytes(padded - size)
-        header = TRANSPORT_HEADER.pack(MESSAGE_TRANSPORT, self.remote_index, counter)
-        return header + self._send.encrypt(counter_nonce(counter), packet, None)
+        out = []
+        for packet in packets:
+            size = len(packet)
+            padded = (size + PADDING_MULTIPLE - 1) & ~(PADDING_MULTIPLE - 1)
+            if padded > mtu:
+                padded = max(mtu, size)
+            if padded != size:
+                packet = bytes(packet) + bytes(padded - size)
+            header = pack(MESSAGE_TRANSPORT, remote, counter)
+            # the nonce is 32 zero bits then the counter, little-endian: the header's last 8 bytes
+            out.append(header + encrypt(_NONCE_PREFIX + header[8:], packet, None))
+            counter += 1
+        self.send_counter = counter
+        return out
 
     def open(self, counter: int, ciphertext: bytes) -> bytes:
         """Decrypt a transport payload. Raises InvalidTag. The caller checks and marks the replay window."""

@@ -8,7 +8,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from linker.wg.actions import Action, SendDatagram, WriteTun
+from linker.wg.actions import Action, SendDatagram, WriteTun, flatten
 from linker.wg.device import Device
 from linker.wg.keys import generate_private_key
 
@@ -76,7 +76,7 @@ class Pair:
 
     def run(self, sender: str, actions: list[Action]) -> None:
         """Perform ``sender``'s actions; deliver datagrams to the other device at once (recursively)."""
-        for action in actions:
+        for action in flatten(actions):
             if isinstance(action, WriteTun):
                 self.tun[sender].append(action.packet)
                 continue
