@@ -61,7 +61,12 @@ def daemon(config: Path, interface: str | None, log_level: str) -> None:
 
     \b
     SIGHUP re-reads CONFIG and applies peer changes without dropping unchanged peers' sessions.
-    SIGTERM or SIGINT stops it and removes its interface. `wg show IFACE` works while it runs.
+    SIGTERM or SIGINT stops it and removes its interface. SIGUSR1 logs its counters.
+    `wg show IFACE` works while it runs.
+
+    \b
+    LINKER_OFFLOADS=gso,gro,coalesce (the default) batches packets at the kernel boundary;
+    a subset, or "none", rules techniques out when troubleshooting a kernel or NIC.
     """
     from linker.dataplane.daemon import Daemon  # pyroute2 is paid for only here
 

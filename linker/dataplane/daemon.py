@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from linker.dataplane import config as cfg
-from linker.dataplane.loop import Loop
+from linker.dataplane.loop import Loop, offloads_from_env
 from linker.dataplane.tun import RouteSync, TunDevice
 from linker.dataplane.uapi import SOCKET_DIR, UapiServer, handle_request
 from linker.dataplane.udp import UdpSockets
@@ -38,7 +38,11 @@ class Daemon:
         iface = self.config.interface
         self.device = Device(iface.private_key, rng=os.urandom, wallclock=time.time, mtu=iface.mtu)
         self.fwmark = iface.fwmark
-        self.udp = UdpSockets(iface.listen_port, iface.fwmark)
+        try:
+            offloads = offloads_from_env(os.environ.get("LINKER_OFFLOADS"))
+        except ValueError as exc:
+            raise DaemonError(f"LINKER_OFFLOADS: {exc}", "unset it to use every offload") from None
+        self.udp = UdpSockets(iface.listen_port, iface.fwmark, gro="gro" in offloads)
         self.tun: TunDevice | None = None
         self.uapi: UapiServer | None = None
         self.loop: Loop | None = None
@@ -50,7 +54,7 @@ class Daemon:
             except OSError as exc:
                 raise DaemonError(f"cannot serve the configuration socket: {exc.strerror or exc}",
                                   f"is another daemon running for {self.interface}?") from None
-            self.loop = Loop(self.device, self.tun.fd, self.udp)
+            self.loop = Loop(self.device, self.tun.fd, self.udp, offloads)
             self.loop.add(self.uapi.listener.fileno(), self._uapi_accept)
             self._apply_peers(self.config, time.monotonic())
         except BaseException:
@@ -163,6 +167,8 @@ class Daemon:
     def _on_signal(self, signum: int) -> None:
         if signum == signal.SIGHUP:
             self.reload()
+        elif signum == signal.SIGUSR1:
+            log.info("counters: %s", self.stats(), extra={"iface": self.interface})
         else:
             log.info("stopping on %s", signal.Signals(signum).name, extra={"iface": self.interface})
             assert self.loop is not None
@@ -170,13 +176,22 @@ class Daemon:
 
     def run(self) -> None:
         assert self.loop is not None
-        self.loop.install_signal_handlers((signal.SIGTERM, signal.SIGINT, signal.SIGHUP))
+        self.loop.install_signal_handlers((signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1))
         try:
             self.loop.run(self._on_signal)
         finally:
             self.close()
 
+    def stats(self) -> str:
+        """The loop's and the core's counters, one ``name=value`` list (no key material)."""
+        merged = dict(self.device.counters)
+        if self.loop is not None:
+            merged.update(self.loop.counters)
+        return " ".join(f"{k}={v}" for k, v in sorted(merged.items()))
+
     def close(self) -> None:
+        if self.loop is not None:
+            log.info("counters: %s", self.stats(), extra={"iface": self.interface})
         if self.uapi is not None:
             self.uapi.close()
             self.uapi = None

@@ -1,36 +1,62 @@
 """The daemon's one event loop: epoll over the TUN fd, the UDP sockets, the UAPI socket and a signal wake-up fd,
-plus a timer tick. No threads; every packet is handled to the end before the next is read.
+plus a timer tick. No threads.
 
 The loop is thin: it reads, hands bytes to the protocol core (``linker.wg.device.Device``) and performs the
-actions the core returns. Reads are batched per wake-up (bounded, so one direction cannot starve the other).
+actions the core returns. Each wake-up reads a bounded batch (so one direction cannot starve the other) and the
+batch crosses the kernel boundary in as few calls as it can: sealed datagrams for one peer leave in one
+``sendmsg`` with UDP GSO, received datagrams arrive GRO-coalesced in one ``recvmsg``, and decrypted TCP segments of
+one flow are written to the TUN device as one super-segment (offload.py). Each falls back to one call per packet
+if the kernel refuses it.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import select
 import signal
 import socket
+import struct
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
 
-from linker.dataplane.udp import UdpSockets
-from linker.wg.actions import Action, SendDatagram
+from linker.dataplane.offload import GSO_NONE, PLAIN, VNET_HDR_LEN, coalesce
+from linker.dataplane.udp import SOL_UDP, UDP_GRO, UDP_SEGMENT, UdpSockets
+from linker.wg.actions import Action, SendDatagram, SendDatagrams, WritePackets
 from linker.wg.device import Device
 
 log = logging.getLogger("linker.daemon")
 
 TICK = 0.1  # seconds between timer runs (the core asks for at least every 100 ms)
 BATCH = 64  # packets read per fd per wake-up
-MAX_PACKET = 65535
+MAX_PACKET = 65535 + VNET_HDR_LEN
+GSO_MAX_SEGMENTS = 64  # UDP_MAX_SEGMENTS of older kernels
+GSO_MAX_BYTES = 65000  # one UDP send, before segmentation, stays under the 64 KiB datagram limit
+_CMSG_SPACE = socket.CMSG_SPACE(4)  # the UDP_GRO cmsg: an int, the segment size
+_U16 = struct.Struct("=H")
+OFFLOADS = frozenset({"gso", "gro", "coalesce"})
+
+
+def offloads_from_env(value: str | None) -> frozenset[str]:
+    """LINKER_OFFLOADS: a comma-separated subset of gso, gro, coalesce, or "none" (default: all).
+
+    A troubleshooting and benchmarking knob: each batching technique can be ruled out without a rebuild."""
+    if value is None:
+        return OFFLOADS
+    chosen = frozenset(v.strip() for v in value.split(",") if v.strip() and v.strip() != "none")
+    unknown = chosen - OFFLOADS
+    if unknown:
+        raise ValueError(f"unknown offload(s) {', '.join(sorted(unknown))}; choose from gso, gro, coalesce, none")
+    return chosen
 
 
 class Loop:
     """Owns the epoll set. ``handlers`` maps extra fds (UAPI listener and clients) to callbacks."""
 
-    def __init__(self, device: Device, tun_fd: int, udp: UdpSockets) -> None:
+    def __init__(self, device: Device, tun_fd: int, udp: UdpSockets, offloads: frozenset[str] = OFFLOADS) -> None:
         self.device = device
         self.tun_fd = tun_fd
         self.udp = udp
@@ -43,6 +69,10 @@ class Loop:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._udp_fds: dict[int, socket.socket] = {}
+        self._rbuf = bytearray(65536)
+        self._rview = memoryview(self._rbuf)
+        self.gso = "gso" in offloads  # send runs of equal-size datagrams with one sendmsg (UDP_SEGMENT) until refused
+        self.coalescing = "coalesce" in offloads  # write TCP runs to TUN as one super-segment until refused
         self._epoll.register(tun_fd, select.EPOLLIN)
         self._epoll.register(self._wake_r.fileno(), select.EPOLLIN)
         self.watch_udp()
@@ -129,58 +159,121 @@ class Loop:
     # ------------------------------------------------------------------ the packet paths
 
     def from_tun(self) -> None:
+        """Read up to BATCH packets, then seal them in one call: runs for one peer leave as one GSO send."""
         read = os.read
         fd = self.tun_fd
-        encapsulate = self.device.encapsulate
-        now = time.monotonic()
+        packets = []
         for _ in range(BATCH):
             try:
-                packet = read(fd, MAX_PACKET)
+                buf = read(fd, MAX_PACKET)
             except (BlockingIOError, InterruptedError):
-                return
+                break
             except OSError as exc:
                 self.counters["tun_read_error"] += 1
                 log.warning("reading the TUN device failed: %s", exc.strerror)
-                return
-            actions = encapsulate(packet, now)
-            if actions:
-                self.perform(actions)
+                break
+            if len(buf) <= VNET_HDR_LEN or buf[1] != GSO_NONE:  # no offloads were offered: never expected
+                self.counters["tun_drop_unexpected_gso"] += 1
+                continue
+            packets.append(memoryview(buf)[VNET_HDR_LEN:])
+        if packets:
+            self.counters["tun_reads"] += len(packets)
+            self.perform(self.device.encapsulate_batch(packets, time.monotonic()))
 
     def from_udp(self, sock: socket.socket) -> None:
-        recvfrom = sock.recvfrom
-        decapsulate = self.device.decapsulate
+        """Receive up to BATCH (GRO-coalesced) reads, decrypt, then write the packets to TUN coalesced."""
+        recvmsg_into = sock.recvmsg_into
+        decapsulate = self.device.decapsulate_batch
+        buf, view = self._rbuf, self._rview
         now = time.monotonic()
+        actions: list[Action] = []
         for _ in range(BATCH):
             try:
-                data, addr = recvfrom(MAX_PACKET)
+                size, ancdata, _, addr = recvmsg_into([buf], _CMSG_SPACE)
             except (BlockingIOError, InterruptedError):
-                return
+                break
             except OSError as exc:  # e.g. ECONNREFUSED reported for an earlier send
                 self.counters["udp_recv_error"] += 1
                 log.debug("udp receive error: %s", exc.strerror)
                 continue
-            actions = decapsulate(data, (addr[0], addr[1]), now)
-            if actions:
-                self.perform(actions)
+            segment = size
+            for level, kind, data in ancdata:
+                if level == SOL_UDP and kind == UDP_GRO:
+                    segment = int.from_bytes(data[:4], sys.byteorder) or size
+            if segment >= size:
+                datagrams = [bytes(view[:size])]
+            else:
+                whole = view[:size]  # slices of it end at the data, not at the buffer's end
+                datagrams = [bytes(whole[i:i + segment]) for i in range(0, size, segment)]
+            self.counters["udp_reads"] += 1
+            self.counters["udp_datagrams_read"] += len(datagrams)
+            actions += decapsulate(datagrams, (addr[0], addr[1]), now)
+        if actions:
+            self.perform(actions)
 
     def perform(self, actions: list[Action]) -> None:
+        """Send what is to be sent; write what is to be written, TCP runs coalesced into super-segments."""
+        writes: list = []
         for action in actions:
-            if type(action) is SendDatagram:
-                host = action.endpoint[0]
-                sock = self.udp.v6 if ":" in host else self.udp.v4
-                if sock is None:
-                    self.counters["udp_send_no_socket"] += 1
-                    continue
-                try:
-                    sock.sendto(action.data, action.endpoint)
-                except (BlockingIOError, InterruptedError):
-                    self.counters["udp_send_dropped"] += 1
-                except OSError as exc:
-                    self.counters["udp_send_error"] += 1
-                    log.debug("udp send to %s failed: %s", host, exc.strerror)
+            kind = type(action)
+            if kind is SendDatagrams:
+                self._send(action.datagrams, action.endpoint)  # type: ignore[union-attr]
+            elif kind is WritePackets:
+                writes += action.packets  # type: ignore[union-attr]
+            elif kind is SendDatagram:
+                self._send([action.data], action.endpoint)  # type: ignore[union-attr]
             else:
-                try:
-                    os.write(self.tun_fd, action.packet)
-                except OSError as exc:
-                    self.counters["tun_write_error"] += 1
-                    log.debug("TUN write failed: %s", exc.strerror)
+                writes.append(action.packet)  # type: ignore[union-attr]
+        if writes:
+            self._write(writes)
+
+    def _write(self, packets: list[bytes]) -> None:
+        writev = os.writev
+        fd = self.tun_fd
+        self.counters["tun_packets_written"] += len(packets)
+        for parts in coalesce(packets) if self.coalescing else ([PLAIN, p] for p in packets):
+            self.counters["tun_writes"] += 1
+            try:
+                writev(fd, parts)
+            except OSError as exc:
+                if exc.errno == errno.EINVAL and len(parts) > 2 and self.coalescing:
+                    self.coalescing = False  # the kernel refused a super-segment: write plain from now on
+                    log.warning("the TUN device refused a coalesced write; writing packets one by one")
+                    self._write([p for p in packets])
+                    return
+                self.counters["tun_write_error"] += 1
+                log.debug("TUN write failed: %s", exc.strerror)
+
+    def _send(self, datagrams: list[bytes], endpoint: tuple) -> None:
+        sock = self.udp.v6 if ":" in endpoint[0] else self.udp.v4
+        self.counters["udp_datagrams_sent"] += len(datagrams)
+        if sock is None:
+            self.counters["udp_send_no_socket"] += len(datagrams)
+            return
+        count = len(datagrams)
+        i = 0
+        while i < count:
+            size = len(datagrams[i])
+            j = i + 1
+            if self.gso:
+                limit = min(count, i + min(GSO_MAX_SEGMENTS, GSO_MAX_BYTES // size))
+                while j < limit and len(datagrams[j]) == size:
+                    j += 1
+                if j < limit and len(datagrams[j]) < size:
+                    j += 1  # one shorter datagram may end a GSO send
+            self.counters["udp_sends"] += 1
+            try:
+                if j - i == 1:
+                    sock.sendto(datagrams[i], endpoint)
+                else:
+                    sock.sendmsg(datagrams[i:j], [(SOL_UDP, UDP_SEGMENT, _U16.pack(size))], 0, endpoint)
+            except (BlockingIOError, InterruptedError):
+                self.counters["udp_send_dropped"] += j - i
+            except OSError as exc:
+                if j - i > 1 and exc.errno in (errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP):
+                    self.gso = False  # e.g. the route's device cannot checksum for us: one send per datagram
+                    log.warning("UDP GSO refused (%s); sending datagrams one by one", exc.strerror)
+                    continue
+                self.counters["udp_send_error"] += j - i
+                log.debug("udp send to %s failed: %s", endpoint[0], exc.strerror)
+            i = j

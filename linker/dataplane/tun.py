@@ -1,4 +1,4 @@
-"""The TUN device: /dev/net/tun with IFF_TUN | IFF_NO_PI, its addresses, MTU and routes (pyroute2).
+"""The TUN device: /dev/net/tun with IFF_TUN | IFF_NO_PI | IFF_VNET_HDR, its addresses, MTU and routes (pyroute2).
 
 ``TunDevice.create`` opens the device and brings it up; ``close`` removes it (and with it every route through it).
 ``RouteSync`` keeps one kernel route per AllowedIPs network pointed at the device, adding and removing routes as
@@ -27,6 +27,10 @@ log = logging.getLogger("linker.daemon")
 TUNSETIFF = 0x400454CA
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
+IFF_VNET_HDR = 0x4000  # every read and write carries a virtio_net_hdr (see offload.py)
+# packets the kernel may queue for us to read: TCP small queues allow a flow about 1 MiB in flight below the
+# socket (700 full packets), more than the default 500, so a busy loop would make the device drop and TCP back off
+TX_QUEUE_LEN = 2048
 RTPROT_LINKER = 0x4C  # the routes' protocol number ('L'): ours, so `ip route show proto 76` lists them
 
 
@@ -52,7 +56,7 @@ class TunDevice:
             raise PrivilegeError("opening /dev/net/tun needs root (or CAP_NET_ADMIN)",
                                  "run the daemon as root") from None
         try:
-            fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", name.encode(), IFF_TUN | IFF_NO_PI))
+            fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", name.encode(), IFF_TUN | IFF_NO_PI | IFF_VNET_HDR))
         except OSError as exc:
             os.close(fd)
             if exc.errno == errno.EBUSY:
@@ -65,7 +69,7 @@ class TunDevice:
         ipr = IPRoute()
         try:
             index = ipr.link_lookup(ifname=name)[0]
-            ipr.link("set", index=index, mtu=mtu)
+            ipr.link("set", index=index, mtu=mtu, txqlen=TX_QUEUE_LEN)
             for addr in addresses:
                 try:
                     ipr.addr("add", index=index, address=str(addr.ip), prefixlen=addr.network.prefixlen)

@@ -15,6 +15,9 @@ from linker.errors import LinkerError
 log = logging.getLogger("linker.daemon")
 
 SO_MARK = 36
+SOL_UDP = 17
+UDP_SEGMENT = 103  # send: one sendmsg carries many datagrams of one size (GSO)
+UDP_GRO = 104  # receive: one recvmsg returns many datagrams of one size, the size in a cmsg
 SOCKET_BUFFER = 4 << 20  # room for bursts while the loop is busy with the other direction
 
 
@@ -23,7 +26,8 @@ class PortInUseError(LinkerError):
 
 
 class UdpSockets:
-    def __init__(self, port: int = 0, fwmark: int = 0) -> None:
+    def __init__(self, port: int = 0, fwmark: int = 0, gro: bool = True) -> None:
+        self.gro = gro
         self.v4: socket.socket | None = None
         self.v6: socket.socket | None = None
         self.port = 0
@@ -63,6 +67,10 @@ class UdpSockets:
                 sock.setsockopt(socket.SOL_SOCKET, opt, SOCKET_BUFFER)
             if fwmark:
                 sock.setsockopt(socket.SOL_SOCKET, SO_MARK, fwmark)
+            try:
+                sock.setsockopt(SOL_UDP, UDP_GRO, 1 if self.gro else 0)
+            except OSError:
+                log.info("no UDP GRO on this kernel: one datagram per receive")
             sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", port))
         except OSError as exc:
             sock.close()
