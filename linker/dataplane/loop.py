@@ -200,11 +200,9 @@ class Loop:
             for level, kind, data in ancdata:
                 if level == SOL_UDP and kind == UDP_GRO:
                     segment = int.from_bytes(data[:4], sys.byteorder) or size
-            if segment >= size:
-                datagrams = [bytes(view[:size])]
-            else:
-                whole = view[:size]  # slices of it end at the data, not at the buffer's end
-                datagrams = [bytes(whole[i:i + segment]) for i in range(0, size, segment)]
+            # views of the buffer, not copies: the core keeps no reference once it returns
+            whole = view[:size]  # slices of it end at the data, not at the buffer's end
+            datagrams = [whole] if segment >= size else [whole[i:i + segment] for i in range(0, size, segment)]
             self.counters["udp_reads"] += 1
             self.counters["udp_datagrams_read"] += len(datagrams)
             actions += decapsulate(datagrams, (addr[0], addr[1]), now)

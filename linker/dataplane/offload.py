@@ -50,7 +50,7 @@ def pseudo_sum(src: bytes, dst: bytes, length: int) -> int:
 class _Run:
     __slots__ = ("first", "gso_size", "hdr_len", "next_seq", "pieces", "psh", "shape", "total", "v6")
 
-    def __init__(self, packet: bytes, hdr_len: int, payload: int, seq: int, shape: bytes, v6: bool) -> None:
+    def __init__(self, packet: bytes, hdr_len: int, payload: int, seq: int, shape: tuple, v6: bool) -> None:
         self.first = packet
         self.hdr_len = hdr_len
         self.gso_size = payload
@@ -85,45 +85,51 @@ class _Run:
         return [vnet, header, memoryview(first)[hdr_len:], *self.pieces[1:]]
 
 
-def coalesce(packets: list[bytes]) -> list[list]:
-    """Decrypted IP packets -> TUN writes (lists of buffers, virtio header first), merging TCP runs."""
+# IPv4 (no options) + TCP: ver/ihl, tos, frag (16 bits), ttl, proto, addresses+ports, seq, ack, data offset, flags,
+# window, urgent pointer
+_V4 = struct.Struct("!BB4xHBB2x12sIIBBH2xH")
+# IPv6 (no extension headers) + TCP: ver/class/flow, next header, hop limit, addresses+ports, seq, ack, data offset,
+# flags, window, urgent pointer
+_V6 = struct.Struct("!I2xBB36sIIBBH2xH")
+
+
+def coalesce(packets: list) -> list[list]:
+    """Decrypted IP packets (bytes-like) -> TUN writes (lists of buffers, virtio header first), TCP runs merged."""
     out: list = []  # finished writes (lists) and runs (their place in the order), resolved at the end
     runs: dict[bytes, _Run] = {}
+    v4 = _V4.unpack_from
+    v6 = _V6.unpack_from
     for p in packets:
         size = len(p)
-        version = p[0] >> 4
-        if version == 4:
-            if size < 40 or p[0] != 0x45 or p[9] != TCP or (p[6] & 0x3F) or p[7]:
-                out.append(_plain(p, runs, size, version))
+        first = p[0]
+        if first == 0x45 and size >= 40:
+            _, tos, frag, ttl, proto, key, seq, ack, doff, flags, window, urg = v4(p)
+            if proto != TCP or frag & 0x3FFF:  # not TCP, or a fragment
+                out.append(_plain(p, runs, size, 4))
                 continue
             ip_len = 20
-            key = p[12:24]  # addresses and ports
-        elif version == 6:
-            if size < 60 or p[6] != TCP:
-                out.append(_plain(p, runs, size, version))
+            v6_flow = 0
+        elif first >> 4 == 6 and size >= 60:
+            v6_flow, proto, ttl, key, seq, ack, doff, flags, window, urg = v6(p)
+            if proto != TCP:
+                out.append(_plain(p, runs, size, 6))
                 continue
             ip_len = 40
-            key = p[8:44]
+            tos = frag = 0
         else:
-            out.append([PLAIN, p])
+            out.append(_plain(p, runs, size, first >> 4))
             continue
-        doff = (p[ip_len + 12] >> 4) << 2
-        flags = p[ip_len + 13]
-        hdr_len = ip_len + doff
+        hdr_len = ip_len + ((doff >> 4) << 2)
         payload = size - hdr_len
-        if doff < 20 or payload <= 0 or flags & ~(ACK | PSH) or not flags & ACK:
+        if doff < 0x50 or payload <= 0 or flags & 0xE7 or not flags & ACK:  # only ACK, optionally PSH
             runs.pop(key, None)  # close the flow's run: this packet must come after it
             out.append([PLAIN, p])
             continue
-        seq = int.from_bytes(p[ip_len + 4:ip_len + 8], "big")
-        # what must be equal to merge: version/TOS (or v6 class/flow), DF/TTL/protocol, ack, window, options
-        if version == 4:
-            shape = p[0:2] + p[6:10] + p[28:33] + p[34:36] + p[38:hdr_len]
-        else:
-            shape = p[0:4] + p[6:8] + p[48:53] + p[54:56] + p[58:hdr_len]
+        # what must be equal to merge: TOS (or v6 class/flow), DF/TTL, ack, window, urgent pointer, options
+        shape = (tos, frag, ttl, v6_flow, ack, doff, window, urg, bytes(p[ip_len + 20:hdr_len]) if doff > 0x50 else b"")
         run = runs.get(key)
         if (run is not None and run.next_seq == seq and run.shape == shape and payload <= run.gso_size
-                and run.total + payload <= MAX_SUPER + (40 if version == 6 else 0)):
+                and run.total + payload <= MAX_SUPER + (40 if ip_len == 40 else 0)):
             run.pieces.append(memoryview(p)[hdr_len:])
             run.total += payload
             run.next_seq = (seq + payload) & 0xFFFFFFFF
@@ -131,7 +137,7 @@ def coalesce(packets: list[bytes]) -> list[list]:
                 run.psh = bool(flags & PSH)
                 del runs[key]  # a short or pushed segment ends the run
             continue
-        run = _Run(p, hdr_len, payload, seq, shape, version == 6)
+        run = _Run(p, hdr_len, payload, seq, shape, ip_len == 40)
         out.append(run)
         runs.pop(key, None)
         if not flags & PSH:  # a pushed segment stands alone
@@ -141,10 +147,11 @@ def coalesce(packets: list[bytes]) -> list[list]:
 
 def _plain(p: bytes, runs: dict[bytes, _Run], size: int, version: int) -> list:
     """A packet written as it is; if it is TCP of a flow with an open run, that run is closed first."""
-    if version == 4 and p[9] == TCP and not (p[6] & 0x1F or p[7]):  # TCP, first or only fragment
-        ihl = (p[0] & 15) << 2
-        if size >= ihl + 4:
-            runs.pop(p[12:20] + p[ihl:ihl + 4], None)
-    elif version == 6 and size >= 44 and p[6] == TCP:
-        runs.pop(p[8:44], None)
+    if runs:
+        if version == 4 and size >= 20 and p[9] == TCP and not (p[6] & 0x1F or p[7]):  # TCP, first fragment
+            ihl = (p[0] & 15) << 2
+            if size >= ihl + 4:
+                runs.pop(bytes(p[12:20]) + bytes(p[ihl:ihl + 4]), None)
+        elif version == 6 and size >= 44 and p[6] == TCP:
+            runs.pop(bytes(p[8:44]), None)
     return [PLAIN, p]

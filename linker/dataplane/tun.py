@@ -28,9 +28,9 @@ TUNSETIFF = 0x400454CA
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
 IFF_VNET_HDR = 0x4000  # every read and write carries a virtio_net_hdr (see offload.py)
-# packets the kernel may queue for us to read: TCP small queues allow a flow about 1 MiB in flight below the
-# socket (700 full packets), more than the default 500, so a busy loop would make the device drop and TCP back off
-TX_QUEUE_LEN = 2048
+# packets the kernel may queue for us to read: TCP small queues let a flow keep up to 4 MiB below the socket
+# (tcp_limit_output_bytes); with the default 500 (or 2048) a busy loop made the device drop and TCP retransmit
+TX_QUEUE_LEN = 4096
 RTPROT_LINKER = 0x4C  # the routes' protocol number ('L'): ours, so `ip route show proto 76` lists them
 
 
