@@ -42,22 +42,25 @@ class ReplayWindow:
 
     def mark(self, counter: int) -> bool:
         """Accept ``counter``: True if it is new and inside the window (and records it), else False."""
-        if counter >= REJECT_AFTER_MESSAGES or self._greatest >= REJECT_AFTER_MESSAGES + 1:
+        greatest = self._greatest
+        if counter >= REJECT_AFTER_MESSAGES or greatest >= REJECT_AFTER_MESSAGES + 1:
             return False
         c = counter + 1
-        if c + COUNTER_WINDOW_SIZE < self._greatest:
-            return False
         index = c >> _BLOCK_SHIFT
-        if c > self._greatest:
-            current = self._greatest >> _BLOCK_SHIFT
-            top = min(index - current, COUNTER_BLOCKS)
-            blocks = self._blocks
-            for i in range(1, top + 1):
-                blocks[(current + i) & _RING_MASK] = 0
+        blocks = self._blocks
+        if c > greatest:  # the newest yet (the common case): slide, then it cannot have been seen
+            current = greatest >> _BLOCK_SHIFT
+            if index != current:
+                for i in range(1, min(index - current, COUNTER_BLOCKS) + 1):
+                    blocks[(current + i) & _RING_MASK] = 0
             self._greatest = c
+            blocks[index & _RING_MASK] |= 1 << (c & _BLOCK_MASK)
+            return True
+        if c + COUNTER_WINDOW_SIZE < greatest:
+            return False
         slot = index & _RING_MASK
         bit = 1 << (c & _BLOCK_MASK)
-        if self._blocks[slot] & bit:
+        if blocks[slot] & bit:
             return False
-        self._blocks[slot] |= bit
+        blocks[slot] |= bit
         return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
@@ -75,6 +76,11 @@ class Keypair:
             counter += 1
         self.send_counter = counter
         return out
+
+    @property
+    def opener(self) -> Callable[[bytes, bytes, None], bytes]:
+        """The receive cipher's ``decrypt(nonce, ciphertext, None)``, for the batch path (raises InvalidTag)."""
+        return self._recv.decrypt
 
     def open(self, counter: int, ciphertext: bytes) -> bytes:
         """Decrypt a transport payload. Raises InvalidTag. The caller checks and marks the replay window."""
