@@ -151,12 +151,24 @@ class RegionFacts:
     def parameter(self, name: str) -> str | None:
         return dict(self.parameters).get(name)
 
+    def _tagged(self) -> list[tuple[str, Tags]]:
+        """(id, tags) of the link's tagged resources here."""
+        out = [(e.allocation_id, e.tags) for e in self.eips] + [(g.id, g.tags) for g in self.security_groups]
+        out += [(i.id, i.tags) for i in self.instances]
+        if self.iam.role_exists:
+            out.append((f"IAM role of {self.region}", self.iam.role_tags))
+        if self.bucket is not None and self.bucket.exists:
+            out.append((self.bucket.name, self.bucket.tags))
+        return out
+
     def managed_by(self) -> set[str]:
         """Every ``linker:managed-by`` value on the link's resources here."""
-        tagged = [*self.eips, *self.security_groups, *self.instances]
-        values = {dict(r.tags).get(naming.TAG_MANAGED_BY, "") for r in tagged}
-        values.add(dict(self.iam.role_tags).get(naming.TAG_MANAGED_BY, "") if self.iam.role_exists else "")
-        return values - {""}
+        return {dict(tags).get(naming.TAG_MANAGED_BY, "") for _, tags in self._tagged()} - {""}
+
+    def managed_by_terraform(self) -> tuple[str, ...]:
+        """Ids of the link's resources here that carry ``linker:managed-by=terraform``."""
+        return tuple(rid for rid, tags in self._tagged()
+                     if dict(tags).get(naming.TAG_MANAGED_BY) == naming.MANAGED_BY_TERRAFORM)
 
 
 @dataclass(frozen=True)
@@ -257,6 +269,36 @@ def gather(clients: Clients, link: str, regions: Iterable[str], instance_type: s
         with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(extra)))) as pool:
             found += list(pool.map(lambda r: gather_region(clients, link, r, None, account), extra))
     return LinkFacts(link, tuple(found))
+
+
+def terraform_managed(clients: Clients, link: str, regions: Iterable[str], max_workers: int = 8,
+                      ) -> dict[str, tuple[str, ...]]:
+    """{region: ids} of ``link``'s resources tagged ``linker:managed-by=terraform``, in the regions that have any.
+
+    A few Describe calls per region, read-only: ``up`` and ``down`` ask this before they take the link's lock, so
+    that a link Terraform manages is refused before anything at all is written.
+    """
+    flt = [{"Name": f"tag:{naming.TAG_LINK}", "Values": [link]},
+           {"Name": f"tag:{naming.TAG_MANAGED_BY}", "Values": [naming.MANAGED_BY_TERRAFORM]}]
+
+    def look(region: str) -> tuple[str, ...]:
+        ec2 = clients.ec2(region)
+        with cloud_call("DescribeAddresses", region):
+            found = [a["AllocationId"] for a in ec2.describe_addresses(Filters=flt)["Addresses"]]
+        with cloud_call("DescribeSecurityGroups", region):
+            found += [g["GroupId"] for g in _pages(ec2, "describe_security_groups", "SecurityGroups", Filters=flt)]
+        with cloud_call("DescribeInstances", region):
+            found += [i["InstanceId"] for page in _raw_pages(ec2, "describe_instances", Filters=[
+                *flt, {"Name": "instance-state-name", "Values": list(LIVE_STATES)}])
+                for res in page["Reservations"] for i in res["Instances"]]
+        return tuple(found)
+
+    wanted = list(dict.fromkeys(regions))
+    if not wanted:
+        return {}
+    with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(wanted)))) as pool:
+        found = list(pool.map(look, wanted))
+    return {r: ids for r, ids in zip(wanted, found, strict=True) if ids}
 
 
 def account_id(clients: Clients) -> str:

@@ -67,13 +67,27 @@ def plan(spec: LinkSpec, facts: LinkFacts, package: Package) -> list[Change]:
     return changes
 
 
-def refuse_managed_elsewhere(facts: LinkFacts) -> None:
-    for rf in facts.regions:
-        if naming.MANAGED_BY_TERRAFORM in rf.managed_by():
-            raise ManagedElsewhereError(
-                f"link {facts.link!r} is managed by Terraform ({rf.region} has resources tagged "
-                f"{naming.TAG_MANAGED_BY}={naming.MANAGED_BY_TERRAFORM}); linker will not change it",
-                fix="change it with Terraform, or choose another link name with --name")
+def refuse_managed_elsewhere(facts: LinkFacts, command: str = "up") -> None:
+    """ManagedElsewhereError when any of the link's resources is managed by Terraform."""
+    found = {rf.region: rf.managed_by_terraform() for rf in facts.regions
+             if naming.MANAGED_BY_TERRAFORM in rf.managed_by()}
+    if found:
+        raise managed_by_terraform_error(facts.link, found, command)
+
+
+def managed_by_terraform_error(link: str, found: dict[str, tuple[str, ...]], command: str) -> ManagedElsewhereError:
+    """The refusal of ``linker <command>`` on a link whose resources ``found`` ({region: ids}) Terraform manages."""
+    where = "; ".join(f"{region}: {', '.join(ids) or 'its resources'}" for region, ids in sorted(found.items()))
+    if command == "down":
+        fix = ("remove it with `terraform destroy` in the Terraform configuration that manages it "
+               "(terraform/modules/gateway)")
+    else:
+        fix = ("change it with Terraform (`terraform plan` / `terraform apply` in the configuration that manages it, "
+               "terraform/modules/gateway), or give linker another link with --name")
+    return ManagedElsewhereError(
+        f"link {link!r} is managed by Terraform ({where} tagged {naming.TAG_MANAGED_BY}="
+        f"{naming.MANAGED_BY_TERRAFORM}); `linker {command}` will not change it, so that Terraform's state stays "
+        "true", fix=fix)
 
 
 def resolve_site(spec: LinkSpec, rf: RegionFacts) -> Site:

@@ -22,7 +22,7 @@ from linker.control.apply import Applier, Progress
 from linker.control.aws import Clients, Target, cloud_call, is_not_found
 from linker.control.changes import Change
 from linker.control.lock import acquire, lock_region
-from linker.control.plan import plan, refuse_managed_elsewhere
+from linker.control.plan import managed_by_terraform_error, plan, refuse_managed_elsewhere
 from linker.control.teardown import teardown
 from linker.errors import DegradedError
 from linker.spec import LinkSpec, validate_regions
@@ -57,6 +57,7 @@ def up_link(target: Target, spec: LinkSpec, confirm: Confirm, progress: Progress
     """Make AWS match ``spec``; returns the changes made (empty: nothing to do, or not confirmed)."""
     clients = options.clients or Clients(target, hooks=options.hooks, session=options.session)
     validate_regions(spec.regions, clients.known_regions())
+    refuse_terraform(clients, spec.name, spec.regions, "up", options.max_workers)  # before even the lock
     # the facts are read under the lock; a refusal releases it, so a refused run leaves nothing behind
     lock = acquire(clients, spec.name, lock_region(spec.regions), f"linker up {' '.join(spec.regions)}",
                    force=options.force_unlock)
@@ -104,10 +105,11 @@ def down_link(target: Target, link: str, confirm: Confirm, progress: Progress | 
     where = link_regions(clients, link, regions)
     if not where:
         return []
+    refuse_terraform(clients, link, where, "down", options.max_workers)  # before even the lock
     lock = acquire(clients, link, lock_region(where), f"linker down --name {link}", force=options.force_unlock)
     try:
         facts = facts_mod.gather(clients, link, where, "t3.micro", options.max_workers)
-        refuse_managed_elsewhere(facts)
+        refuse_managed_elsewhere(facts, "down")
         changes = [c for rf in facts.regions for c in teardown(rf, link)]
         if changes and confirm(changes):
             Applier(clients, link, lock.owner, progress, options.max_workers, options.poll,
@@ -116,6 +118,13 @@ def down_link(target: Target, link: str, confirm: Confirm, progress: Progress | 
         return []
     finally:
         lock.release()
+
+
+def refuse_terraform(clients: Clients, link: str, regions: Iterable[str], command: str, max_workers: int = 8) -> None:
+    """ManagedElsewhereError, before anything is written, when Terraform manages resources of ``link``."""
+    found = facts_mod.terraform_managed(clients, link, regions, max_workers)
+    if found:
+        raise managed_by_terraform_error(link, found, command)
 
 
 @dataclass(frozen=True)
