@@ -444,10 +444,18 @@ class Module:
         if name not in self.variables:
             raise HclError(f"{self.directory}: no variable {name!r}")
         if name in self._inputs:
-            return self._memo(f"var.{name}", self._inputs[name])
+            return self._memo(f"var.{name}", lambda: self._validated(name, self._inputs[name]()))
         if "default" not in self.variables[name]:
             raise HclError(f"{self.directory}: variable {name!r} is required and not given")
         return self.value(self.variables[name]["default"])
+
+    def _validated(self, name: str, value: Any) -> Any:
+        """``value`` if every validation block of the variable accepts it, else HclError with its message."""
+        for rule in self.variables[name].get("validation", []):
+            ok = self.eval(parse_expression(_source_of(rule["condition"])), {"var": {name: value}})
+            if ok is not True:
+                raise HclError(f"var.{name}: {self.value(rule['error_message'])}")
+        return value
 
     def local(self, name: str) -> Any:
         if name not in self.locals:

@@ -14,10 +14,12 @@ from typing import Any
 import pytest
 
 from linker import naming
+from linker.control import package
 from linker.control.facts import ami_parameter
 from linker.control.render import USER_DATA_LIMIT
+from linker.errors import SpecError
 from linker.gateway.membership import Membership
-from linker.spec import gateway_architecture
+from linker.spec import gateway_architecture, validate_link_name
 from tests.terraform.conftest import EXAMPLE, LINK, REPO, CliLink, Module, context, policy, site_inputs, tags
 from tests.terraform.hcl import HclError, Unknown
 
@@ -187,3 +189,34 @@ def test_evaluator_refuses_what_it_does_not_know(cli_link: CliLink, wheel: Path)
         module.child("east").var("site")
     with pytest.raises(HclError, match="not variables of the module"):
         Module(EXAMPLE, {"nonsense": lambda: 1}, context(cli_link))
+
+
+@pytest.mark.parametrize("name", ["demo", "a", "prod-eu-2", "x" * 24, "x" * 25, "Demo", "-lead", "a_b", ""])
+def test_link_names_the_module_accepts_are_the_cli_ones(cli_link: CliLink, wheel: Path, name: str) -> None:
+    module = Module(MODULE, {"link": lambda: name, "site": lambda: E, "wheel": lambda: str(wheel)},
+                    context(cli_link), providers={"aws": {"region": E}})
+    try:
+        validate_link_name(name)
+        cli_accepts = True
+    except SpecError:
+        cli_accepts = False
+    if cli_accepts:
+        assert module.var("link") == name
+    else:
+        with pytest.raises(HclError, match="1-24 lowercase letters"):
+            module.var("link")
+
+
+def test_the_wheel_must_be_a_linker_wheel(cli_link: CliLink, tmp_path: Path) -> None:
+    module = Module(MODULE, {"site": lambda: E, "wheel": lambda: str(tmp_path / "other-1.0.tar.gz")},
+                    context(cli_link), providers={"aws": {"region": E}})
+    with pytest.raises(HclError, match="linker wheel"):
+        module.var("wheel")
+
+
+def test_package_command_writes_the_wheel_the_cli_uploads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert package.main([str(tmp_path)]) == 0
+    built = package.build()
+    assert (tmp_path / built.filename).read_bytes() == built.data
+    assert capsys.readouterr().out.split() == [str(tmp_path / built.filename), "sha256", built.sha256]
+    assert package.main([str(tmp_path / "missing")]) == 2
