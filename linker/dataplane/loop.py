@@ -268,8 +268,11 @@ class Loop:
             except (BlockingIOError, InterruptedError):
                 self.counters["udp_send_dropped"] += j - i
             except OSError as exc:
-                if j - i > 1 and exc.errno in (errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP):
-                    self.gso = False  # e.g. the route's device cannot checksum for us: one send per datagram
+                if j - i > 1 and exc.errno in (errno.EIO, errno.EINVAL, errno.EMSGSIZE, errno.ENOPROTOOPT,
+                                               errno.EOPNOTSUPP):
+                    # e.g. the route's device cannot checksum for us, or a segment exceeds the path MTU
+                    # (EMSGSIZE; a single send is fragmented by the kernel): one send per datagram
+                    self.gso = False
                     log.warning("UDP GSO refused (%s); sending datagrams one by one", exc.strerror)
                     continue
                 self.counters["udp_send_error"] += j - i

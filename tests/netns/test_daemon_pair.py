@@ -173,3 +173,24 @@ def test_private_key_file_readable_by_others_is_refused_with_the_fix(tmp_path: P
         assert "Traceback" not in res.stderr
         assert node.priv not in res.stderr + res.stdout
         assert run(["ip", "link", "show", node.iface], ns, check=False).returncode != 0
+
+
+def test_underlay_mtu_below_the_tunnels_datagrams_still_carries_tcp(tmp_path: Path) -> None:
+    """Full-size tunnel packets (1420 B inside, 1480 B outside) over a 1280 B underlay: the kernel must fragment
+    the UDP datagrams, as it does for wireguard-go. A batched (UDP GSO) send of them is refused with EMSGSIZE;
+    the daemon must fall back to single sends rather than drop the batch (it did, and TCP stalled)."""
+    with Lab("mt", tmp_path) as lab:
+        a, b = lab.host("a"), lab.host("b")
+        ia, ib = lab.link(a, "192.0.2.1/24", b, "192.0.2.2/24")
+        run(["ip", "link", "set", ia, "mtu", "1280"], a)
+        run(["ip", "link", "set", ib, "mtu", "1280"], b)
+        na = Node.make(lab, a, "a", "10.1.0.1/24", "192.0.2.1")
+        nb = Node.make(lab, b, "b", "10.2.0.1/24", "192.0.2.2")
+        na.peers = [nb.as_peer("10.2.0.0/24")]
+        nb.peers = [na.as_peer("10.1.0.0/24")]
+        na.start(log_level="info")
+        nb.start(log_level="info")
+        assert ping(na.ns, nb.ip) and ping(nb.ns, na.ip)
+        for src, dst in ((na, nb), (nb, na)):
+            sent, received, _ = transfer(lab, dst.ns, dst.ip, src.ns, 8 * MIB, timeout=30)
+            assert sent == received
