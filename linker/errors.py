@@ -91,6 +91,12 @@ class CredentialsError(CloudError):
     kind = "credentials_error"
 
 
+class SandboxError(CloudError):
+    """The local sandbox cloud (``--sandbox``: network namespaces and an embedded AWS endpoint) failed."""
+
+    kind = "sandbox_error"
+
+
 class ManagedElsewhereError(UserError):
     """The link's resources are managed by another tool (Terraform)."""
 

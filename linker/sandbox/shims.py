@@ -1,0 +1,377 @@
+"""Stand-ins for the distribution tools a sandbox host cannot run as such: ``python -m linker.sandbox.shims NAME ...``.
+
+A sandbox host shares the machine's kernel and software, so the user-data's commands run for real except these,
+which the supervisor puts first on the host's PATH (/run/.sandbox/bin), each doing on the host what the real tool
+would do there:
+
+- ``aws s3 cp s3://B/K DEST``: the download, with boto3, from the sandbox's own S3 (the host's AWS_ENDPOINT_URL),
+  through the host's network: its VPC router, internet gateway and the sandbox internet;
+- ``python3.X -m venv DIR``: a real virtual environment from the controller's interpreter (the same version by
+  construction) that also sees the controller's dependencies (the sandbox has no package index), with a ``pip``
+  that installs local wheels: the RECORD hashes checked, files unpacked, console scripts written;
+- ``systemctl``: ``enable`` links the unit into its targets' .wants; ``start``/``--now``/``restart``/``stop`` ask the
+  supervisor, which plays systemd (Restart=, RestartSec=, State/RuntimeDirectory=);
+- ``sysctl``: network keys (``net.*``) are set in the host's namespace; host-wide keys are skipped, said so;
+- ``dnf``/``yum``/``apt-get``: nothing to install, the host has the machine's software; said so.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import importlib.metadata
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+REQUESTS = Path("/run/.sandbox/systemd.jsonl")
+UNIT_STATES = Path("/run/.sandbox/units")
+UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system")
+SYSCTL_DIRS = ("/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d")
+NAMES = ("aws", "systemctl", "sysctl", "dnf", "yum", "apt-get", "python3", *(f"python3.{n}" for n in range(8, 15)))
+
+
+class ShimError(Exception):
+    """What the stand-in cannot do; printed to stderr, exit status 1."""
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+# --- aws ---
+
+def aws(args: list[str]) -> int:
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--region" and i + 1 < len(args):
+            region, i = args[i + 1], i + 2
+            continue
+        if a in ("--quiet", "--no-progress", "--only-show-errors", "--no-cli-pager"):
+            i += 1
+            continue
+        rest.append(a)
+        i += 1
+    if len(rest) != 4 or rest[:2] != ["s3", "cp"] or not rest[2].startswith("s3://"):
+        raise ShimError(f"aws {' '.join(args)}: the sandbox emulates only `aws s3 cp s3://BUCKET/KEY DEST`")
+    bucket, _, key = rest[2][5:].partition("/")
+    dest = Path(rest[3])
+    if rest[3].endswith("/") or dest.is_dir():
+        dest = dest / key.rsplit("/", 1)[-1]
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+    try:
+        boto3.session.Session().client("s3", region_name=region or "us-east-1").download_file(bucket, key, str(dest))
+    except (BotoCoreError, ClientError) as exc:
+        raise ShimError(f"download failed: {rest[2]}: {exc}") from None
+    say(f"download: {rest[2]} to {dest}")
+    return 0
+
+
+# --- python -m venv, and the venv's pip ---
+
+def controller_paths() -> list[str]:
+    """Where the controller's interpreter finds its dependencies (never the linker sources of a checkout)."""
+    return [p for p in sys.path if p.endswith(("site-packages", "dist-packages")) and Path(p).is_dir()]
+
+
+def python(args: list[str]) -> int:
+    if args[:2] != ["-m", "venv"]:
+        os.execv(sys.executable, [sys.executable, *args])  # noqa: S606 (the controller's python stands in)
+    options = [a for a in args[2:] if a.startswith("-")]
+    dirs = [a for a in args[2:] if not a.startswith("-")]
+    unknown = set(options) - {"--without-pip", "--clear", "--upgrade", "--system-site-packages", "--copies",
+                              "--symlinks", "--upgrade-deps"}
+    if len(dirs) != 1 or unknown:
+        raise ShimError(f"python -m venv {' '.join(args[2:])}: the sandbox emulates `python -m venv [--clear] DIR`")
+    venv = Path(dirs[0])
+    base = getattr(sys, "_base_executable", sys.executable)
+    subprocess.run([base, "-m", "venv", "--without-pip", *(["--clear"] if "--clear" in options else []), str(venv)],
+                   check=True, timeout=120)
+    site = venv_site_packages(venv)
+    (site / "_linker_sandbox_deps.pth").write_text("\n".join(controller_paths()) + "\n")
+    for name in ("pip", "pip3"):
+        script = venv / "bin" / name
+        script.write_text(f"#!/bin/sh\nexec '{sys.executable}' -P -m linker.sandbox.shims pip --venv '{venv}' "
+                          '"$@"\n')
+        script.chmod(0o755)
+    say(f"created virtual environment {venv} ({sys.version.split()[0]}; dependencies from the controller's)")
+    return 0
+
+
+def venv_site_packages(venv: Path) -> Path:
+    found = sorted(venv.glob("lib/python3*/site-packages"))
+    if not found:
+        raise ShimError(f"{venv} is not a virtual environment")
+    return found[0]
+
+
+def _record_hash(data: bytes) -> str:
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def install_wheel(venv: Path, wheel_path: Path) -> str:
+    """Install a pure-Python wheel into ``venv``: every file checked against RECORD, console scripts written."""
+    site = venv_site_packages(venv)
+    try:
+        wheel = zipfile.ZipFile(wheel_path)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise ShimError(f"{wheel_path} is not a wheel: {exc}") from None
+    with wheel:
+        names = wheel.namelist()
+        infos = sorted({n.split("/", 1)[0] for n in names if n.split("/", 1)[0].endswith(".dist-info")})
+        if len(infos) != 1:
+            raise ShimError(f"{wheel_path}: expected one .dist-info directory, found {len(infos)}")
+        info = infos[0]
+        record = {row[0]: row[1:] for row in csv.reader(io.StringIO(wheel.read(f"{info}/RECORD").decode())) if row}
+        for name in names:
+            if name.endswith("/"):
+                continue
+            entry = record.get(name)
+            if entry is None:
+                raise ShimError(f"{wheel_path}: {name} is not listed in RECORD")
+            if name != f"{info}/RECORD" and entry[0] != _record_hash(wheel.read(name)):
+                raise ShimError(f"{wheel_path}: {name} does not match its RECORD hash")
+        missing = [n for n in record if n not in names]
+        if missing:
+            raise ShimError(f"{wheel_path}: RECORD lists files the wheel lacks: {', '.join(missing[:3])}")
+        meta = wheel.read(f"{info}/METADATA").decode()
+        check_requirements(meta)
+        for name in names:
+            if name.endswith("/"):
+                continue
+            if ".." in Path(name).parts or name.startswith("/"):
+                raise ShimError(f"{wheel_path}: unsafe path {name}")
+            top = name.split("/", 1)[0]
+            if top.endswith(".data"):
+                raise ShimError(f"{wheel_path}: .data directories are not supported by the sandbox's pip")
+            target = site / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(wheel.read(name))
+        (site / info / "INSTALLER").write_text("linker-sandbox\n")
+        scripts = console_scripts(wheel.read(f"{info}/entry_points.txt").decode()
+                                  if f"{info}/entry_points.txt" in names else "")
+    for script, target in scripts.items():
+        module, _, attr = target.partition(":")
+        path = venv / "bin" / script
+        path.write_text(f"#!{venv}/bin/python\nimport sys\nfrom {module} import {attr.split('.')[0]}\n"
+                        f"if __name__ == '__main__':\n    sys.exit({attr}())\n")
+        path.chmod(0o755)
+    version = re.search(r"^Version: (.+)$", meta, re.M)
+    return f"{info.removesuffix('.dist-info')} ({version.group(1) if version else '?'})"
+
+
+def console_scripts(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    section = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("["):
+            section = line.strip("[]")
+        elif "=" in line and section == "console_scripts":
+            name, _, target = line.partition("=")
+            out[name.strip()] = target.strip()
+    return out
+
+
+def check_requirements(metadata: str) -> None:
+    """Every Requires-Dist without an extra must be there: from the controller's environment."""
+    for req in re.findall(r"^Requires-Dist: (.+)$", metadata, re.M):
+        if "extra ==" in req:
+            continue
+        name = re.match(r"[A-Za-z0-9._-]+", req.strip())
+        if name is None:
+            continue
+        try:
+            importlib.metadata.distribution(name.group(0))
+        except importlib.metadata.PackageNotFoundError:
+            raise ShimError(f"dependency {req.strip()} is not installed where the sandbox's gateways can use it "
+                            "(the sandbox has no package index); run: sudo bash scripts/setup") from None
+
+
+def pip(args: list[str]) -> int:
+    if args[:1] != ["--venv"] or len(args) < 3:
+        raise ShimError("the sandbox's pip is reached through a virtual environment's bin/pip")
+    venv, args = Path(args[1]), args[2:]
+    if not args or args[0] != "install":
+        raise ShimError(f"pip {' '.join(args)}: the sandbox emulates only `pip install WHEEL...`")
+    quiet = {"--no-input", "-q", "--quiet", "--no-deps", "-U", "--upgrade", "--force-reinstall", "--no-index",
+             "--disable-pip-version-check", "--no-cache-dir"}
+    wheels = [a for a in args[1:] if a not in quiet]
+    bad = [a for a in wheels if a.startswith("-") or not a.endswith(".whl")]
+    if bad or not wheels:
+        raise ShimError(f"pip install {' '.join(args[1:])}: the sandbox has no package index; it installs local "
+                        "wheel files only")
+    for w in wheels:
+        say(f"Successfully installed {install_wheel(venv, Path(w))}")
+    return 0
+
+
+# --- systemctl ---
+
+def unit_path(name: str) -> Path | None:
+    return next((Path(d, name) for d in UNIT_DIRS if Path(d, name).is_file()), None)
+
+
+def request(op: str, unit: str) -> None:
+    path = unit_path(unit)
+    if path is None and op != "stop":
+        raise ShimError(f"Unit {unit} not found.")
+    line = json.dumps({"op": op, "unit": unit, "text": path.read_text() if path else ""}) + "\n"
+    REQUESTS.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(REQUESTS, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
+def systemctl(args: list[str]) -> int:
+    flags = [a for a in args if a.startswith("-")]
+    words = [a for a in args if not a.startswith("-")]
+    if not words:
+        raise ShimError("systemctl: no command")
+    command, units = words[0], [u if "." in u else f"{u}.service" for u in words[1:]]
+    if command == "daemon-reload":
+        return 0
+    if command in ("enable", "disable"):
+        from linker.sandbox.userdata import UserDataError, unit_sections
+        for unit in units:
+            path = unit_path(unit)
+            if path is None:
+                raise ShimError(f"Unit {unit} not found.")
+            try:
+                install = unit_sections(path.read_text()).get("Install", [])
+            except UserDataError as exc:
+                raise ShimError(f"{unit}: {exc}") from None
+            for target in (w for k, v in install if k == "WantedBy" for w in v.split()):
+                wants = Path("/etc/systemd/system", f"{target}.wants")
+                wants.mkdir(parents=True, exist_ok=True)
+                link = wants / unit
+                if command == "enable" and not link.is_symlink():
+                    link.symlink_to(path)
+                    say(f"Created symlink {link} → {path}.")
+                elif command == "disable" and link.is_symlink():
+                    link.unlink()
+                    say(f"Removed {link}.")
+            if "--now" in flags:
+                request("start" if command == "enable" else "stop", unit)
+        return 0
+    if command in ("start", "stop", "restart"):
+        for unit in units:
+            request(command, unit)
+        return 0
+    if command == "is-active":
+        states = [(UNIT_STATES / u).read_text().strip() if (UNIT_STATES / u).is_file() else "inactive"
+                  for u in units]
+        for s in states:
+            say(s)
+        return 0 if states and all(s == "active" for s in states) else 3
+    raise ShimError(f"systemctl {command}: not emulated in the sandbox (enable, disable, start, stop, restart, "
+                    "is-active, daemon-reload are)")
+
+
+# --- sysctl ---
+
+def sysctl_files() -> list[Path]:
+    chosen: dict[str, Path] = {}
+    for d in SYSCTL_DIRS:
+        for f in sorted(Path(d).glob("*.conf")) if Path(d).is_dir() else []:
+            chosen.setdefault(f.name, f)  # a file in an earlier directory overrides one of the same name
+    files = [chosen[n] for n in sorted(chosen)]
+    if Path("/etc/sysctl.conf").is_file():
+        files.append(Path("/etc/sysctl.conf"))
+    return files
+
+
+def set_sysctl(key: str, value: str, quiet: bool, ignore: bool = False) -> bool:
+    key = key.strip().replace("/", ".")
+    if not key.startswith("net."):
+        if not quiet:
+            say(f"sysctl: {key} skipped: a sandbox host shares the machine's kernel, only net.* is its own")
+        return True
+    try:
+        Path("/proc/sys", *key.split(".")).write_text(value.strip() + "\n")
+    except OSError as exc:
+        if not ignore:
+            print(f"sysctl: cannot set {key}: {exc.strerror}", file=sys.stderr)
+        return ignore
+    if not quiet:
+        say(f"{key} = {value.strip()}")
+    return True
+
+
+def sysctl(args: list[str]) -> int:
+    quiet = "-q" in args or "--quiet" in args
+    ok = True
+    if "--system" in args or "-p" in args or any(a.startswith("--load") for a in args):
+        files = sysctl_files() if "--system" in args else [Path(a) for a in args if not a.startswith("-")] or \
+            [Path("/etc/sysctl.conf")]
+        for f in files:
+            if not quiet:
+                say(f"* Applying {f} ...")
+            for raw in f.read_text().splitlines():
+                line = raw.strip()
+                if not line or line.startswith(("#", ";")) or "=" not in line:
+                    continue
+                key, _, value = line.partition("=")
+                ignore = key.startswith("-")
+                ok &= set_sysctl(key.lstrip("-"), value, quiet, ignore)
+        return 0 if ok else 1
+    for a in (a for a in args if not a.startswith("-")):
+        if "=" in a:
+            key, _, value = a.partition("=")
+            ok &= set_sysctl(key, value, quiet)
+        else:
+            real = "/usr/sbin/sysctl" if Path("/usr/sbin/sysctl").exists() else "/sbin/sysctl"
+            os.execv(real, ["sysctl", *args])  # noqa: S606 (reading a value: the real tool)
+    return 0 if ok else 1
+
+
+# --- package managers ---
+
+def packages(name: str, args: list[str]) -> int:
+    wanted = [a for a in args[1:] if not a.startswith("-")] if args[:1] == ["install"] else []
+    for p in wanted:
+        say(f"{name}: {p} comes from the machine (a sandbox host shares its software); nothing installed")
+    if not wanted:
+        say(f"{name} {' '.join(args)}: nothing to do in the sandbox")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print(__doc__, file=sys.stderr)
+        return 2
+    name, args = argv[0], argv[1:]
+    try:
+        if name == "aws":
+            return aws(args)
+        if name == "systemctl":
+            return systemctl(args)
+        if name == "sysctl":
+            return sysctl(args)
+        if name in ("dnf", "yum", "apt-get"):
+            return packages(name, args)
+        if name.startswith("python3"):
+            return python(args)
+        if name == "pip":
+            return pip(args)
+    except ShimError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{name}: not a sandbox stand-in", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
