@@ -52,6 +52,18 @@ def _spec_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def _sandbox_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--sandbox", is_flag=True,
+                        help="a local cloud in network namespaces with an embedded AWS endpoint, instead of AWS "
+                             "(root; `linker down --sandbox` removes it)")(fn)
+
+
+def _sandbox() -> Any:
+    from linker.sandbox import control  # moto and the namespaces are paid for only with --sandbox
+
+    return control
+
+
 def _spec(name: str, regions: tuple[str, ...], vpcs: tuple[str, ...], port: int, instance_type: str) -> LinkSpec:
     return LinkSpec(validate_link_name(name), tuple(regions), validate_port(port),
                     validate_instance_type(instance_type), parse_vpc_options(vpcs, regions))
@@ -107,26 +119,33 @@ def _progress(as_json: bool) -> Callable[[Change, str], None] | None:
               help="wait until every tunnel reports a recent handshake")
 @click.option("--timeout", type=float, default=600.0, show_default=True, help="seconds --wait waits")
 @click.option("--force-unlock", is_flag=True, help="break the link's lock even if its lease has not expired")
+@_sandbox_option
 def up(regions: tuple[str, ...], vpcs: tuple[str, ...], instance_type: str, port: int, name: str, as_json: bool,
        endpoint_url: str | None, profile: str | None, yes: bool, wait: bool, timeout: float,
-       force_unlock: bool) -> None:
+       force_unlock: bool, sandbox: bool) -> None:
     """Link one VPC in each REGION (full mesh): gateways, tunnels, routes. Idempotent."""
     logsetup.setup("INFO" if as_json else "WARNING")
     spec = _spec(name, regions, vpcs, port, instance_type)
-    target = Target(profile, endpoint_url)
+    local = _sandbox().prepare_up(spec.regions, endpoint_url, profile) if sandbox else None
+    target = local.target if local else Target(profile, endpoint_url)
     show = lambda changes: _console().print(_changes_table(changes, f"link {spec.name}: changes"))  # noqa: E731
     made = runner.up_link(target, spec, _confirm(yes, as_json, show), _progress(as_json),
                           runner.Options(force_unlock=force_unlock))
+    proof = None
     if wait:
-        runner.wait_healthy(target, spec.name, spec.regions, timeout)
+        # the sandbox proves the link through its workload hosts, then waits for the gateways' own reports
+        proof = _sandbox().prove(local, spec, timeout) if local else None
+        runner.wait_healthy(target, spec.name, spec.regions, timeout, **({"poll": 2.0} if local else {}))
     gateways = runner.status_link(target, spec.name, spec.regions)
     if as_json:
         _emit({"link": spec.name, "changes": [c.to_dict() for c in made], "applied": bool(made),
-               "gateways": [g.to_dict() for g in gateways]})
+               "gateways": [g.to_dict() for g in gateways], **({"sandbox": proof} if proof else {})})
         return
     console = _console()
     console.print(f"link {spec.name}: " + (f"{len(made)} changes applied" if made else "nothing to change"))
     console.print(_status_table(spec.name, gateways))
+    for result in (proof or {}).get("proof", []):
+        console.print(f"sandbox: {_sandbox().describe(result)}", highlight=False)
 
 
 @click.command()
@@ -168,11 +187,15 @@ def _status_table(link: str, gateways: list[runner.GatewayStatus]) -> Table:
 @click.command()
 @_target_options
 @click.option("--region", "regions", multiple=True, help="look only here (default: every enabled region)")
+@_sandbox_option
 def status(name: str, as_json: bool, endpoint_url: str | None, profile: str | None,
-           regions: tuple[str, ...]) -> None:
+           regions: tuple[str, ...], sandbox: bool) -> None:
     """Each gateway of the link and its tunnels' health, as the gateways report it. Exit 4 when degraded."""
     logsetup.setup("INFO" if as_json else "WARNING")
-    gateways = runner.status_link(Target(profile, endpoint_url), validate_link_name(name), regions)
+    local = _sandbox().existing(endpoint_url, profile) if sandbox else None
+    target = local.target if local else Target(profile, endpoint_url)
+    regions = regions or (tuple(local.regions()) if local else ())
+    gateways = runner.status_link(target, validate_link_name(name), regions)
     if not gateways:
         raise UserError(f"there is no link named {name!r}", fix="check --name, --profile and --endpoint-url")
     degraded = [g.site for g in gateways if not g.healthy()]
@@ -197,12 +220,24 @@ def status(name: str, as_json: bool, endpoint_url: str | None, profile: str | No
 @click.option("--region", "regions", multiple=True, help="look only here (default: every enabled region)")
 @click.option("--yes", is_flag=True, help="remove without asking")
 @click.option("--force-unlock", is_flag=True, help="break the link's lock even if its lease has not expired")
+@_sandbox_option
 def down(name: str, as_json: bool, endpoint_url: str | None, profile: str | None, regions: tuple[str, ...],
-         yes: bool, force_unlock: bool) -> None:
+         yes: bool, force_unlock: bool, sandbox: bool) -> None:
     """Remove every resource of the link, and only those (routes linker added, not others)."""
     logsetup.setup("INFO" if as_json else "WARNING")
     link = validate_link_name(name)
     show = lambda changes: _console().print(_changes_table(changes, f"link {link}: removals"))  # noqa: E731
+    if sandbox:  # every link of the sandbox through the same `down`, then the sandbox itself
+        done = _sandbox().down(link, _confirm(yes, as_json, show), _progress(as_json),
+                               runner.Options(force_unlock=force_unlock), endpoint_url, profile)
+        if as_json:
+            _emit({"link": link, "changes": [c.to_dict() for c in done["changes"]], "removed": bool(done["changes"]),
+                   "sandbox": {"removed": done["sandbox_removed"], "namespaces": done["namespaces"]}})
+        else:
+            _console().print(f"sandbox: {len(done['changes'])} removals applied; " +
+                             (f"{len(done['namespaces'])} namespaces removed" if done["sandbox_removed"]
+                              else "no sandbox was running"))
+        return
     made = runner.down_link(Target(profile, endpoint_url), link, _confirm(yes, as_json, show), _progress(as_json),
                             regions, runner.Options(force_unlock=force_unlock))
     if as_json:
