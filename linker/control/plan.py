@@ -156,10 +156,12 @@ def plan_site(spec: LinkSpec, site: Site, peers: list[Site], link: str, package:
         add(Phase.FOUNDATION, "create", "security-group", naming.resource_name(link, name),
             "tunnel traffic from peers only, no SSH", ("vpc", site.vpc_id), *tags)
     group_id = group.id if group else Ref("security-group", name)
-    wanted: list[Rule] = []
-    for p in peers:
-        wanted.append(("udp", spec.port, spec.port, f"{p.eip.public_ip}/32" if p.eip else Ref("eip-ip", p.name)))
-        wanted += [("-1", None, None, c) for c in p.cidrs]
+    # The tunnel port from each peer gateway's EIP, and everything from the site's own VPC: security groups filter
+    # forwarded packets too, and what the gateway forwards into the tunnels reaches its ENI from its own VPC.
+    # Traffic of the peer VPCs arrives through the tunnel, never at the ENI, so their CIDRs are not needed here.
+    wanted: list[Rule] = [("udp", spec.port, spec.port, f"{p.eip.public_ip}/32" if p.eip else Ref("eip-ip", p.name))
+                          for p in peers]
+    wanted += [("-1", None, None, c) for c in site.cidrs]
     have = {(x.protocol, x.from_port, x.to_port, x.cidr) for x in group.ingress} if group else set()
     missing = tuple(r for r in wanted if r not in have)
     extra = tuple(sorted(have - set(wanted), key=str))

@@ -40,7 +40,7 @@ def test_up_makes_a_hardened_gateway_per_site_and_twice_changes_nothing(aws) -> 
     west_ip = aws.client("ec2", region_name=W).describe_addresses(Filters=flt)["Addresses"][0]["PublicIp"]
     group = ec2.describe_security_groups(Filters=flt)["SecurityGroups"][0]
     rules = {(p["IpProtocol"], p.get("FromPort"), r["CidrIp"]) for p in group["IpPermissions"] for r in p["IpRanges"]}
-    assert rules == {("udp", 51999, f"{west_ip}/32"), ("-1", None, "10.20.0.0/16")}  # no SSH, nothing else
+    assert rules == {("udp", 51999, f"{west_ip}/32"), ("-1", None, "10.10.0.0/16")}  # no SSH, nothing else
     instance = ec2.describe_instances(Filters=flt)["Reservations"][0]["Instances"][0]
     assert instance["MetadataOptions"]["HttpTokens"] == "required"
     assert instance["IamInstanceProfile"]["Arn"].endswith("/linker-demo-us-east-1")

@@ -72,7 +72,7 @@ def built(spec: LinkSpec, region: str) -> RegionFacts:
                            tags=tuple((naming.route_tag(LINK, CIDR[p]), region) for p in peers))
                    for t in rf.route_tables)
     rules = frozenset({Permission("udp", spec.port, spec.port, f"{IP[p]}/32") for p in peers}
-                      | {Permission("-1", None, None, CIDR[p]) for p in peers})
+                      | {Permission("-1", None, None, CIDR[region])})
     role = naming.resource_name(LINK, region)
     doc = membership_json(LINK, [(r, r, IP[r], (CIDR[r],), spec.port) for r in spec.regions])
     inputs = gateway_inputs(spec, region, naming.bucket_name(LINK, region, ACCOUNT), PACKAGE)
@@ -103,8 +103,9 @@ def test_a_new_link_makes_everything_eips_first_and_no_ssh() -> None:
     assert ("create", "eip") in kinds(changes, "us-east-1")
     assert kinds(changes, "us-east-1").count(("create", "instance")) == 1
     ingress = next(c for c in changes if c.kind == "security-group-ingress" and c.region == "us-east-1")
+    # the peer's tunnel port, and what the gateway forwards: it reaches the ENI from the site's own VPC
     assert set(ingress.param("rules")) == {("udp", 51820, 51820, Ref("eip-ip", "eu-west-1")),
-                                           ("-1", None, None, "10.20.0.0/16")}
+                                           ("-1", None, None, "10.10.0.0/16")}
     assert not any(r[1] == 22 for c in changes if c.kind == "security-group-ingress" for r in c.param("rules"))
     routes = [c for c in changes if c.kind == "route" and c.region == "us-east-1"]
     assert {c.param("table") for c in routes} == {"rtb-pub-us-east-1", "rtb-priv-us-east-1", "rtb-main-us-east-1"}
