@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import random
+import signal
+import struct
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -58,11 +60,13 @@ def capture_from_b(lab: Lab, nb: Node, b_if: str, count: int) -> list[bytes]:
     return [bytes.fromhex(json.loads(line)["hex"]) for line in out.splitlines()]
 
 
-def hostile_payloads(captured: list[bytes]) -> list[bytes]:
+def hostile_payloads(captured: list[bytes]) -> list[tuple[str, bytes]]:
+    """(the core's counter that must count it, datagram) for each kind of hostile datagram."""
     rng = random.Random(2)
     initiation = next(d for d in captured if d[0] == 1 and len(d) == 148)
     transports = [d for d in captured if d[0] == 4 and len(d) > 32]
     assert transports, "no transport datagram was captured"
+    receiver, counter = struct.unpack_from("<IQ", transports[0], 4)
 
     def rand(n: int) -> bytes:
         return rng.randbytes(n)
@@ -70,20 +74,38 @@ def hostile_payloads(captured: list[bytes]) -> list[bytes]:
     def typed(kind: int, size: int) -> bytes:
         return kind.to_bytes(4, "little") + rand(size - 4)
 
+    def forged(ahead: int) -> bytes:  # the live session's receiver index, a counter never seen, no valid tag
+        return struct.pack("<IIQ", 4, receiver, counter + ahead) + rand(48)
+
     flipped = bytearray(transports[0])
     flipped[-1] ^= 0x01
     return [
-        b"", b"\x01", b"\x04\x00\x00",  # too short to have a type
-        *(rand(n) for n in (5, 31, 64, 200, 1400)),  # garbage
-        typed(0, 148), typed(5, 148), typed(255, 64),  # no such type
-        b"\x01\x01\x00\x00" + rand(144),  # initiation size, non-zero reserved bytes
-        typed(1, 148), typed(2, 92), typed(3, 64), typed(4, 64),  # right sizes, random content: bad MACs
-        typed(1, 147), typed(1, 149), typed(2, 93), typed(3, 63),  # wrong sizes
-        initiation[:100], transports[0][:16], transports[0][:31],  # truncated real messages
-        typed(1, MAX_UDP4), typed(4, MAX_UDP4), transports[0][:16] + rand(MAX_UDP4 - 16),  # oversized
-        bytes(flipped),  # a real transport datagram with one bit flipped
-        initiation, *transports,  # replayed, verbatim
+        *(("drop_bad_type", d) for d in (b"", b"\x01", b"\x04\x00\x00")),  # too short to have a type
+        *(("drop_bad_type", rand(n)) for n in (5, 31, 64, 200, 1400)),  # garbage (seeded: never a valid type)
+        *(("drop_bad_type", d) for d in (typed(0, 148), typed(5, 148), typed(255, 64))),  # no such type
+        ("drop_bad_type", b"\x01\x01\x00\x00" + rand(144)),  # initiation size, non-zero reserved bytes
+        ("drop_bad_mac1", typed(1, 148)), ("drop_bad_mac1", typed(2, 92)),  # right sizes, random content
+        ("drop_bad_cookie_reply", typed(3, 64)), ("drop_unknown_index", typed(4, 64)),
+        *(("drop_bad_size", typed(k, n)) for k, n in ((1, 147), (1, 149), (2, 93), (3, 63))),  # wrong sizes
+        ("drop_bad_size", initiation[:100]),  # truncated real messages
+        ("drop_short", transports[0][:16]), ("drop_short", transports[0][:31]),
+        ("drop_bad_size", typed(1, MAX_UDP4)), ("drop_unknown_index", typed(4, MAX_UDP4)),  # oversized
+        ("drop_replay", transports[0][:16] + rand(MAX_UDP4 - 16)),
+        # a fresh counter with a bad tag must not move the replay window (marked only after authentication)
+        ("drop_bad_mac", forged(10_000)), ("drop_bad_mac", forged(1 << 32)),
+        ("drop_replay", bytes(flipped)),  # a real transport datagram, one bit flipped
+        ("drop_handshake_replay", initiation), *(("drop_replay", d) for d in transports),  # replayed verbatim
     ]
+
+
+def counters(node: Node) -> dict[str, int]:
+    """The daemon's counters, as it logs them on SIGUSR1."""
+    assert node.proc is not None
+    seen = node.log_text().count("counters:")
+    node.proc.send_signal(signal.SIGUSR1)
+    assert wait_for(lambda: node.log_text().count("counters:") > seen, timeout=5)
+    line = [ln for ln in node.log_text().splitlines() if "counters:" in ln][-1]
+    return {k: int(v) for k, _, v in (f.partition("=") for f in line.split("counters:", 1)[1].split()) if v.isdigit()}
 
 
 def udp_delivered(ns: str) -> tuple[int, int, int]:
@@ -118,7 +140,8 @@ def test_hostile_datagrams_are_dropped_unanswered_and_the_tunnel_keeps_working(
         target: tuple[Lab, Node, Node, str, str]) -> None:
     lab, na, nb, x, b_if = target
     captured = capture_from_b(lab, nb, b_if, count=4)
-    payloads = hostile_payloads(captured)
+    expected = hostile_payloads(captured)
+    payloads = [d for _, d in expected]
     assert ping(na.ns, nb.ip)
 
     # over IPv4 while a transfer runs through the tunnel, then over IPv6
@@ -140,6 +163,12 @@ def test_hostile_datagrams_are_dropped_unanswered_and_the_tunnel_keeps_working(
     assert ping(na.ns, nb.ip) and ping(nb.ns, na.ip)
     peer = na.dump()[nb.pub]
     assert peer.endpoint == nb.endpoint, "a replayed or forged datagram moved the peer's endpoint"
+    # every one of them was dropped for the reason it was built to be dropped for, and counted
+    rounds = 10 + 2
+    seen = counters(na)
+    for name in {n for n, _ in expected}:
+        want = rounds * sum(1 for n, _ in expected if n == name)
+        assert seen.get(name, 0) >= want, f"{name}: {seen.get(name, 0)} counted, {want} sent; {seen}"
 
 
 def test_a_replayed_handshake_initiation_gets_no_response(target: tuple[Lab, Node, Node, str, str]) -> None:
