@@ -19,14 +19,16 @@ from linker.dataplane.loop import Loop, offloads_from_env
 from linker.dataplane.tun import RouteSync, TunDevice
 from linker.dataplane.uapi import SOCKET_DIR, UapiServer, handle_request
 from linker.dataplane.udp import UdpSockets
-from linker.errors import LinkerError
+from linker.errors import LinkerError, UserError
 from linker.wg.device import Device
 from linker.wg.keys import short
 
 log = logging.getLogger("linker.daemon")
 
 
-class DaemonError(LinkerError):
+class DaemonError(UserError):
+    """The daemon cannot start as asked (its socket is another daemon's, a bad LINKER_OFFLOADS): exit 2."""
+
     kind = "daemon_error"
 
 

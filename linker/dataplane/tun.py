@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from linker.errors import LinkerError, PrivilegeError
+from linker.errors import PrivilegeError, UserError
 from linker.wg.allowedips import Network
 
 log = logging.getLogger("linker.daemon")
@@ -34,7 +34,9 @@ TX_QUEUE_LEN = 4096
 RTPROT_LINKER = 0x4C  # the routes' protocol number ('L'): ours, so `ip route show proto 76` lists them
 
 
-class TunError(LinkerError):
+class TunError(UserError):
+    """The device cannot be made (name in use, no /dev/net/tun, ...): the operator's to fix (exit 2)."""
+
     kind = "tun_error"
 
 

@@ -10,7 +10,7 @@ import errno
 import logging
 import socket
 
-from linker.errors import LinkerError
+from linker.errors import UserError
 
 log = logging.getLogger("linker.daemon")
 
@@ -21,7 +21,9 @@ UDP_GRO = 104  # receive: one recvmsg returns many datagrams of one size, the si
 SOCKET_BUFFER = 4 << 20  # room for bursts while the loop is busy with the other direction
 
 
-class PortInUseError(LinkerError):
+class PortInUseError(UserError):
+    """The ListenPort is taken: the operator's to fix (exit 2), not a bug."""
+
     kind = "port_in_use"
 
 

@@ -194,3 +194,26 @@ def test_underlay_mtu_below_the_tunnels_datagrams_still_carries_tcp(tmp_path: Pa
         for src, dst in ((na, nb), (nb, na)):
             sent, received, _ = transfer(lab, dst.ns, dst.ip, src.ns, 8 * MIB, timeout=30)
             assert sent == received
+
+
+def test_a_taken_port_or_interface_name_exits_2_and_leaves_the_running_daemon_alone(
+        pair: tuple[Lab, Node, Node]) -> None:
+    """Conflicts with what runs already are the operator's to fix (exit 2 with the fix), not a bug (exit 1)."""
+    lab, na, nb = pair
+    other = lab.host("c")
+    cases = [  # (namespace, interface, port, what the error says)
+        (na.ns, na.iface[:-1] + "z", na.port, "UDP port 51820 is already in use"),
+        (na.ns, na.iface, na.port + 1, "already exists and is in use"),
+        (other, na.iface, na.port, "another daemon answers"),
+    ]
+    for ns, iface, port, message in cases:
+        second = Node.make(lab, ns, "z", "10.9.0.1/24", "192.0.2.9", port=port)
+        second.write_config()
+        res = run([*LINKER, "daemon", str(second.conf), "--interface", iface], ns, check=False)
+        assert res.returncode == 2, (message, res.stderr)
+        assert message in res.stderr and "fix:" in res.stderr, res.stderr
+        assert "Traceback" not in res.stderr
+        assert na.proc is not None and na.proc.poll() is None, na.log_text()
+        assert na.socket.exists(), "the second daemon removed the first one's UAPI socket"
+        assert nb.pub in na.dump()
+    assert ping(na.ns, nb.ip)
