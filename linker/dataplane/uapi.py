@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 from linker.dataplane.config import split_host_port
+from linker.errors import LinkerError
 from linker.wg.actions import Action
 from linker.wg.allowedips import Network
 from linker.wg.device import Device
@@ -51,7 +52,7 @@ class Host(Protocol):
     listen_port: int
     fwmark: int
 
-    def rebind(self, port: int) -> None: ...  # raises OSError when the port is taken
+    def rebind(self, port: int) -> None: ...  # raises OSError or LinkerError (PortInUseError) when it cannot
 
     def set_fwmark(self, mark: int) -> None: ...
 
@@ -170,7 +171,7 @@ def _device_line(device: Device, host: Host, key: str, value: str, now: float) -
         if port != host.listen_port:
             try:
                 host.rebind(port)
-            except OSError as exc:
+            except (OSError, LinkerError) as exc:
                 raise UapiFailure(-errno.EADDRINUSE, f"cannot listen on port {port}: {exc}") from None
     elif key == "fwmark":
         host.set_fwmark(_uint(value, "fwmark", 32))

@@ -7,6 +7,7 @@ exists only in its namespace.
 from __future__ import annotations
 
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -216,4 +217,25 @@ def test_a_taken_port_or_interface_name_exits_2_and_leaves_the_running_daemon_al
         assert na.proc is not None and na.proc.poll() is None, na.log_text()
         assert na.socket.exists(), "the second daemon removed the first one's UAPI socket"
         assert nb.pub in na.dump()
+    assert ping(na.ns, nb.ip)
+
+
+def test_wg_set_listen_port_to_a_taken_port_is_refused_and_the_daemon_runs_on(pair: tuple[Lab, Node, Node]) -> None:
+    """`wg set IFACE listen-port P` with P taken: wg reports the failure, the daemon keeps its port and tunnel
+    (it used to die on the PortInUseError that the UAPI handler did not expect)."""
+    lab, na, nb = pair
+    assert ping(na.ns, nb.ip)
+    holder = lab.spawn(na.ns, [sys.executable, "-c", "import socket, time; s = socket.socket(socket.AF_INET, "
+                                "socket.SOCK_DGRAM); s.bind(('0.0.0.0', 51999)); print('bound', flush=True); "
+                                "time.sleep(30)"], log=lab.dir / "holder.log")
+    assert wait_for(lambda: "bound" in (lab.dir / "holder.log").read_text(), timeout=10)
+    res = run(["wg", "set", na.iface, "listen-port", "51999"], na.ns, check=False)
+    assert res.returncode != 0
+    lab.stop(holder)
+    assert not wait_for(lambda: na.proc is not None and na.proc.poll() is not None, timeout=1), na.log_text()
+    assert na.uapi()[""]["listen_port"] == str(na.port)
+    assert ping(na.ns, nb.ip) and ping(nb.ns, na.ip)
+    # and a free port is taken as before
+    run(["wg", "set", na.iface, "listen-port", "51998"], na.ns)
+    assert na.uapi()[""]["listen_port"] == "51998"
     assert ping(na.ns, nb.ip)

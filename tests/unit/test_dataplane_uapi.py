@@ -171,3 +171,18 @@ def test_request_framing(buf: bytes, size: int) -> None:
 def test_unknown_operations_are_refused(buf: bytes) -> None:
     with pytest.raises(ValueError):
         complete_request(buf)
+
+
+def test_set_listen_port_refused_by_the_daemons_own_error_is_answered_not_raised(dev: Device) -> None:
+    """The daemon's rebind raises PortInUseError (a LinkerError, not an OSError) for a taken port: the request is
+    answered with -EADDRINUSE; the exception must not escape into the loop (it stopped the daemon)."""
+    from linker.dataplane.udp import PortInUseError
+
+    class Taken(FakeHost):
+        def rebind(self, port: int) -> None:
+            raise PortInUseError(f"UDP port {port} is already in use", "pick another ListenPort")
+
+    host = Taken()
+    reply, actions, _ = handle_request(dev, host, "set=1\nlisten_port=51999\n\n", 0.0)
+    assert reply == f"errno={-errno.EADDRINUSE}\n\n" and actions == []
+    assert host.listen_port == 51820
