@@ -17,7 +17,7 @@ from pathlib import Path
 from linker.dataplane import config as cfg
 from linker.dataplane.loop import Loop, offloads_from_env
 from linker.dataplane.tun import RouteSync, TunDevice
-from linker.dataplane.uapi import SOCKET_DIR, UapiServer, handle_request
+from linker.dataplane.uapi import SOCKET_DIR, UapiServer, fmt_endpoint, handle_request
 from linker.dataplane.udp import UdpSockets
 from linker.errors import LinkerError, UserError
 from linker.wg.device import Device
@@ -103,8 +103,7 @@ class Daemon:
             actions += self.device.set_peer(p.public_key, now, **kwargs)
             if fresh:
                 log.info("peer added", extra={"iface": self.interface, "peer": short(p.public_key),
-                                              "endpoint": "-" if p.endpoint is None else f"{p.endpoint[0]}:"
-                                              f"{p.endpoint[1]}"})
+                                              "endpoint": "-" if p.endpoint is None else fmt_endpoint(p.endpoint)})
         self._sync_routes()
         if actions and self.loop is not None:
             self.loop.perform(actions)

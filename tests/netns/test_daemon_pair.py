@@ -239,3 +239,27 @@ def test_wg_set_listen_port_to_a_taken_port_is_refused_and_the_daemon_runs_on(pa
     run(["wg", "set", na.iface, "listen-port", "51998"], na.ns)
     assert na.uapi()[""]["listen_port"] == "51998"
     assert ping(na.ns, nb.ip)
+
+
+@pytest.mark.slow
+def test_ipv6_underlay_carries_the_tunnel(tmp_path: Path) -> None:
+    """Endpoints on an IPv6 underlay (documentation prefix 2001:db8::/32): the daemon's IPv6 socket, its batched
+    sends and GRO receives over IPv6, and the bracketed endpoint in `wg show` and in the log."""
+    with Lab("v6", tmp_path) as lab:
+        a, b = lab.host("a"), lab.host("b")
+        ia, ib = lab.link(a, None, b, None)
+        run(["ip", "addr", "add", "2001:db8:1::1/64", "dev", ia, "nodad"], a)
+        run(["ip", "addr", "add", "2001:db8:1::2/64", "dev", ib, "nodad"], b)
+        na = Node.make(lab, a, "a", "10.1.0.1/24", "[2001:db8:1::1]")
+        nb = Node.make(lab, b, "b", "10.2.0.1/24", "[2001:db8:1::2]")
+        na.peers = [nb.as_peer("10.2.0.0/24")]
+        nb.peers = [na.as_peer("10.1.0.0/24")]
+        na.start(log_level="info")
+        nb.start(log_level="info")
+        assert ping(na.ns, nb.ip) and ping(nb.ns, na.ip)
+        for src, dst in ((na, nb), (nb, na)):
+            sent, received, _ = transfer(lab, dst.ns, dst.ip, src.ns, 16 * MIB)
+            assert sent == received
+        assert na.dump()[nb.pub].endpoint == "[2001:db8:1::2]:51820"
+        assert nb.dump()[na.pub].endpoint == "[2001:db8:1::1]:51820"
+        assert "endpoint=[2001:db8:1::2]:51820" in na.log_text().split("peer added", 1)[1].splitlines()[0]
