@@ -75,6 +75,20 @@ def test_restarted_side_carries_traffic_again_within_10_s(pair: tuple[Lab, Node,
     assert other.proc is not None and other.proc.pid == other_pid and other.proc.poll() is None
 
 
+def test_a_peer_that_moves_to_another_address_is_followed(pair: tuple[Lab, Node, Node]) -> None:
+    """Roaming: b's underlay address changes (192.0.2.2 -> 192.0.2.3) without a word to a. b's next
+    authenticated packet comes from the new address, a sends there from then on, and `wg show` says so."""
+    _, na, nb = pair
+    assert ping(na.ns, nb.ip)
+    iface = run(["ip", "-o", "addr", "show", "to", "192.0.2.2"], nb.ns).stdout.split()[1]
+    run(["sysctl", "-qw", f"net.ipv4.conf.{iface}.promote_secondaries=1"], nb.ns)  # keep .3 when .2 goes
+    run(["ip", "addr", "add", "192.0.2.3/24", "dev", iface], nb.ns)
+    run(["ip", "addr", "del", "192.0.2.2/24", "dev", iface], nb.ns)
+    assert ping(nb.ns, na.ip), nb.log_text()
+    assert na.dump()[nb.pub].endpoint == "192.0.2.3:51820"
+    assert ping(na.ns, nb.ip)
+
+
 # ---------------------------------------------------------------------------------------------------- lossy path
 
 @pytest.fixture
