@@ -75,6 +75,34 @@ def test_restarted_side_carries_traffic_again_within_10_s(pair: tuple[Lab, Node,
     assert other.proc is not None and other.proc.pid == other_pid and other.proc.poll() is None
 
 
+@pytest.mark.slow
+def test_without_keepalive_the_untouched_side_rehandshakes_after_15_s(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """No PersistentKeepalive and a restarted side that stays silent: the untouched side keeps sending on its dead
+    session until its new-handshake timer (KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + jitter, 15 to 15.33 s after the
+    first unanswered packet) starts a handshake, as wireguard-go and the kernel do. This is why the gateways
+    carry a persistent keepalive; the bound here is that timer's, plus slack for one-second pings."""
+    with Lab("nk", tmp_path) as lab:
+        a, b = lab.host("a"), lab.host("b")
+        lab.link(a, "192.0.2.1/24", b, "192.0.2.2/24")
+        na = Node.make(lab, a, "a", "10.1.0.1/24", "192.0.2.1")
+        nb = Node.make(lab, b, "b", "10.2.0.1/24", "192.0.2.2")
+        na.peers = [nb.as_peer("10.2.0.0/24")]
+        nb.peers = [na.as_peer("10.1.0.0/24")]
+        na.start()
+        nb.start(log_level="info")
+        assert ping(na.ns, nb.ip)
+        nb.stop()
+        nb.start(write=False, log_level="info")
+        started = time.monotonic()
+        ok = time_to_ping(na.ns, nb.ip, bound=20)
+        with capsys.disabled():
+            print(f"\n[resilience] no keepalive: first ping from the untouched side after "
+                  f"{None if ok is None else round(time.monotonic() - started, 2)} s")
+        assert ok is not None, na.log_text()
+        assert "no reply to our data: new handshake" in na.log_text()
+
+
 def test_a_peer_that_moves_to_another_address_is_followed(pair: tuple[Lab, Node, Node]) -> None:
     """Roaming: b's underlay address changes (192.0.2.2 -> 192.0.2.3) without a word to a. b's next
     authenticated packet comes from the new address, a sends there from then on, and `wg show` says so."""
