@@ -90,14 +90,14 @@ def test_same_names_and_tags_as_the_cli_but_managed_by_terraform(cli_link: CliLi
 
 
 @pytest.mark.parametrize("region", [E, W])
-def test_security_group_admits_the_tunnel_port_from_each_peer_eip_and_the_peer_cidrs_only(
+def test_security_group_admits_the_tunnel_port_from_each_peer_eip_and_its_own_vpc_only(
         cli_link: CliLink, example: Module, region: str) -> None:
     cli, module = cli_link.sites[region], gateway(example, region)
     ingress = block_rules(module.blocks("aws_security_group", "gateway", "ingress"))
     assert ingress == rules(cli.group["IpPermissions"])
     peer = cli_link.sites[W if region == E else E]
-    assert ingress == {("udp", 51999, 51999, f"{peer.eip['PublicIp']}/32"), ("-1", None, None, "10.20.0.0/16"
-                       if region == E else "10.10.0.0/16")}  # no SSH, nothing else
+    assert ingress == {("udp", 51999, 51999, f"{peer.eip['PublicIp']}/32"), ("-1", None, None, "10.10.0.0/16"
+                       if region == E else "10.20.0.0/16")}  # no SSH, nothing else
     assert block_rules(module.blocks("aws_security_group", "gateway", "egress")) == rules(
         cli.group["IpPermissionsEgress"])
 

@@ -117,16 +117,14 @@ resource "aws_security_group" "gateway" {
     }
   }
 
-  # Traffic of the peer VPCs, forwarded through the tunnel.
-  dynamic "ingress" {
-    for_each = var.peers
-    content {
-      description = "traffic of ${ingress.value.site}"
-      protocol    = "-1"
-      from_port   = 0
-      to_port     = 0
-      cidr_blocks = ingress.value.cidrs
-    }
+  # Everything from the site's own VPC: security groups filter forwarded packets too, and what the gateway forwards
+  # into the tunnels reaches its ENI from its own VPC. The peers' traffic arrives through the tunnel, never here.
+  ingress {
+    description = "traffic of this site's VPC, forwarded into the tunnels"
+    protocol    = "-1"
+    from_port   = 0
+    to_port     = 0
+    cidr_blocks = local.cidrs
   }
 
   # What EC2 gives a new group and the CLI keeps (Terraform would otherwise remove it).
