@@ -30,7 +30,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from linker.errors import ConfigError
+from linker.errors import ConfigError, UserError
 from linker.wg.allowedips import Network
 from linker.wg.keys import from_base64
 
@@ -77,8 +77,8 @@ def interface_name_for(path: Path) -> str:
 
 def check_interface_name(name: str) -> str:
     if not name or len(name) > MAX_IFNAME or any(c in name for c in "/ \t\n:") or name in (".", ".."):
-        raise ConfigError(f"{name!r} is not a valid interface name (1 to {MAX_IFNAME} characters, no '/', ':' or "
-                          "spaces)", fix="name the file after the interface (linker0.conf) or pass --interface")
+        raise UserError(f"interface name {name!r} is not valid (1 to {MAX_IFNAME} characters, no '/', ':' or "
+                        "spaces)", fix="name the file after the interface (linker0.conf) or pass --interface NAME")
     return name
 
 

@@ -67,6 +67,9 @@ class TunDevice:
             if exc.errno == errno.EPERM:
                 raise PrivilegeError(f"creating interface {name} needs root (or CAP_NET_ADMIN)",
                                      "run the daemon as root") from None
+            if exc.errno == errno.EINVAL:
+                raise TunError(f"interface {name} exists and is not a TUN device linker can attach to",
+                               f"remove it (ip link del {name}) or pick another name with --interface") from None
             raise TunError(f"cannot create TUN interface {name}: {exc.strerror}") from None
         ipr = IPRoute()
         try:

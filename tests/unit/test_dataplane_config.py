@@ -8,7 +8,7 @@ import os
 import pytest
 
 from linker.dataplane import config as cfg
-from linker.errors import ConfigError
+from linker.errors import ConfigError, UserError
 from linker.wg.keys import from_base64, generate_private_key, public_key_of, to_base64
 
 PRIV = to_base64(generate_private_key(os.urandom))
@@ -136,8 +136,9 @@ def test_load_missing_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("name", ["", "a" * 16, "has space", "a/b", "a:1"])
 def test_bad_interface_names(name: str) -> None:
-    with pytest.raises(ConfigError):
+    with pytest.raises(UserError) as err:
         cfg.check_interface_name(name)
+    assert err.value.message.startswith("interface name ") and "--interface" in (err.value.fix or "")
 
 
 def test_interface_named_after_the_file() -> None:
