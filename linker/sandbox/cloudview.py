@@ -39,7 +39,11 @@ class Instance:
 
     @property
     def role(self) -> str:
-        return dict(self.tags).get(TAG_ROLE, "instance")
+        """``workload`` (the sandbox's own host), ``gateway`` (a link's), else ``instance``."""
+        tags = dict(self.tags)
+        if TAG_ROLE in tags:
+            return tags[TAG_ROLE]
+        return "gateway" if "linker:link" in tags else "instance"
 
     def tag(self, key: str) -> str | None:
         return dict(self.tags).get(key)

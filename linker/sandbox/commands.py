@@ -95,12 +95,13 @@ def hosts(as_json: bool) -> None:
                                      "hosts": rows}, indent=2, sort_keys=True) + "\n")
         return
     table = Table(title=f"sandbox {found.layout.root} (AWS endpoint {found.endpoint})")
-    for col in ("region", "role", "instance", "address", "namespace", "boot", "units (pid, restarts)"):
+    for col in ("region", "role", "instance", "address", "public", "namespace", "boot", "units (pid, restarts)"):
         table.add_column(col)
     for h in rows:
         units = ", ".join(f"{n} {s['state']} ({s.get('pid') or '-'}, {s['restarts']})"
                           for n, s in h["services"].items()) or "-"
-        table.add_row(h["region"], h["role"], h["instance"], h["private_ip"], h["netns"], h["boot"], units)
+        table.add_row(h["region"], h["role"], h["instance"], h["private_ip"], h.get("public_ip") or "-", h["netns"],
+                      h["boot"], units)
     Console().print(table)
 
 

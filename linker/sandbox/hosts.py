@@ -47,6 +47,7 @@ class Host:
         self.dir = layout.host_dir(instance.id)
         self.init: subprocess.Popen[bytes] | None = None
         self.init_pid: int | None = None
+        self.public_ip: str | None = None  # as EC2 says; the host itself never sees it (1:1 NAT at its router)
         self.boot_state = "none"
         self.boot_detail = ""
         self.services: dict[str, Service] = {}
@@ -208,7 +209,7 @@ class Host:
     def record(self) -> dict[str, Any]:
         i = self.instance
         return {"instance": i.id, "region": self.region, "role": i.role, "netns": self.netns,
-                "private_ip": i.private_ip, "init_pid": self.init_pid,
+                "private_ip": i.private_ip, "public_ip": self.public_ip, "init_pid": self.init_pid,
                 "init_started": netns.start_time(self.init_pid) if self.init_pid else None,
                 "dir": str(self.dir), "boot": self.boot_state, "boot_detail": self.boot_detail,
                 "link": i.tag("linker:link"), "services": {n: s.record() for n, s in self.services.items()}}

@@ -286,20 +286,24 @@ class Sandbox:
         now = time.time()
         out: dict[str, dict[str, Any]] = {}
         for region in regions:
-            for host in self.hosts(region, link=link):
+            current = self.gateway_instances(link, region)  # not one being replaced or removed
+            for host in (h for h in self.hosts(region, link=link) if h["instance"] in current):
                 entry: dict[str, Any] = {"instance": host["instance"], "peers": 0, "handshaken": 0,
                                          "boot": host.get("boot")}
-                sockets = sorted(Path(host["dir"], "run", "wireguard").glob("*.sock"))
-                try:
-                    state = wgctl.get(sockets[0]) if sockets else None
-                except wgctl.UapiError:
-                    state = None
+                state = uapi_state(Path(host["dir"], "run", "wireguard"))
                 if state is not None:
                     entry["peers"] = len(state.peers)
                     entry["handshaken"] = sum(1 for p in state.peers.values()
                                               if p.last_handshake and now - p.last_handshake < HANDSHAKE_AGE)
                 out.setdefault(region, entry)
         return out
+
+    def gateway_instances(self, link: str, region: str) -> set[str]:
+        """The link's running gateway instances in ``region``, as EC2 says."""
+        reply = self.client("ec2", region).describe_instances(Filters=[
+            {"Name": "tag:linker:link", "Values": [link]}, {"Name": "tag:linker:site", "Values": [region]},
+            {"Name": "instance-state-name", "Values": ["running"]}])
+        return {i["InstanceId"] for r in reply["Reservations"] for i in r["Instances"]}
 
     def wait_handshakes(self, link: str, regions: tuple[str, ...], timeout: float) -> dict[str, dict[str, Any]]:
         """Until every gateway has exactly one peer per other region, each with a recent handshake."""
@@ -372,6 +376,24 @@ class Sandbox:
                 time.sleep(0.1)
         remove_leftovers(self.layout, state)
         return list(state.get("namespaces", []))
+
+
+def uapi_state(directory: Path) -> wgctl.DeviceState | None:
+    """The state of the daemon whose UAPI socket is in ``directory`` (a host's /run/wireguard), None if none answers.
+
+    The socket is reached through /proc/self/fd: its full path in a sandbox directory can exceed the 107 bytes a
+    unix socket address holds."""
+    try:
+        fd = os.open(directory, os.O_PATH | os.O_DIRECTORY)
+    except OSError:
+        return None
+    try:
+        sockets = sorted(p.name for p in directory.glob("*.sock"))
+        return wgctl.get(Path(f"/proc/self/fd/{fd}", sockets[0])) if sockets else None
+    except wgctl.UapiError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def remove_leftovers(layout: Layout, state: dict[str, Any] | None) -> None:

@@ -238,8 +238,10 @@ class Supervisor:
         for instance_id, (vpc, instance) in wanted.items():
             if instance_id not in self.hosts and instance_id not in self.failed:
                 self._create_host(vpc, instance)
-            elif instance_id in self.hosts:
-                self.hosts[instance_id].instance = instance  # source/dest check, groups, ... may have changed
+            if instance_id in self.hosts:
+                host = self.hosts[instance_id]
+                host.instance = instance  # source/dest check, groups, ... may have changed
+                host.public_ip = vpc.public_ip(instance.private_ip)
         for vpc in vpcs:
             router = self.routers[vpc.index]
             here = [i for i, h in self.hosts.items() if h.vpc_index == vpc.index]
