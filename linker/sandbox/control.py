@@ -11,13 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import boto3
+
 from linker.control import runner
 from linker.control.changes import Change
 from linker.errors import DegradedError, SandboxError, UserError
 from linker.sandbox import session
 from linker.sandbox.layout import current
 from linker.sandbox.session import Sandbox
-from linker.spec import LinkSpec
+from linker.spec import LinkSpec, validate_regions
 
 
 def prepare_up(regions: tuple[str, ...], endpoint_url: str | None, profile: str | None) -> Sandbox:
@@ -25,6 +27,8 @@ def prepare_up(regions: tuple[str, ...], endpoint_url: str | None, profile: str 
     session.refuse_targets(endpoint_url, profile)
     session.check_tools()
     session.use_dummy_credentials()
+    # the regions are checked before the sandbox makes anything in them (the controller checks them again)
+    validate_regions(regions, boto3.session.Session().get_available_regions("ec2"))
     sandbox = Sandbox.start()
     sandbox.ensure_vpcs(regions)
     sandbox.wait_materialised(regions)

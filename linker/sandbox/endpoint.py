@@ -68,8 +68,9 @@ class AddressBook:
         return address
 
 
-def install_allocators(book: AddressBook) -> None:
-    """Make moto allocate from ``book``. Refuses (rather than leak a real public address) if moto changed."""
+def install_allocators(book: AddressBook) -> Callable[[], None]:
+    """Make moto (in this process) allocate from ``book``; returns what undoes it. Refuses, rather than hand out a
+    real public address, if moto's allocation functions are not where this expects them."""
     try:
         import moto.ec2.models.elastic_ip_addresses as eips
         import moto.ec2.models.elastic_network_interfaces as enis
@@ -87,9 +88,14 @@ def install_allocators(book: AddressBook) -> None:
             return book.private(cidr)
         return str(original_private(cidr, ipv6))
 
+    saved = (eips.random_ip, enis.random_public_ip, enis.random_private_ip)
     eips.random_ip = book.public  # type: ignore[attr-defined]
     enis.random_public_ip = book.public  # type: ignore[attr-defined]
     enis.random_private_ip = private  # type: ignore[attr-defined]
+
+    def undo() -> None:
+        eips.random_ip, enis.random_public_ip, enis.random_private_ip = saved  # type: ignore[attr-defined]
+    return undo
 
 
 class ChangeWatcher:
@@ -127,7 +133,7 @@ class Endpoint:
         except ImportError as exc:
             raise SandboxError(f"the sandbox needs moto's server: {exc}",
                                fix="install the sandbox's dependencies: sudo bash scripts/setup") from None
-        install_allocators(book)
+        self._undo = install_allocators(book)
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self.app = ChangeWatcher(DomainDispatcherApplication(create_backend_app), on_change, on_region)
         self._servers: list[Any] = []
@@ -174,3 +180,4 @@ class Endpoint:
             server.server_close()
         for thread in self._threads:
             thread.join(5)
+        self._undo()

@@ -91,7 +91,7 @@ def cli(tmp_path: Path) -> Iterator[Cli]:
     try:
         yield runner
     finally:
-        for log in sorted(layout.hosts_dir.glob("*/log/*.log")) + [layout.log_path]:  # shown when a test fails
+        for log in [*sorted(layout.hosts_dir.glob("*/log/*.log")), layout.log_path]:  # shown when a test fails
             if log.exists():
                 print(f"==== {log}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-40:]))
         state = layout.read_state()
@@ -116,6 +116,20 @@ def daemon_pid(host: dict[str, Any]) -> int:
     return next(p["pid"] for p in service["processes"] if " daemon " in p["command"])
 
 
+def assert_keys_private(root: Path) -> None:
+    """Each gateway's private key is only in its key file and its daemon's config, both 0600 in 0700 places,
+    and in no log, record or other file of the sandbox."""
+    assert root.stat().st_mode & 0o077 == 0
+    keys = {p: p.read_text().strip() for p in root.glob("hosts/*/upper/var/lib/linker/private.key")}
+    assert len(keys) == 2
+    for path in (p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
+        data = path.read_bytes()
+        for key_file, key in keys.items():
+            if key.encode() in data:
+                assert path in (key_file, key_file.parents[4] / "run" / "linker" / "linker0.conf"), path
+                assert path.stat().st_mode & 0o077 == 0 and path.parent.stat().st_mode & 0o077 == 0, path
+
+
 def test_two_regions_up_carry_traffic_survive_a_daemon_kill_and_down_leaves_nothing(cli: Cli) -> None:
     links_before = root_links()
     doc = cli.json("up", E, W, "--sandbox", "--yes", "--timeout", "180", timeout=UP_TIMEOUT)
@@ -126,6 +140,8 @@ def test_two_regions_up_carry_traffic_survive_a_daemon_kill_and_down_leaves_noth
     assert {g["site"] for g in doc["gateways"] if g["healthy"]} == {E, W}  # as the gateways themselves report
     eips = {g["eip"] for g in doc["gateways"]}
     assert all(ip.startswith("203.0.113.") for ip in eips)  # TEST-NET-3, never a real public address
+    again = cli.json("up", E, W, "--sandbox", "--yes", "--timeout", "180", timeout=UP_TIMEOUT)
+    assert again["changes"] == [] and not again["applied"] and again["sandbox"]["proof"][0]["transfer"]["verified"]
 
     # the link, independently of `up`'s own proof: ping and a checksummed transfer between the workload hosts
     assert cli.ping(E, "10.20.2.10") and cli.ping(W, "10.10.2.10")
@@ -147,6 +163,7 @@ def test_two_regions_up_carry_traffic_survive_a_daemon_kill_and_down_leaves_noth
     sent, received = cli.transfer(E, W, "10.20.2.10", size=1 << 20)
     assert sent == received
 
+    assert_keys_private(cli.root)
     recorded = pids_of(cli)
     namespaces = [h["netns"] for h in cli.hosts()]
     down = cli.json("down", "--sandbox", "--yes", timeout=180)
