@@ -14,6 +14,7 @@ from rich.table import Table
 
 from linker.errors import UserError
 from linker.sandbox import layout as layout_mod
+from linker.sandbox import session
 from linker.sandbox.layout import host_environment
 from linker.sandbox.session import Sandbox, require_root
 
@@ -22,7 +23,7 @@ def running() -> Sandbox:
     require_root()
     found = Sandbox.existing()
     if found is None:
-        raise UserError("no sandbox is running", fix="start one with: sudo linker up us-east-1 eu-west-1 --sandbox")
+        raise UserError("no sandbox is running", fix=session.START_HINT)
     return found
 
 

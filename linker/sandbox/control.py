@@ -41,8 +41,7 @@ def existing(endpoint_url: str | None, profile: str | None) -> Sandbox:
     session.use_dummy_credentials()
     found = Sandbox.existing()
     if found is None:
-        raise UserError("no sandbox is running",
-                        fix="start one with: sudo .venv/bin/linker up us-east-1 eu-west-1 --sandbox --yes")
+        raise UserError("no sandbox is running", fix=session.START_HINT)
     return found
 
 

@@ -37,6 +37,7 @@ TOOLS = ("ip", "nft", "nsenter", "mount", "ping", "sysctl", "install")
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 90.0
 HANDSHAKE_AGE = 180.0  # REJECT_AFTER_TIME: an older handshake means no session
+START_HINT = "start one with: sudo .venv/bin/linker up us-east-1 eu-west-1 --sandbox --yes"
 PROBE_PORT = 5201
 PROBE_TIMEOUT = 20
 _BOTO = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=60)
