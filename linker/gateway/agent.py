@@ -14,6 +14,8 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -27,6 +29,13 @@ from linker.gateway.supervisor import DaemonSupervisor
 from linker.wg.keys import from_base64, public_key_of, short, to_base64
 
 log = logging.getLogger("linker.gateway")
+
+
+class _Stopping(BaseException):
+    """SIGTERM/SIGINT arrived while the agent waited on AWS: that call is abandoned and the agent stops.
+
+    A BaseException, as KeyboardInterrupt is, so that no ``except Exception`` in boto3 or urllib3 swallows it.
+    """
 
 
 class LastGood:
@@ -118,6 +127,7 @@ class Agent:
         self.health: GatewayHealth | None = None
         self.metrics: MetricsServer | None = None
         self._stop = threading.Event()
+        self._in_cloud_call = False
         self._backoff = settings.poll_interval
         self._next_poll = 0.0
         self._next_health = 0.0
@@ -150,15 +160,26 @@ class Agent:
 
     # --------------------------------------------------------------- the loop
 
+    @contextmanager
+    def _cloud_io(self) -> Iterator[None]:
+        """Mark a wait on AWS, which a stop signal may cut short (a blackholed endpoint takes many seconds to
+        time out; systemd's stop, and a restart, should not wait for it). Nothing local changes inside."""
+        self._in_cloud_call = True
+        try:
+            yield
+        finally:
+            self._in_cloud_call = False
+
+    def _on_signal(self, *_: object) -> None:
+        self._stop.set()
+        if self._in_cloud_call:
+            raise _Stopping
+
     def poll_cloud(self) -> bool:
         """Read the membership and keys from AWS and apply them. False (and nothing changed) on failure."""
         try:
-            if not self.key_published:
-                self.cloud.publish_public_key(public_key_of(self.private_key))
-                self.key_published = True
-                log.info("public key published", extra={"site": self.settings.site})
-            membership = self.cloud.membership()
-            keys = self.cloud.peer_public_keys(membership)
+            with self._cloud_io():
+                membership, keys = self._read_cloud()
         except (CloudUnavailable, MembershipError) as exc:
             log.warning("cannot read the link from AWS, keeping the last good configuration: %s", exc,
                         extra={"site": self.settings.site})
@@ -167,6 +188,14 @@ class Agent:
         self.apply()
         self.last_good.save(membership, keys)
         return True
+
+    def _read_cloud(self) -> tuple[Membership, dict[str, bytes]]:
+        if not self.key_published:
+            self.cloud.publish_public_key(public_key_of(self.private_key))
+            self.key_published = True
+            log.info("public key published", extra={"site": self.settings.site})
+        membership = self.cloud.membership()
+        return membership, self.cloud.peer_public_keys(membership)
 
     def apply(self) -> None:
         desired = self._desired()
@@ -193,7 +222,8 @@ class Agent:
         if self.metrics is not None:
             self.metrics.text = prometheus_text(self.health)
         try:
-            self.cloud.publish_health(self.health)
+            with self._cloud_io():
+                self.cloud.publish_health(self.health)
         except CloudUnavailable as exc:
             log.warning("cannot publish health: %s", exc, extra={"site": self.settings.site})
 
@@ -209,8 +239,8 @@ class Agent:
             self._next_health = now + self.settings.health_interval
 
     def run(self) -> None:
-        signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
-        signal.signal(signal.SIGINT, lambda *_: self._stop.set())
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
         self.start()
         try:
             self.metrics = MetricsServer(self.settings.metrics_address, self.settings.metrics_port)
@@ -221,6 +251,8 @@ class Agent:
             while not self._stop.is_set():
                 self.step(time.monotonic())
                 self._stop.wait(1.0)
+        except _Stopping:
+            log.info("stop signal while waiting on AWS: that call is abandoned", extra={"site": self.settings.site})
         finally:
             log.info("stopping", extra={"site": self.settings.site})
             if self.metrics is not None:
