@@ -143,6 +143,8 @@ class Agent:
         cached = self.last_good.load()
         if cached is not None:
             self.membership, self.keys = cached
+            log.info("starting from the last good configuration", extra={"site": s.site,
+                                                                          "count": len(self._desired())})
         self._write_daemon_config(self._desired())
         self.applied = {p.public_key: p for p in self._desired()}
         if not self.supervisor.ensure_running(time.monotonic()):
