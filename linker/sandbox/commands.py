@@ -82,7 +82,8 @@ def exec_(region: str, gateway: bool, name: str, command: tuple[str, ...]) -> No
     else:
         host = found.workload(region)
     argv = [*found.enter(host), *command]
-    os.execvpe(argv[0], argv, {**host_environment(), "TERM": os.environ.get("TERM", "dumb")})  # noqa: S606
+    env = {**host_environment(found.access_key), "TERM": os.environ.get("TERM", "dumb")}
+    os.execvpe(argv[0], argv, env)  # noqa: S606
 
 
 @sandbox.command()

@@ -26,7 +26,7 @@ def prepare_up(regions: tuple[str, ...], endpoint_url: str | None, profile: str 
     session.require_root()
     session.refuse_targets(endpoint_url, profile)
     session.check_tools()
-    session.use_dummy_credentials()
+    session.use_sandbox_credentials()
     # the regions are checked before the sandbox makes anything in them (the controller checks them again)
     validate_regions(regions, boto3.session.Session().get_available_regions("ec2"))
     sandbox = Sandbox.start()
@@ -38,7 +38,7 @@ def prepare_up(regions: tuple[str, ...], endpoint_url: str | None, profile: str 
 def existing(endpoint_url: str | None, profile: str | None) -> Sandbox:
     session.require_root()
     session.refuse_targets(endpoint_url, profile)
-    session.use_dummy_credentials()
+    session.use_sandbox_credentials()
     found = Sandbox.existing()
     if found is None:
         raise UserError("no sandbox is running", fix=session.START_HINT)
@@ -74,7 +74,7 @@ def down(link: str, confirm: Callable[[list[Change]], bool], progress: Any, opti
     """Every link of the sandbox through the controller's ``down``, then the sandbox; checks nothing is left."""
     session.require_root()
     session.refuse_targets(endpoint_url, profile)
-    session.use_dummy_credentials()
+    session.use_sandbox_credentials()
     layout = current()
     sandbox = Sandbox.existing(layout)
     made: list[Change] = []

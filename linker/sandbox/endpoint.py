@@ -6,7 +6,10 @@
 
 moto is told to hand out addresses as AWS does for this sandbox: Elastic IPs from TEST-NET-3 (never a real public
 address) and instance addresses from a subnet's usable range, skipping AWS's reserved ones and addresses in use.
-A thin WSGI layer reports each mutating EC2 call, so the supervisor reconciles at once instead of polling hard.
+A thin WSGI layer reports each mutating EC2 call, so the supervisor reconciles at once instead of polling hard,
+and refuses every request that does not carry the sandbox's access key id: the loopback listener is open to any
+local user, and what the API holds is run as root (an instance's user-data), so only root, who can read the key
+in the sandbox's root-only state, may use it. (moto does not check signatures; the key id works as a token.)
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from linker.sandbox import addressing, netns
 
 log = logging.getLogger("linker.sandbox")
 READ_ACTIONS = ("Describe", "Get", "List", "Head")
-_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request")
+_SCOPE = re.compile(r"Credential=([^/]+)/\d{8}/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request")
+_DENIED = (b"<ErrorResponse><Error><Code>InvalidClientTokenId</Code><Message>not the sandbox's access key: use the "
+           b"credentials of `linker ... --sandbox` (root)</Message></Error></ErrorResponse>")
 
 
 class AddressBook:
@@ -98,16 +103,29 @@ def install_allocators(book: AddressBook) -> Callable[[], None]:
     return undo
 
 
-class ChangeWatcher:
-    """WSGI middleware: calls ``on_change(region, action)`` after each mutating EC2 call, and ``on_region`` for
-    every region an EC2 call names (the regions worth watching)."""
+def credential_scope(environ: dict[str, Any]) -> tuple[str, str, str] | None:
+    """(access key id, region, service) of a SigV4 request: its Authorization header or presigned query."""
+    found = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+    if found is None:
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        found = _SCOPE.search("Credential=" + query.get("X-Amz-Credential", [""])[0])
+    return (found.group(1), found.group(2), found.group(3)) if found else None
 
-    def __init__(self, app: Any, on_change: Callable[[str, str], None], on_region: Callable[[str], None]) -> None:
-        self.app, self.on_change, self.on_region = app, on_change, on_region
+
+class ChangeWatcher:
+    """WSGI middleware: refuses requests without ``access_key``; calls ``on_change(region, action)`` after each
+    mutating EC2 call, and ``on_region`` for every region an EC2 call names (the regions worth watching)."""
+
+    def __init__(self, app: Any, access_key: str, on_change: Callable[[str, str], None],
+                 on_region: Callable[[str], None]) -> None:
+        self.app, self.access_key, self.on_change, self.on_region = app, access_key, on_change, on_region
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        scope = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
-        region, service = (scope.group(1), scope.group(2)) if scope else ("", "")
+        scope = credential_scope(environ)
+        if scope is None or scope[0] != self.access_key:
+            start_response("403 Forbidden", [("Content-Type", "text/xml"), ("Content-Length", str(len(_DENIED)))])
+            return [_DENIED]
+        _, region, service = scope
         action = ""
         if service == "ec2" and environ.get("REQUEST_METHOD") == "POST":
             length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -125,7 +143,7 @@ class ChangeWatcher:
 class Endpoint:
     """The embedded AWS endpoint: ``start_local`` then ``start_inside``; ``stop`` closes both listeners."""
 
-    def __init__(self, book: AddressBook, on_change: Callable[[str, str], None],
+    def __init__(self, book: AddressBook, access_key: str, on_change: Callable[[str, str], None],
                  on_region: Callable[[str], None]) -> None:
         os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")  # gateways attach an AWS managed policy
         try:
@@ -135,7 +153,7 @@ class Endpoint:
                                fix="install the sandbox's dependencies: sudo bash scripts/setup") from None
         self._undo = install_allocators(book)
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self.app = ChangeWatcher(DomainDispatcherApplication(create_backend_app), on_change, on_region)
+        self.app = ChangeWatcher(DomainDispatcherApplication(create_backend_app), access_key, on_change, on_region)
         self._servers: list[Any] = []
         self._threads: list[threading.Thread] = []
 

@@ -38,9 +38,11 @@ UNIT_STATES = "run/.sandbox/units"
 
 
 class Host:
-    def __init__(self, layout: Layout, instance: Instance, vpc: Vpc, python: str = sys.executable) -> None:
+    def __init__(self, layout: Layout, instance: Instance, vpc: Vpc, access_key: str,
+                 python: str = sys.executable) -> None:
         self.layout, self.instance, self.region, self.vpc_index = layout, instance, vpc.region, vpc.index
         self.python = python
+        self.env = host_environment(access_key)
         self.netns = layout.names.host(instance.id)
         self.router = layout.names.router(vpc.index)
         self.device = addressing.Names.eni_device(instance.eni_id)
@@ -140,7 +142,7 @@ class Host:
             with out_path.open("ab") as out:
                 self._boot_process = subprocess.Popen(
                     [*self.enter(), "--wd=/", "--", self.python, "-P", "-m", "linker.sandbox.cloudinit"],
-                    stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT, env=host_environment(),
+                    stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT, env=self.env,
                     start_new_session=True)
                 self._boot_process.communicate(user_data, timeout=BOOT_TIMEOUT)
             code = self._boot_process.returncode
@@ -190,7 +192,7 @@ class Host:
             if op == "start":
                 return  # already running: systemctl start is a no-op
             current.stop()
-        service = Service(unit, self.enter(), host_environment(), self.dir / "run",
+        service = Service(unit, self.enter(), self.env, self.dir / "run",
                           self.dir / "log" / f"{name}.log", self.instance.id)
         if current is not None:
             service.restarts = current.restarts

@@ -74,12 +74,12 @@ def api_url() -> str:
     return f"http://{API_ADDRESS}:{API_PORT}"
 
 
-def host_environment() -> dict[str, str]:
+def host_environment(access_key: str) -> dict[str, str]:
     """What every process of a sandbox host starts with. The credentials stand for the instance role's, which a
     real instance gets from its metadata service; the endpoint is the sandbox's AWS, across the sandbox internet."""
     return {
         "PATH": HOST_PATH, "LANG": "C.UTF-8", "HOME": "/root",
-        "AWS_ENDPOINT_URL": api_url(), "AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox",
+        "AWS_ENDPOINT_URL": api_url(), "AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": "sandbox",
         "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": "/dev/null",
         "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
     }

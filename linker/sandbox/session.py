@@ -2,7 +2,8 @@
 the embedded endpoint, and after ``up`` prove the link from workload host to workload host.
 
 The controller itself runs unchanged: ``Sandbox.target`` is an ordinary ``Target`` with the sandbox's endpoint,
-and the process's AWS credentials are replaced by dummy ones, so nothing real is ever sent anywhere.
+and the process's AWS credentials are replaced by the sandbox's own access key (the only one its API accepts), so
+no real credential is ever sent anywhere.
 """
 
 from __future__ import annotations
@@ -70,12 +71,12 @@ def refuse_targets(endpoint_url: str | None, profile: str | None) -> None:
         raise UserError("--sandbox uses no AWS account, so --profile cannot be used with it", fix="drop --profile")
 
 
-def use_dummy_credentials() -> None:
-    """This process talks to the sandbox only: dummy credentials, no profile, no metadata service."""
+def use_sandbox_credentials(access_key: str = "none-yet") -> None:
+    """This process talks to the sandbox only: its access key, no profile, no real credential, no metadata service."""
     for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL",
                 "LINKER_ENDPOINT_URL"):
         os.environ.pop(var, None)
-    os.environ.update({"AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox",
+    os.environ.update({"AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": "sandbox",
                        "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": os.devnull,
                        "AWS_SHARED_CREDENTIALS_FILE": os.devnull})
 
@@ -89,8 +90,10 @@ class Sandbox:
 
     def __init__(self, layout: Layout, state: dict[str, Any]) -> None:
         self.layout, self.state = layout, state
-        self._session = boto3.session.Session(aws_access_key_id="sandbox",
-                                              aws_secret_access_key="sandbox")  # noqa: S106 (not a secret)
+        self.access_key = str(state["access_key"])
+        self._session = boto3.session.Session(aws_access_key_id=self.access_key,
+                                              aws_secret_access_key="sandbox")  # noqa: S106 (moto checks none)
+        use_sandbox_credentials(self.access_key)  # the controller's own clients take them from the environment
 
     # --- finding and starting ---
 
@@ -244,7 +247,7 @@ class Sandbox:
             missing = [r for r in regions if r not in routed or r not in workloads]
             if not missing:
                 return
-            if state.get("failed") or time.monotonic() > deadline:
+            if time.monotonic() > deadline:
                 why = "; ".join(f"{i}: {m}" for i, m in state.get("failed", {}).items()) or "timed out"
                 raise SandboxError(f"the sandbox could not build {', '.join(missing)}: {why}",
                                    fix=f"see the supervisor's log, {self.layout.log_path}")
@@ -275,7 +278,7 @@ class Sandbox:
     def run_on(self, host: dict[str, Any], argv: list[str], timeout: float = 120.0) -> subprocess.CompletedProcess:
         try:
             return subprocess.run([*self.enter(host), *argv], capture_output=True, text=True, timeout=timeout,
-                                  env=host_environment())
+                                  env=host_environment(self.access_key))
         except subprocess.TimeoutExpired:
             raise SandboxError(f"`{' '.join(argv)}` on {host['instance']} did not finish within {timeout:.0f} s") \
                 from None
@@ -343,7 +346,7 @@ class Sandbox:
         receiver = subprocess.Popen(
             [*self.enter(dest), python, "-P", "-m", "linker.sandbox.probe", "recv", "--port", str(PROBE_PORT),
              "--timeout", str(PROBE_TIMEOUT)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=host_environment())
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=host_environment(self.access_key))
         try:
             first = receiver.stdout.readline() if receiver.stdout else ""
             if first.strip() != "listening":

@@ -10,9 +10,11 @@ directory, then exits.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import sys
@@ -34,6 +36,7 @@ from linker.sandbox.layout import Layout, write_shims
 
 log = logging.getLogger("linker.sandbox")
 FULL_RECONCILE_EVERY = 5.0
+RETRY_AFTER = 10.0  # seconds before materialising an instance is tried again after a failure
 TICK = 0.25
 _BOTO = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30)
 
@@ -72,10 +75,11 @@ class Router:
             return
         if plan.addresses != old.addresses:
             netns.ip_batch([f"addr replace {a}/32 dev {network.VPC_DEVICE}" for a in plan.addresses], self.netns)
-        if plan.rules != old.rules:
-            for rule in old.rules:
-                netns.ip("rule", "del", *rule.split()[:2], netns=self.netns, check=False)
-            netns.ip_batch([f"rule add {r}" for r in plan.rules], self.netns)
+        if plan.rules != old.rules:  # replaced from what the kernel holds: a failed round leaves no stray rule
+            ours = sorted({int(r["priority"]) for r in netns.ip_json("rule", "show", netns=self.netns)
+                           if network.LOCAL_RULE_PREF <= int(r.get("priority", 0)) < 32766})
+            netns.ip_batch([*(f"rule del pref {p}" for p in ours), *(f"rule add {r}" for r in plan.rules)],
+                           self.netns)
         new_tables, old_tables = dict(plan.tables), dict(old.tables)
         for number in sorted(set(new_tables) | set(old_tables)):
             if new_tables.get(number) != old_tables.get(number):
@@ -113,7 +117,9 @@ class Supervisor:
         self.namespaces: list[str] = []
         self.endpoint: Endpoint | None = None
         self.port = 0
-        self.failed: dict[str, str] = {}  # instance -> why it could not be materialised
+        self.access_key = "LKSB" + secrets.token_hex(8).upper()  # the API's only credential (endpoint.py)
+        self.failed: dict[str, str] = {}  # instance -> why it could not be materialised (retried)
+        self._failed_at: dict[str, float] = {}
         self._clients: dict[str, Any] = {}
         self._written = ""
         self._internet_routes: tuple[str, ...] = ()
@@ -136,7 +142,8 @@ class Supervisor:
     def write_state(self, ready: bool = True) -> None:
         doc = {
             "pid": os.getpid(), "started": netns.start_time(os.getpid()), "prefix": self.names.prefix,
-            "endpoint": f"http://127.0.0.1:{self.port}", "python": sys.executable, "ready": ready,
+            "endpoint": f"http://127.0.0.1:{self.port}", "access_key": self.access_key, "python": sys.executable,
+            "ready": ready,
             "internet": self.names.internet, "namespaces": list(self.namespaces),
             "routers": {str(r.index): {"netns": r.netns, "region": r.region, "vpc": r.vpc_id, "cidr": r.cidr}
                         for r in self.routers.values()},
@@ -156,7 +163,7 @@ class Supervisor:
         root.chmod(0o700)
         self.layout.hosts_dir.mkdir(mode=0o700, exist_ok=True)
         write_shims(self.layout, sys.executable)
-        self.endpoint = Endpoint(self.book, self.on_change, self.on_region)
+        self.endpoint = Endpoint(self.book, self.access_key, self.on_change, self.on_region)
         self.port = self.endpoint.start_local()
         self.write_state(ready=False)
         internet = self.names.internet
@@ -185,7 +192,7 @@ class Supervisor:
     def client(self, region: str) -> Any:
         if region not in self._clients:
             self._clients[region] = boto3.session.Session(
-                aws_access_key_id="sandbox", aws_secret_access_key="sandbox").client(  # noqa: S106 (not a secret)
+                aws_access_key_id=self.access_key, aws_secret_access_key="sandbox").client(  # noqa: S106
                 "ec2", region_name=region, endpoint_url=f"http://127.0.0.1:{self.port}", config=_BOTO)
         return self._clients[region]
 
@@ -236,7 +243,8 @@ class Supervisor:
         for instance_id in [i for i in self.hosts if i not in wanted]:
             self._destroy_host(self.hosts.pop(instance_id))
         for instance_id, (vpc, instance) in wanted.items():
-            if instance_id not in self.hosts and instance_id not in self.failed:
+            retry = time.monotonic() - self._failed_at.get(instance_id, -RETRY_AFTER) >= RETRY_AFTER
+            if instance_id not in self.hosts and retry:
                 self._create_host(vpc, instance)
             if instance_id in self.hosts:
                 host = self.hosts[instance_id]
@@ -252,8 +260,9 @@ class Supervisor:
         subnet = dict(vpc.subnets).get(instance.subnet_id)
         if subnet is None:
             self.failed[instance.id] = f"its subnet {instance.subnet_id} is not in {vpc.id}"
+            self._failed_at[instance.id] = time.monotonic()
             return
-        host = Host(self.layout, instance, vpc)
+        host = Host(self.layout, instance, vpc, self.access_key)
         self._record_namespace(host.netns)
         self.hosts[instance.id] = host
         try:
@@ -261,10 +270,12 @@ class Supervisor:
             host.boot(cloudview.user_data(self.client(vpc.region), instance.id))
         except (LinkerError, OSError) as exc:
             message = exc.message if isinstance(exc, LinkerError) else str(exc)
-            log.error("cannot materialise the instance: %s", message, extra={"resource": instance.id})
-            self.failed[instance.id] = message
+            log.error("cannot materialise the instance (will retry): %s", message, extra={"resource": instance.id})
+            self.failed[instance.id], self._failed_at[instance.id] = message, time.monotonic()
             self._destroy_host(self.hosts.pop(instance.id))
             return
+        self.failed.pop(instance.id, None)
+        self._failed_at.pop(instance.id, None)
         log.info("instance materialised", extra={"resource": instance.id, "region": vpc.region})
 
     def _destroy_host(self, host: Host) -> None:
@@ -276,9 +287,12 @@ class Supervisor:
 
     def _apply_internet(self, vpcs: Iterable[cloudview.Vpc]) -> None:
         routes = network.internet_routes(vpcs, self.hosts)
-        if routes != self._internet_routes:
-            current = [r for r in self._internet_routes if r not in routes]
-            netns.ip_batch([*(f"route del {r.split()[0]}" for r in current), *(f"route replace {r}" for r in routes)],
+        if routes != self._internet_routes:  # compared with what the kernel holds: public /32s are all ours
+            wanted = {r.split()[0] for r in routes}
+            present = [ipaddress.ip_network(r["dst"]) for r in netns.ip_json("route", "show", netns=self.names.internet)
+                       if r.get("dst", "default") != "default"]
+            stale = [str(n) for n in present if n.subnet_of(addressing.PUBLIC) and str(n) not in wanted]
+            netns.ip_batch([*(f"route del {d}" for d in stale), *(f"route replace {r}" for r in routes)],
                            self.names.internet)
             self._internet_routes = routes
 

@@ -56,6 +56,13 @@ class Cli:
     def hosts(self) -> list[dict[str, Any]]:
         return self.json("sandbox", "hosts")["hosts"]
 
+    def ec2(self, region: str) -> Any:
+        """An EC2 client of the sandbox's API, with its access key (root only: from the sandbox's state)."""
+        state = Layout(self.root).read_state() or {}
+        session = boto3.session.Session(aws_access_key_id=state["access_key"],
+                                        aws_secret_access_key="sandbox")  # noqa: S106 (moto checks no secret)
+        return session.client("ec2", region_name=region, endpoint_url=state["endpoint"])
+
     def gateway(self, region: str) -> dict[str, Any]:
         return next(h for h in self.hosts() if h["region"] == region and h["role"] == "gateway")
 
@@ -150,6 +157,16 @@ def test_two_regions_up_carry_traffic_survive_a_daemon_kill_and_down_leaves_noth
     status = cli.json("status", "--sandbox")
     assert status["healthy"] and {g["site"] for g in status["gateways"]} == {E, W}
 
+    # source/dest check on (drift made behind linker's back): the VPC stops forwarding through the gateway,
+    # and the next `up` turns it off again and nothing else
+    cli.ec2(W).modify_instance_attribute(InstanceId=cli.gateway(W)["instance"], SourceDestCheck={"Value": True})
+    deadline = time.monotonic() + 30
+    while cli.ping(E, "10.20.2.10", count=1):
+        assert time.monotonic() < deadline, "the gateway still forwarded with source/dest check on"
+    fixed = cli.json("up", E, W, "--sandbox", "--yes", "--timeout", "180", timeout=UP_TIMEOUT)
+    assert [(c["region"], c["action"], c["kind"]) for c in fixed["changes"]] == [(W, "update", "source-dest-check")]
+    assert cli.ping(E, "10.20.2.10")
+
     # kill eu-west-1's daemon by its PID: its agent starts a new one and traffic resumes
     gateway = cli.gateway(W)
     agent, old = gateway["services"]["linker-gateway.service"]["pid"], daemon_pid(gateway)
@@ -184,7 +201,6 @@ def test_three_regions_full_mesh_then_one_region_fewer_keeps_the_others_linked(c
         (W, 5, True), (S, 5, True)]
     assert cli.ping(W, "10.30.2.10") and cli.ping(S, "10.20.2.10")  # the mesh, not a star around us-east-1
     removed = cli.gateway(S)
-    endpoint = cli.json("sandbox", "hosts")["endpoint"]
 
     doc = cli.json("up", E, W, "--sandbox", "--yes", "--timeout", "180", timeout=UP_TIMEOUT)
     assert {(c["region"], c["action"], c["kind"]) for c in doc["changes"]} >= {(S, "delete", "instance"),
@@ -196,9 +212,10 @@ def test_three_regions_full_mesh_then_one_region_fewer_keeps_the_others_linked(c
     for region in (E, W):  # the remaining gateways dropped the removed peer
         peers = cli("sandbox", "exec", region, "--gateway", "--", "wg", "show", "linker0", "peers")
         assert peers.returncode == 0 and len(peers.stdout.split()) == 1
-    session = boto3.session.Session(aws_access_key_id="sandbox", aws_secret_access_key="sandbox")  # noqa: S106
-    ec2 = session.client("ec2", region_name=S, endpoint_url=endpoint)
-    ssm = session.client("ssm", region_name=S, endpoint_url=endpoint)
+    ec2 = cli.ec2(S)
+    state = Layout(cli.root).read_state() or {}
+    ssm = boto3.session.Session(aws_access_key_id=state["access_key"], aws_secret_access_key="sandbox").client(  # noqa: S106
+        "ssm", region_name=S, endpoint_url=state["endpoint"])
     flt = [{"Name": "tag:linker:link", "Values": ["default"]}]
     live = [i for r in ec2.describe_instances(Filters=flt)["Reservations"] for i in r["Instances"]
             if i["State"]["Name"] != "terminated"]
