@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -31,9 +32,11 @@ from linker.control.apply import Applier
 from linker.control.aws import Clients, Target
 from linker.control.changes import Change, Phase
 from linker.control.render import GatewayInputs, agent_settings
-from linker.wg.keys import from_base64, public_key_of
+from linker.control.runner import status_link
+from linker.wg.keys import from_base64, public_key_of, to_base64
+from tests.netns.awsns import MotoEndpoint
 from tests.netns.daemons import _remove_stale_socket, handshake_ns, uapi_get
-from tests.netns.netlab import Lab, run, transfer, wait_for
+from tests.netns.netlab import REPO, Lab, ping, run, transfer, wait_for
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -193,9 +196,10 @@ class Controller:
 
 @pytest.fixture
 def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process's boto3 (the controller's code) gets moto's dummy credentials, never a real profile."""
     for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(var, raising=False)
-    for k, v in _agent_env(A, "").items():
+    for k, v in _agent_env(A, "unused").items():
         if k.startswith("AWS_") and k != "AWS_ENDPOINT_URL":
             monkeypatch.setenv(k, v)
 
@@ -248,6 +252,161 @@ def _metrics(ns: str) -> str:
     url = "http://127.0.0.1:9586/metrics"  # the agent's default port, on the namespace's own loopback
     code = f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=5).read().decode())"
     return run([sys.executable, "-c", code], ns, timeout=20).stdout
+
+
+def test_agent_against_moto_in_namespaces(aws_credentials: None) -> None:
+    t_start = time.monotonic()
+    timings: dict[str, float] = {}
+    with Lab("ag") as lab:
+        aws = MotoEndpoint()
+        lab.on_close(aws.stop)
+        url = aws.start_local()
+        lab.on_close(aws.reset)
+        net, spaces = _build(lab)
+        inside = aws.start_inside(net, AWS_ADDRESS)
+        ctl = Controller(url)
+        gws = {site: Gateway(lab, site, gw, host, f"lk{lab.tag}{'abc'[i]}"[-15:], _agent_env(site, inside))
+               for i, (site, (gw, host)) in enumerate(spaces.items())}
+        lab.on_close(lambda: _stop_orphans(list(gws.values())))
+        ga, gb, gc = gws[A], gws[B], gws[C]
+        for gw in gws.values():
+            gw.write_settings()
+        try:
+            # --- 1. first boot: the key is made on the host (0600) and only its public half reaches SSM
+            ctl.membership({A: UNDERLAY[A]}, [A])
+            ga.start()
+            key_param = naming.public_key_parameter(LINK, A)
+            assert wait_for(lambda: ctl.parameter(A, key_param) is not None, 15), ga.why()
+            key_file = ga.state_dir / "private.key"
+            assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+            assert stat.S_IMODE(ga.state_dir.stat().st_mode) == 0o700
+            assert from_base64(ctl.parameter(A, key_param)) == public_key_of(ga.private_key())
+            assert uapi_get(ga.socket)[""]["listen_port"] == str(PORT)
+            assert ga.peers() == {}, "a link of one site has no peers"
+            pid_a = ga.daemon_pid()
+
+            # --- 2. a second site appears: the tunnel comes up and carries a checksummed transfer both ways
+            ctl.membership({A: UNDERLAY[A], B: UNDERLAY[B]}, [A, B])
+            gb.start()
+            assert wait_for(lambda: gb.public_hex() in ga.peers() and ga.public_hex() in gb.peers(), 20), \
+                ga.why() + gb.why()
+            t0 = time.monotonic()
+            _xfer(lab, ga, gb, 5301)
+            _xfer(lab, gb, ga, 5302)
+            timings["first transfer"] = time.monotonic() - t0
+            hs_ab = _stable_handshake(ga, gb.public_hex())
+
+            # --- 3. a third site is added live: same daemon, the A-B session untouched
+            ctl.membership({A: UNDERLAY[A], B: UNDERLAY[B], C: UNDERLAY[C]}, [A, B, C])
+            gc.start()
+            assert wait_for(lambda: gc.public_hex() in ga.peers() and gc.public_hex() in gb.peers(), 20), \
+                ga.why() + gc.why()
+            assert ping(ga.host_ns, HOST[C]) and ping(gb.host_ns, HOST[C]), ga.why() + gc.why()
+            assert ga.daemon_pid() == pid_a, "adding a peer restarted the daemon"
+            assert handshake_ns(uapi_get(ga.socket), gb.public_hex()) == hs_ab, "adding a peer dropped A-B"
+            pid_b = gb.daemon_pid()
+
+            # health where `linker status` reads it, parsed by the controller's own reader
+            def all_healthy() -> bool:
+                found = status_link(Target(None, url), LINK, [A, B, C])
+                return len(found) == 3 and all(g.healthy() and len(g.health["tunnels"]) == 2 for g in found)
+            assert wait_for(all_healthy, 20, interval=0.5), [g.to_dict() for g in status_link(Target(None, url),
+                                                                                              LINK, [A, B, C])]
+
+            # --- 4. C's Elastic IP changes: applied from the membership (C does not own the address yet, so no
+            # packet of C's could have taught it), in place
+            ctl.membership({A: UNDERLAY[A], B: UNDERLAY[B], C: MOVED}, [A, B, C])
+            moved = f"{MOVED}:{PORT}"
+            assert wait_for(lambda: ga.peers()[gc.public_hex()].get("endpoint") == moved
+                            and gb.peers()[gc.public_hex()].get("endpoint") == moved, 15), ga.why()
+            assert ga.daemon_pid() == pid_a and gb.daemon_pid() == pid_b, "an endpoint change restarted a daemon"
+            assert handshake_ns(uapi_get(ga.socket), gb.public_hex()) == hs_ab, "an endpoint change dropped A-B"
+            # the old address goes first: deleting a subnet's primary address would take the new one with it
+            dev = _underlay_iface(gc.ns)
+            run(["ip", "addr", "del", f"{UNDERLAY[C]}/24", "dev", dev], gc.ns)
+            run(["ip", "addr", "add", f"{MOVED}/24", "dev", dev], gc.ns)
+            run(["ip", "route", "replace", "default", "via", "203.0.113.254"], gc.ns)
+            assert ping(ga.host_ns, HOST[C]) and ping(gb.host_ns, HOST[C]), "C is not reached at its new address"
+            assert ga.peers()[gc.public_hex()]["endpoint"] == moved
+
+            # --- 5. C is removed (its instance goes first, then the final membership): peer and route go
+            timings["stop C"] = gc.stop()
+            assert not any(gc.iface in _cmdline(p) for p in gc.daemon_pids), "C's daemon outlived its agent"
+            ctl.membership({A: UNDERLAY[A], B: UNDERLAY[B]}, [A, B])
+            assert wait_for(lambda: gc.public_hex() not in ga.peers() and gc.public_hex() not in gb.peers(), 15), \
+                ga.why()
+            assert "10.3.0.0/16" not in run(["ip", "route", "show", "dev", ga.iface], ga.ns).stdout
+            assert ga.daemon_pid() == pid_a and gb.daemon_pid() == pid_b, "removing a peer restarted a daemon"
+            assert handshake_ns(uapi_get(ga.socket), gb.public_hex()) == hs_ab, "removing a peer dropped A-B"
+            _xfer(lab, ga, gb, 5303)
+
+            # health: `linker status` itself, over HTTP, exit 0 with A and B healthy; CloudWatch; Prometheus
+            def status_cli() -> subprocess.CompletedProcess[str]:
+                return subprocess.run([LINKER_BIN, "status", "--name", LINK, "--region", A, "--region", B, "--json",
+                                       "--endpoint-url", url], capture_output=True, text=True, timeout=60, cwd=REPO)
+            done = status_cli()
+            assert done.returncode == 0, done.stdout + done.stderr
+            doc = json.loads(done.stdout)
+            tunnels = {g["site"]: [t["peer_site"] for t in g["health"]["tunnels"]] for g in doc["gateways"]}
+            assert doc["healthy"] and tunnels == {A: [B], B: [A]}, doc
+            reported = {g["site"]: g["health"]["reported_at"] for g in doc["gateways"]}
+            assert all(time.time() - at < 10 for at in reported.values()), reported
+            cw = ctl.clients.get("cloudwatch", A).list_metrics(Namespace="Linker", MetricName="HandshakeAge")
+            assert any({"Name": "PeerSite", "Value": B} in m["Dimensions"] for m in cw["Metrics"]), cw
+            assert f'linker_tunnel_up{{link="{LINK}",site="{A}",peer_site="{B}"}} 1' in _metrics(ga.ns)
+
+            # --- a daemon that dies is restarted by its agent, on the configuration the agent applied last
+            os.kill(pid_a, signal.SIGKILL)
+            assert wait_for(lambda: ga.daemon_pid() not in (None, pid_a) and ga.answers(), 15), ga.why()
+            assert set(ga.peers()) == {gb.public_hex()}
+            _xfer(lab, ga, gb, 5307)
+            pid_a = ga.daemon_pid()
+            assert "daemon exited with -9" in ga.log_text()
+
+            # --- 6. AWS unreachable: the tunnel keeps passing traffic, the agents say they keep the last good config
+            marks = {g.site: len(g.log_text()) for g in (ga, gb)}
+            _blackhole_aws(net)
+            t0 = time.monotonic()
+            _xfer(lab, ga, gb, 5304)
+            assert wait_for(lambda: all(KEEPS_LAST_GOOD in g.log_text()[marks[g.site]:] for g in (ga, gb)), 40), \
+                ga.why() + gb.why()
+            timings["aws down noticed"] = time.monotonic() - t0
+            _xfer(lab, gb, ga, 5305)
+            assert gb.public_hex() in ga.peers() and ga.public_hex() in gb.peers()
+            assert ga.daemon_pid() == pid_a and gb.daemon_pid() == pid_b
+
+            # --- 7. the agent restarts without AWS: the tunnel comes back from the last good configuration
+            timings["agent stop"] = ga.stop()
+            assert timings["agent stop"] < 3, "the agent waited for AWS to time out before stopping"
+            assert not ga.answers() and not any(ga.iface in _cmdline(p) for p in ga.daemon_pids)
+            key_before = ga.private_key()
+            mark = len(ga.log_text())
+            t0 = time.monotonic()
+            ga.start()
+            assert ga.daemon_pid() != pid_a
+            assert ga.private_key() == key_before, "the key was regenerated"
+            assert wait_for(lambda: gb.public_hex() in ga.peers(), 10), ga.why()
+            assert "starting from the last good configuration" in ga.log_text()[mark:]
+            _xfer(lab, ga, gb, 5306)
+            timings["back from cache"] = time.monotonic() - t0
+            assert wait_for(lambda: KEEPS_LAST_GOOD in ga.log_text()[mark:], 30), ga.why()
+
+            # --- no private key anywhere but the key files and the daemons' (0600) configs
+            for gw in (ga, gb, gc):
+                secret = to_base64(gw.private_key())
+                assert secret not in gw.log_text(), f"{gw.site}'s private key is in its log"
+                conf = gw.run_dir / f"{gw.iface}.conf"
+                assert stat.S_IMODE(conf.stat().st_mode) == 0o600
+                for site in (A, B, C):
+                    params = ctl.clients.ssm(site).get_parameters_by_path(Path=f"/linker/{LINK}", Recursive=True)
+                    assert all(secret not in p["Value"] for p in params["Parameters"])
+        except AssertionError:
+            for gw in gws.values():
+                print(gw.why())
+            raise
+        finally:
+            print("timings:", {k: round(v, 2) for k, v in timings.items()},
+                  "total", round(time.monotonic() - t_start, 1))
 
 
 def _underlay_iface(ns: str) -> str:
