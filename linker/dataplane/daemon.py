@@ -180,8 +180,13 @@ class Daemon:
         self.loop.install_signal_handlers((signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1))
         try:
             self.loop.run(self._on_signal)
+            failure = self.loop.failure
         finally:
             self.close()
+        if failure:
+            raise DaemonError(f"interface {self.interface}: {failure}",
+                              "something removed it; start the daemon again (systemd's Restart= and the gateway "
+                              "agent do)")
 
     def stats(self) -> str:
         """The loop's and the core's counters, one ``name=value`` list (no key material)."""

@@ -23,7 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from linker.dataplane.offload import GSO_NONE, PLAIN, VNET_HDR_LEN, coalesce
+from linker.dataplane.offload import GSO_NONE, PLAIN, VNET_HDR_LEN, SuperSegment, coalesce
 from linker.dataplane.udp import SOL_UDP, UDP_GRO, UDP_SEGMENT, UdpSockets
 from linker.wg.actions import Action, SendDatagram, SendDatagrams, WritePackets
 from linker.wg.device import Device
@@ -63,6 +63,7 @@ class Loop:
         self.counters: Counter[str] = Counter()
         self.handlers: dict[int, Callable[[], None]] = {}
         self.running = False
+        self.failure: str | None = None  # why the loop stopped on its own, if it did
         self.signals: list[int] = []
         self._epoll = select.epoll()
         self._wake_r, self._wake_w = socket.socketpair()
@@ -170,7 +171,12 @@ class Loop:
                 break
             except OSError as exc:
                 self.counters["tun_read_error"] += 1
-                log.warning("reading the TUN device failed: %s", exc.strerror)
+                if exc.errno in (errno.EBADFD, errno.EIO, errno.ENODEV, errno.ENXIO):
+                    # the interface was deleted under us: nothing will ever come again, stop (and be restarted)
+                    self.failure = f"the TUN interface is gone ({exc.strerror})"
+                    self.running = False
+                elif self.counters["tun_read_error"] == 1:
+                    log.warning("reading the TUN device failed: %s (counted as tun_read_error)", exc.strerror)
                 break
             if len(buf) <= VNET_HDR_LEN or buf[1] != GSO_NONE:  # no offloads were offered: never expected
                 self.counters["tun_drop_unexpected_gso"] += 1
@@ -230,15 +236,26 @@ class Loop:
         fd = self.tun_fd
         self.counters["tun_packets_written"] += len(packets)
         for parts in coalesce(packets) if self.coalescing else ([PLAIN, p] for p in packets):
+            if type(parts) is SuperSegment and not self.coalescing:
+                self._write_plain(parts.packets)  # refused earlier in this batch
+                continue
             self.counters["tun_writes"] += 1
             try:
                 writev(fd, parts)
             except OSError as exc:
-                if exc.errno == errno.EINVAL and len(parts) > 2 and self.coalescing:
+                if exc.errno == errno.EINVAL and type(parts) is SuperSegment:
                     self.coalescing = False  # the kernel refused a super-segment: write plain from now on
                     log.warning("the TUN device refused a coalesced write; writing packets one by one")
-                    self._write([p for p in packets])
-                    return
+                    self._write_plain(parts.packets)
+                    continue
+                self.counters["tun_write_error"] += 1
+                log.debug("TUN write failed: %s", exc.strerror)
+
+    def _write_plain(self, packets: list) -> None:
+        for p in packets:
+            try:
+                os.writev(self.tun_fd, [PLAIN, p])
+            except OSError as exc:
                 self.counters["tun_write_error"] += 1
                 log.debug("TUN write failed: %s", exc.strerror)
 

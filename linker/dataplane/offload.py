@@ -47,14 +47,24 @@ def pseudo_sum(src: bytes, dst: bytes, length: int) -> int:
     return _fold(sum(words) + TCP + (length & 0xFFFF) + (length >> 16))
 
 
+class SuperSegment(list):
+    """A coalesced write (buffers for ``os.writev``) that remembers the packets it was made of, so a kernel that
+    refuses it can be given them one by one."""
+
+    def __init__(self, parts: list, packets: list) -> None:
+        super().__init__(parts)
+        self.packets = packets
+
+
 class _Run:
-    __slots__ = ("first", "gso_size", "hdr_len", "next_seq", "pieces", "psh", "shape", "total", "v6")
+    __slots__ = ("first", "gso_size", "hdr_len", "next_seq", "packets", "pieces", "psh", "shape", "total", "v6")
 
     def __init__(self, packet: bytes, hdr_len: int, payload: int, seq: int, shape: tuple, v6: bool) -> None:
         self.first = packet
         self.hdr_len = hdr_len
         self.gso_size = payload
         self.pieces: list = [packet]  # the first whole, then only payloads
+        self.packets: list = [packet]
         self.total = hdr_len + payload
         self.next_seq = (seq + payload) & 0xFFFFFFFF
         self.psh = False
@@ -82,7 +92,7 @@ class _Run:
             header[ip_len + 13] |= PSH
         header[ip_len + 16:ip_len + 18] = pseudo_sum(src, dst, self.total - ip_len).to_bytes(2, "big")
         vnet = VNET_HDR.pack(F_NEEDS_CSUM, gso, hdr_len, self.gso_size, ip_len, 16)
-        return [vnet, header, memoryview(first)[hdr_len:], *self.pieces[1:]]
+        return SuperSegment([vnet, header, memoryview(first)[hdr_len:], *self.pieces[1:]], self.packets)
 
 
 # IPv4 (no options) + TCP: ver/ihl, tos, frag (16 bits), ttl, proto, addresses+ports, seq, ack, data offset, flags,
@@ -131,6 +141,7 @@ def coalesce(packets: list) -> list[list]:
         if (run is not None and run.next_seq == seq and run.shape == shape and payload <= run.gso_size
                 and run.total + payload <= MAX_SUPER + (40 if ip_len == 40 else 0)):
             run.pieces.append(memoryview(p)[hdr_len:])
+            run.packets.append(p)
             run.total += payload
             run.next_seq = (seq + payload) & 0xFFFFFFFF
             if flags & PSH or payload < run.gso_size:

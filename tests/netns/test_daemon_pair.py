@@ -67,6 +67,17 @@ def test_sigterm_exits_0_and_removes_interface_and_socket(pair: tuple[Lab, Node,
     assert "Traceback" not in na.log_text()
 
 
+def test_an_interface_deleted_under_the_daemon_stops_it_with_a_clear_error(pair: tuple[Lab, Node, Node]) -> None:
+    _, na, _ = pair
+    run(["ip", "link", "del", na.iface], na.ns)
+    assert na.proc is not None
+    assert na.proc.wait(10) == 2, "the daemon must stop (to be restarted), not spin on a dead device"
+    log = na.log_text()
+    assert f"interface {na.iface}: the TUN interface is gone" in log and "start the daemon again" in log
+    assert log.count("tun_read_error") <= 2 and "Traceback" not in log
+    assert not na.socket.exists()
+
+
 def test_sigint_exits_0_and_removes_interface(pair: tuple[Lab, Node, Node]) -> None:
     _, _, nb = pair
     assert nb.stop(signal.SIGINT) == 0, nb.log_text()
