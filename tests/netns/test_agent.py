@@ -248,6 +248,20 @@ def _blackhole_aws(net: str) -> None:
         f"    ip daddr {AWS_ADDRESS} tcp dport 80 drop\n  }}\n}}\n"))
 
 
+def _mss_seen(lab: Lab, server: Gateway, client: Gateway, port: int) -> int:
+    """The MSS the server host's TCP settles on for a connection from the client host, through the tunnel."""
+    code = ("import socket,sys; s=socket.create_server((sys.argv[1], int(sys.argv[2]))); s.settimeout(20); "
+            "c,_=s.accept(); print(c.getsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG))")
+    proc = subprocess.Popen(
+        ["ip", "netns", "exec", server.host_ns, sys.executable, "-c", code, HOST[server.site], str(port)],
+        stdout=subprocess.PIPE, text=True)
+    lab.procs.append(proc)
+    connect = ("import socket,sys,time\nfor _ in range(50):\n try: socket.create_connection((sys.argv[1], "
+               "int(sys.argv[2])), timeout=5).close(); break\n except OSError: time.sleep(0.1)")
+    run([sys.executable, "-c", connect, HOST[server.site], str(port)], client.host_ns, timeout=30)
+    return int(proc.communicate(timeout=30)[0])
+
+
 def _metrics(ns: str) -> str:
     url = "http://127.0.0.1:9586/metrics"  # the agent's default port, on the namespace's own loopback
     code = f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=5).read().decode())"
@@ -354,6 +368,17 @@ def test_agent_against_moto_in_namespaces(aws_credentials: None) -> None:
             cw = ctl.clients.get("cloudwatch", A).list_metrics(Namespace="Linker", MetricName="HandshakeAge")
             assert any({"Name": "PeerSite", "Value": B} in m["Dimensions"] for m in cw["Metrics"]), cw
             assert f'linker_tunnel_up{{link="{LINK}",site="{A}",peer_site="{B}"}} 1' in _metrics(ga.ns)
+            # on the host: `linker gateway status` and `wg show` read the same daemon
+            local = json.loads(run([LINKER_BIN, "gateway", "status", "--config", str(ga.config), "--json"],
+                                   ga.ns).stdout)
+            assert [(t["peer_site"], t["healthy"]) for t in local["tunnels"]] == [(B, True)], local
+            wg = run(["wg", "show", ga.iface, "endpoints"], ga.ns).stdout.split()
+            assert wg == [to_base64(bytes.fromhex(gb.public_hex())), f"{UNDERLAY[B]}:{PORT}"], wg
+            # TCP through the tunnel is clamped to the tunnel's MTU (1420 - 40), whatever the hosts' (1500)
+            for host in (ga.host_ns, gb.host_ns):  # forget the path MTU the transfers taught the hosts
+                run(["ip", "route", "flush", "cache"], host)
+            mss = _mss_seen(lab, gb, ga, 5308)
+            assert mss <= 1380, f"MSS {mss}: not clamped to the tunnel's MTU"
 
             # --- a daemon that dies is restarted by its agent, on the configuration the agent applied last
             os.kill(pid_a, signal.SIGKILL)
