@@ -144,8 +144,8 @@ def up(regions: tuple[str, ...], vpcs: tuple[str, ...], instance_type: str, port
     console = _console()
     console.print(f"link {spec.name}: " + (f"{len(made)} changes applied" if made else "nothing to change"))
     console.print(_status_table(spec.name, gateways))
-    for result in (proof or {}).get("proof", []):
-        console.print(f"sandbox: {_sandbox().describe(result)}", highlight=False)
+    for line in _sandbox().summary(proof) if proof else ():
+        console.print(line, highlight=False)
 
 
 @click.command()

@@ -12,11 +12,12 @@ from collections.abc import Callable
 from typing import Any
 
 import boto3
+import click
 
 from linker.control import runner
 from linker.control.changes import Change
 from linker.errors import DegradedError, SandboxError, UserError
-from linker.sandbox import session
+from linker.sandbox import addressing, session
 from linker.sandbox.layout import current
 from linker.sandbox.session import Sandbox
 from linker.spec import LinkSpec, validate_regions
@@ -29,10 +30,18 @@ def prepare_up(regions: tuple[str, ...], endpoint_url: str | None, profile: str 
     session.use_sandbox_credentials()
     # the regions are checked before the sandbox makes anything in them (the controller checks them again)
     validate_regions(regions, boto3.session.Session().get_available_regions("ec2"))
+    say("starting the local cloud (or finding the running one)")
     sandbox = Sandbox.start()
-    sandbox.ensure_vpcs(regions)
+    indexes = sandbox.ensure_vpcs(regions)
+    say("VPCs " + ", ".join(f"{r} {addressing.vpc_plan(i).cidr}" for r, i in indexes.items()) +
+        f"; AWS endpoint {sandbox.endpoint}")
     sandbox.wait_materialised(regions)
     return sandbox
+
+
+def say(line: str) -> None:
+    """Progress on stderr (stdout holds the result, and with --json only the JSON document)."""
+    click.echo(f"sandbox: {line}", err=True)
 
 
 def existing(endpoint_url: str | None, profile: str | None) -> Sandbox:
@@ -47,14 +56,29 @@ def existing(endpoint_url: str | None, profile: str | None) -> Sandbox:
 
 def prove(sandbox: Sandbox, spec: LinkSpec, timeout: float) -> dict[str, Any]:
     """Wait (bounded) for every tunnel's handshake, then ping and transfer; DegradedError if any check fails."""
+    say("waiting for the gateways to boot and their tunnels to handshake")
     tunnels = sandbox.wait_handshakes(spec.name, spec.regions, timeout)
+    say(f"proving the link from {spec.regions[0]}'s workload host: ping and a checksummed TCP transfer")
     results = sandbox.prove(spec.regions)
     bad = [r for r in results if not r["ping"]["received"] or not r["transfer"].get("verified")]
     if bad:
         raise DegradedError("the sandbox link does not carry traffic: " + "; ".join(describe(r) for r in bad),
                             fix="see `sudo linker sandbox hosts` and the hosts' logs under "
                                 f"{sandbox.layout.hosts_dir}")
+    say("waiting for the gateways' own health reports (every 30 s)")
     return {"endpoint": sandbox.endpoint, "tunnels": tunnels, "proof": results}
+
+
+def summary(proof: dict[str, Any] | None) -> list[str]:
+    """What `up --sandbox` prints last: the proof, and where to go from there."""
+    if not proof:
+        return []
+    lines = [f"sandbox: {describe(r)}" for r in proof["proof"]]
+    first = proof["proof"][0] if proof["proof"] else None
+    if first:
+        lines.append(f"sandbox: try `sudo .venv/bin/linker sandbox exec {first['to']} -- ping "
+                     f"{first['from_address']}`, `... status --sandbox`; remove it all with `... down --sandbox --yes`")
+    return lines
 
 
 def describe(result: dict[str, Any]) -> str:
@@ -79,7 +103,7 @@ def down(link: str, confirm: Callable[[list[Change]], bool], progress: Any, opti
     sandbox = Sandbox.existing(layout)
     made: list[Change] = []
     if sandbox is None:
-        state = layout.read_state()
+        state = layout.read_state(any_version=True)
         names = list(state.get("namespaces", [])) if state else []
         session.remove_leftovers(layout, state)
         left = session.leftovers(layout, names)

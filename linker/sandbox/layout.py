@@ -18,7 +18,7 @@ from linker.sandbox.addressing import API_ADDRESS, API_PORT, Names, prefix_for
 
 DEFAULT_DIR = "/run/linker-sandbox"
 ENV_DIR = "LINKER_SANDBOX_DIR"
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: the API's access key
 SHIMS_AT = "/run/.sandbox/bin"  # where a host sees the stand-ins (linker.sandbox.hostinit binds them there)
 HOST_PATH = f"{SHIMS_AT}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -50,12 +50,16 @@ class Layout:
     def host_dir(self, instance_id: str) -> Path:
         return self.hosts_dir / instance_id
 
-    def read_state(self) -> dict[str, Any] | None:
+    def read_state(self, any_version: bool = False) -> dict[str, Any] | None:
+        """The record, or None; one of another version (a sandbox of another linker) only with ``any_version``,
+        for removing it: PIDs, namespaces and the directory read the same in every version."""
         try:
             doc = json.loads(self.state_path.read_text())
         except (OSError, ValueError):
             return None
-        return doc if isinstance(doc, dict) and doc.get("version") == STATE_VERSION else None
+        if not isinstance(doc, dict):
+            return None
+        return doc if any_version or doc.get("version") == STATE_VERSION else None
 
     def write_state(self, doc: dict[str, Any]) -> None:
         tmp = self.state_path.with_suffix(".tmp")

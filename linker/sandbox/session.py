@@ -113,7 +113,7 @@ class Sandbox:
             found = cls.existing(layout)
             if found is not None:
                 return found
-            state = layout.read_state()
+            state = layout.read_state(any_version=True)  # a dead sandbox, or one of another linker version
             if state is not None:
                 remove_leftovers(layout, state)
                 layout.root.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -337,8 +337,8 @@ class Sandbox:
             ping = parse_ping(self.run_on(source, ["ping", "-c", "5", "-i", "0.2", "-W", "2", "-q", address],
                                           timeout=30).stdout)
             transfer = self._transfer(source, dest, size)
-            results.append({"from": regions[0], "to": region, "address": address, "ping": ping,
-                            "transfer": transfer})
+            results.append({"from": regions[0], "from_address": source["private_ip"], "to": region,
+                            "address": address, "ping": ping, "transfer": transfer})
         return results
 
     def _transfer(self, source: dict[str, Any], dest: dict[str, Any], size: int) -> dict[str, Any]:
@@ -371,7 +371,7 @@ class Sandbox:
     def stop(self, timeout: float = STOP_TIMEOUT) -> list[str]:
         """Stop the supervisor (it removes what it made); whatever is left after ``timeout`` is removed from its
         records. Returns the namespaces that were in the records."""
-        state = self.layout.read_state() or self.state
+        state = self.layout.read_state(any_version=True) or self.state
         pid = int(state["pid"])
         if netns.alive(pid, state.get("started")):
             os.kill(pid, signal.SIGTERM)
