@@ -66,6 +66,9 @@ def list_netns() -> list[str]:
 
 def add(netns: str) -> None:
     """Create namespace ``netns`` with loopback up (a leftover of the same name is an error: never adopt it)."""
+    if exists(netns):
+        raise SandboxError(f"network namespace {netns} already exists (left by a sandbox whose records are gone?)",
+                           fix=f"check nothing uses it, then: sudo ip netns delete {netns}")
     ip("netns", "add", netns)
     ip("link", "set", "lo", "up", netns=netns)
 

@@ -204,16 +204,20 @@ class Supervisor:
             next_full = 0.0
             while not self.stop.is_set():
                 now = time.monotonic()
-                if self.dirty.is_set() or now >= next_full:
-                    self.dirty.clear()
-                    try:
+                try:
+                    if self.dirty.is_set() or now >= next_full:
+                        self.dirty.clear()
+                        next_full = now + FULL_RECONCILE_EVERY
                         self.reconcile()
-                    except LinkerError as exc:
-                        log.error("reconcile failed, will retry: %s", exc.message)
-                    next_full = time.monotonic() + FULL_RECONCILE_EVERY
-                for host in list(self.hosts.values()):
-                    host.tick(time.monotonic())
-                self.write_state()
+                    for host in list(self.hosts.values()):
+                        host.tick(time.monotonic())
+                    self.write_state()
+                except LinkerError as exc:
+                    log.error("reconcile failed, will retry: %s", exc.message)
+                except Exception:
+                    # a bug: logged in full, but the hosts keep running; a sandbox torn down by it helps nobody
+                    log.exception("supervisor loop failed, will retry")
+                    self.stop.wait(1.0)
                 self.dirty.wait(TICK)
         except LinkerError as exc:
             log.error("the sandbox failed: %s", exc.message)
