@@ -355,10 +355,8 @@ def test_agent_against_moto_in_namespaces(aws_credentials: None) -> None:
             _xfer(lab, ga, gb, 5303)
 
             # health: `linker status` itself, over HTTP, exit 0 with A and B healthy; CloudWatch; Prometheus
-            def status_cli() -> subprocess.CompletedProcess[str]:
-                return subprocess.run([LINKER_BIN, "status", "--name", LINK, "--region", A, "--region", B, "--json",
-                                       "--endpoint-url", url], capture_output=True, text=True, timeout=60, cwd=REPO)
-            done = status_cli()
+            done = subprocess.run([LINKER_BIN, "status", "--name", LINK, "--region", A, "--region", B, "--json",
+                                   "--endpoint-url", url], capture_output=True, text=True, timeout=60, cwd=REPO)
             assert done.returncode == 0, done.stdout + done.stderr
             doc = json.loads(done.stdout)
             tunnels = {g["site"]: [t["peer_site"] for t in g["health"]["tunnels"]] for g in doc["gateways"]}
