@@ -208,6 +208,11 @@ def test_three_regions_full_mesh_then_one_region_fewer_keeps_the_others_linked(c
     assert doc["sandbox"]["proof"][0]["transfer"]["verified"]
     assert cli.ping(W, "10.10.2.10")
     assert not netns.exists(removed["netns"]) and not netns.alive(int(removed["init_pid"]))
+    routers = {r["region"]: r["netns"] for r in (Layout(cli.root).read_state() or {})["routers"].values()}
+    for region, peer in ((E, "10.20.0.0/16"), (W, "10.10.0.0/16")):  # the VPC routes to the removed site went too
+        tables = subprocess.run(["ip", "-n", routers[region], "route", "show", "table", "all"], capture_output=True,
+                                text=True, check=True).stdout
+        assert "10.30.0.0/16" not in tables and f"{peer} via" in tables
     assert not any(h["instance"] == removed["instance"] for h in cli.hosts())
     for region in (E, W):  # the remaining gateways dropped the removed peer
         peers = cli("sandbox", "exec", region, "--gateway", "--", "wg", "show", "linker0", "peers")
