@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -43,6 +44,7 @@ class LastGood:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._saved = ""
 
     def load(self) -> tuple[Membership, dict[str, bytes]] | None:
         try:
@@ -53,10 +55,14 @@ class LastGood:
             return None
 
     def save(self, membership: Membership, keys: dict[str, bytes]) -> None:
+        text = json.dumps({"membership": membership.to_json(),
+                           "keys": {s: to_base64(k) for s, k in sorted(keys.items())}})
+        if text == self._saved:
+            return  # unchanged: no disk write every poll
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"membership": membership.to_json(),
-                                   "keys": {s: to_base64(k) for s, k in sorted(keys.items())}}))
+        tmp.write_text(text)
         os.replace(tmp, self.path)
+        self._saved = text
 
 
 def render_daemon_config(settings: AgentSettings, private_key: bytes, peers: list[wgctl.PeerSpec]) -> str:
@@ -120,6 +126,7 @@ class Agent:
         self.supervisor = DaemonSupervisor.for_config(settings.daemon_config_path, settings.interface,
                                                       settings.daemon_command or None)
         self.private_key = b""
+        self._written_config = ""
         self.membership: Membership | None = None
         self.keys: dict[str, bytes] = {}
         self.applied: dict[bytes, wgctl.PeerSpec] = {}
@@ -150,7 +157,13 @@ class Agent:
         if not self.supervisor.ensure_running(time.monotonic()):
             log.error("daemon did not start; will retry", extra={"iface": s.interface})
         if s.clamp_mss:
-            system.clamp_mss(s.interface)
+            try:
+                system.clamp_mss(s.interface)
+            except (OSError, subprocess.CalledProcessError) as exc:
+                # no clamp is a risk for TCP over paths with a smaller MTU, not a reason to keep the tunnels down
+                detail = getattr(exc, "stderr", None) or exc
+                log.error("cannot clamp TCP MSS, running without: %s", str(detail).strip(),
+                          extra={"iface": s.interface})
 
     def _desired(self) -> list[wgctl.PeerSpec]:
         if self.membership is None:
@@ -158,7 +171,10 @@ class Agent:
         return desired_peers(self.membership, self.settings.site, self.keys)
 
     def _write_daemon_config(self, peers: list[wgctl.PeerSpec]) -> None:
-        write_private(self.settings.daemon_config_path, render_daemon_config(self.settings, self.private_key, peers))
+        text = render_daemon_config(self.settings, self.private_key, peers)
+        if text != self._written_config:  # unchanged: no disk write every poll
+            write_private(self.settings.daemon_config_path, text)
+            self._written_config = text
 
     # --------------------------------------------------------------- the loop
 
@@ -197,7 +213,7 @@ class Agent:
             self.key_published = True
             log.info("public key published", extra={"site": self.settings.site})
         membership = self.cloud.membership()
-        return membership, self.cloud.peer_public_keys(membership)
+        return membership, self.cloud.peer_public_keys(membership, self.keys)
 
     def apply(self) -> None:
         desired = self._desired()

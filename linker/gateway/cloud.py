@@ -8,6 +8,7 @@ Every failure surfaces as ``CloudUnavailable`` so the agent can back off and kee
 from __future__ import annotations
 
 import json
+import logging
 
 import boto3
 from botocore.config import Config
@@ -17,6 +18,8 @@ from linker import naming
 from linker.gateway.health import METRIC_NAMESPACE, GatewayHealth, cloudwatch_metric_data
 from linker.gateway.membership import Membership
 from linker.wg.keys import from_base64, to_base64
+
+log = logging.getLogger("linker.gateway")
 
 _BOTO = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=3, read_timeout=5)
 
@@ -52,8 +55,11 @@ class Cloud:
         reply = self._call("read membership", ssm.get_parameter, Name=naming.membership_parameter(self.link))
         return Membership.from_json(reply["Parameter"]["Value"])
 
-    def peer_public_keys(self, membership: Membership) -> dict[str, bytes]:
-        """Public keys of the peers that published one; a missing one is not an error (not booted yet)."""
+    def peer_public_keys(self, membership: Membership, known: dict[str, bytes] | None = None) -> dict[str, bytes]:
+        """Public keys of the peers that published one; a missing one is not an error (not booted yet).
+
+        A peer whose region cannot be reached keeps the key in ``known`` (the last good one), so an outage of one
+        region does not hold back changes to the others."""
         keys: dict[str, bytes] = {}
         for entry in membership.peers_of(self.site):
             ssm = self._ssm_client(entry.region)
@@ -62,14 +68,25 @@ class Cloud:
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") == "ParameterNotFound":
                     continue
-                raise CloudUnavailable(f"read public key of {entry.site}: {exc}") from None
+                self._keep_known(entry.site, known, exc, keys)
+                continue
             except BotoCoreError as exc:
-                raise CloudUnavailable(f"read public key of {entry.site}: {exc}") from None
+                self._keep_known(entry.site, known, exc, keys)
+                continue
             try:
                 keys[entry.site] = from_base64(reply["Parameter"]["Value"])
             except ValueError:
                 continue  # a malformed key is ignored, as if not yet published
         return keys
+
+    def _keep_known(self, site: str, known: dict[str, bytes] | None, exc: Exception, keys: dict[str, bytes]) -> None:
+        if known and site in known:
+            keys[site] = known[site]
+            log.warning("cannot read the public key of %s, keeping the last known one: %s", site, exc,
+                        extra={"site": self.site})
+        else:
+            log.warning("cannot read the public key of %s, skipping that peer for now: %s", site, exc,
+                        extra={"site": self.site})
 
     def publish_health(self, health: GatewayHealth) -> None:
         ssm = self._ssm_client(self.region)
