@@ -156,8 +156,14 @@ class Daemon:
             self.loop.remove(fd)
 
     def _serve(self, request: str) -> str:
+        before = set(self.device.peers)
         reply, actions, changed = handle_request(self.device, self, request, time.monotonic())
         if changed:
+            after = set(self.device.peers)
+            for public in after - before:
+                log.info("peer added (uapi)", extra={"iface": self.interface, "peer": short(public)})
+            for public in before - after:
+                log.info("peer removed (uapi)", extra={"iface": self.interface, "peer": short(public)})
             self._sync_routes()
         if actions and self.loop is not None:
             self.loop.perform(actions)
