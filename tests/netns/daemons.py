@@ -3,10 +3,7 @@
     with Lab("dp") as lab:
         a, b = lab.host("a"), lab.host("b")
         lab.link(a, "192.0.2.1/24", b, "192.0.2.2/24")
-        na = Node.make(lab, a, "a", "10.1.0.1/24", "192.0.2.1")
-        nb = Node.make(lab, b, "b", "10.2.0.1/24", "192.0.2.2")
-        na.peers = [nb.as_peer("10.2.0.0/24")]; nb.peers = [na.as_peer("10.1.0.0/24")]
-        na.start(); nb.start()
+        na, nb = peered_pair(lab, a, "192.0.2.1", b, "192.0.2.2")   # 10.1.0.1/24 and 10.2.0.1/24, started
 
 Interface names carry the lab's tag: the UAPI sockets live in /var/run/wireguard, which every namespace shares,
 so two runs (or two tests) must never pick the same name. ``uapi_get`` asks a device for its state directly over
@@ -247,3 +244,19 @@ def b64_to_hex(key: str) -> str:
     import base64
 
     return base64.b64decode(key).hex()
+
+
+def peered_pair(lab: Lab, ns_a: str, underlay_a: str, ns_b: str, underlay_b: str, *, keepalive: int = 0,
+                endpoints: tuple[str | None, str | None] = ("", ""), log_level: str = "info",
+                start: bool = True) -> tuple[Node, Node]:
+    """Linker daemons ``a`` (10.1.0.1/24) and ``b`` (10.2.0.1/24) peered with each other, started unless told.
+
+    ``endpoints``: what each side is told of the other ("" its underlay endpoint, None none, else host:port)."""
+    na = Node.make(lab, ns_a, "a", "10.1.0.1/24", underlay_a)
+    nb = Node.make(lab, ns_b, "b", "10.2.0.1/24", underlay_b)
+    na.peers = [nb.as_peer("10.2.0.0/24", endpoint=endpoints[0], keepalive=keepalive)]
+    nb.peers = [na.as_peer("10.1.0.0/24", endpoint=endpoints[1], keepalive=keepalive)]
+    if start:
+        na.start(log_level=log_level)
+        nb.start(log_level=log_level)
+    return na, nb

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns.daemons import Node, b64_to_hex, handshake_ns
+from tests.netns.daemons import Node, b64_to_hex, handshake_ns, peered_pair
 from tests.netns.netlab import LINKER, Lab, genkey, ping, run, transfer, wait_for
 
 pytestmark = pytest.mark.netns
@@ -28,12 +28,7 @@ def pair(tmp_path: Path) -> Iterator[tuple[Lab, Node, Node]]:
     with Lab("dp", tmp_path) as lab:
         a, b = lab.host("a"), lab.host("b")
         lab.link(a, "192.0.2.1/24", b, "192.0.2.2/24")
-        na = Node.make(lab, a, "a", "10.1.0.1/24", "192.0.2.1")
-        nb = Node.make(lab, b, "b", "10.2.0.1/24", "192.0.2.2")
-        na.peers = [nb.as_peer("10.2.0.0/24")]
-        nb.peers = [na.as_peer("10.1.0.0/24")]
-        na.start()
-        nb.start()
+        na, nb = peered_pair(lab, a, "192.0.2.1", b, "192.0.2.2", log_level="debug")
         yield lab, na, nb
 
 
@@ -196,12 +191,7 @@ def test_underlay_mtu_below_the_tunnels_datagrams_still_carries_tcp(tmp_path: Pa
         ia, ib = lab.link(a, "192.0.2.1/24", b, "192.0.2.2/24")
         run(["ip", "link", "set", ia, "mtu", "1280"], a)
         run(["ip", "link", "set", ib, "mtu", "1280"], b)
-        na = Node.make(lab, a, "a", "10.1.0.1/24", "192.0.2.1")
-        nb = Node.make(lab, b, "b", "10.2.0.1/24", "192.0.2.2")
-        na.peers = [nb.as_peer("10.2.0.0/24")]
-        nb.peers = [na.as_peer("10.1.0.0/24")]
-        na.start(log_level="info")
-        nb.start(log_level="info")
+        na, nb = peered_pair(lab, a, "192.0.2.1", b, "192.0.2.2")
         assert ping(na.ns, nb.ip) and ping(nb.ns, na.ip)
         for src, dst in ((na, nb), (nb, na)):
             sent, received, _ = transfer(lab, dst.ns, dst.ip, src.ns, 8 * MIB, timeout=30)
@@ -261,12 +251,7 @@ def test_ipv6_underlay_carries_the_tunnel(tmp_path: Path) -> None:
         ia, ib = lab.link(a, None, b, None)
         run(["ip", "addr", "add", "2001:db8:1::1/64", "dev", ia, "nodad"], a)
         run(["ip", "addr", "add", "2001:db8:1::2/64", "dev", ib, "nodad"], b)
-        na = Node.make(lab, a, "a", "10.1.0.1/24", "[2001:db8:1::1]")
-        nb = Node.make(lab, b, "b", "10.2.0.1/24", "[2001:db8:1::2]")
-        na.peers = [nb.as_peer("10.2.0.0/24")]
-        nb.peers = [na.as_peer("10.1.0.0/24")]
-        na.start(log_level="info")
-        nb.start(log_level="info")
+        na, nb = peered_pair(lab, a, "[2001:db8:1::1]", b, "[2001:db8:1::2]")
         assert ping(na.ns, nb.ip) and ping(nb.ns, na.ip)
         for src, dst in ((na, nb), (nb, na)):
             sent, received, _ = transfer(lab, dst.ns, dst.ip, src.ns, 16 * MIB)

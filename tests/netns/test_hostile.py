@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns.daemons import Node
+from tests.netns.daemons import Node, peered_pair
 from tests.netns.netlab import REPO, Lab, ping, run, transfer, wait_for
 
 pytestmark = pytest.mark.netns
@@ -38,12 +38,7 @@ def target(tmp_path: Path) -> Iterator[tuple[Lab, Node, Node, str, str]]:
         a_x, x_a = lab.link(a, "203.0.113.1/24", x, "203.0.113.66/24")
         run(["ip", "addr", "add", "2001:db8:66::1/64", "dev", a_x, "nodad"], a)
         run(["ip", "addr", "add", "2001:db8:66::66/64", "dev", x_a, "nodad"], x)
-        na = Node.make(lab, a, "a", "10.1.0.1/24", "192.0.2.1")
-        nb = Node.make(lab, b, "b", "10.2.0.1/24", "192.0.2.2")
-        na.peers = [nb.as_peer("10.2.0.0/24")]
-        nb.peers = [na.as_peer("10.1.0.0/24")]
-        na.start(log_level="info")
-        nb.start(log_level="info")
+        na, nb = peered_pair(lab, a, "192.0.2.1", b, "192.0.2.2")
         yield lab, na, nb, x, b_if
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns.daemons import Node
+from tests.netns.daemons import Node, peered_pair
 from tests.netns.netlab import Lab, ping, run, transfer, wait_for
 
 pytestmark = pytest.mark.netns
@@ -41,12 +41,7 @@ def pair(tmp_path: Path) -> Iterator[tuple[Lab, Node, Node]]:
     with Lab("rs", tmp_path) as lab:
         a, b = lab.host("a"), lab.host("b")
         lab.link(a, "192.0.2.1/24", b, "192.0.2.2/24")
-        na = Node.make(lab, a, "a", "10.1.0.1/24", "192.0.2.1")
-        nb = Node.make(lab, b, "b", "10.2.0.1/24", "192.0.2.2")
-        na.peers = [nb.as_peer("10.2.0.0/24", keepalive=KEEPALIVE)]
-        nb.peers = [na.as_peer("10.1.0.0/24", keepalive=KEEPALIVE)]
-        na.start(log_level="info")
-        nb.start(log_level="info")
+        na, nb = peered_pair(lab, a, "192.0.2.1", b, "192.0.2.2", keepalive=KEEPALIVE)
         yield lab, na, nb
 
 
@@ -85,12 +80,7 @@ def test_without_keepalive_the_untouched_side_rehandshakes_after_15_s(tmp_path: 
     with Lab("nk", tmp_path) as lab:
         a, b = lab.host("a"), lab.host("b")
         lab.link(a, "192.0.2.1/24", b, "192.0.2.2/24")
-        na = Node.make(lab, a, "a", "10.1.0.1/24", "192.0.2.1")
-        nb = Node.make(lab, b, "b", "10.2.0.1/24", "192.0.2.2")
-        na.peers = [nb.as_peer("10.2.0.0/24")]
-        nb.peers = [na.as_peer("10.1.0.0/24")]
-        na.start()
-        nb.start(log_level="info")
+        na, nb = peered_pair(lab, a, "192.0.2.1", b, "192.0.2.2", log_level="debug")
         assert ping(na.ns, nb.ip)
         nb.stop()
         nb.start(write=False, log_level="info")
@@ -129,12 +119,8 @@ def relayed(tmp_path: Path) -> Iterator[tuple[Lab, Node, Node, str]]:
         a, r, b = lab.host("a"), lab.host("r"), lab.host("b")
         lab.link(a, "192.0.2.1/24", r, "192.0.2.254/24")
         lab.link(r, "198.51.100.254/24", b, "198.51.100.2/24")
-        na = Node.make(lab, a, "a", "10.1.0.1/24", "192.0.2.1")
-        nb = Node.make(lab, b, "b", "10.2.0.1/24", "198.51.100.2")
-        na.peers = [nb.as_peer("10.2.0.0/24", endpoint="192.0.2.254:40000")]
-        nb.peers = [na.as_peer("10.1.0.0/24", endpoint="198.51.100.254:40000")]
-        na.start(log_level="info")
-        nb.start(log_level="info")
+        na, nb = peered_pair(lab, a, "192.0.2.1", b, "198.51.100.2",
+                             endpoints=("192.0.2.254:40000", "198.51.100.254:40000"))
         yield lab, na, nb, r
 
 
