@@ -31,6 +31,8 @@ from linker.wg.keys import from_base64, public_key_of, short, to_base64
 
 log = logging.getLogger("linker.gateway")
 
+MIN_PUBLISH_GAP = 5.0  # seconds between health reports that a change brings forward (a flapping tunnel, SSM's rate)
+
 
 class _Stopping(BaseException):
     """SIGTERM/SIGINT arrived while the agent waited on AWS: that call is abandoned and the agent stops.
@@ -127,6 +129,8 @@ class Agent:
                                                       settings.daemon_command or None)
         self.private_key = b""
         self._written_config = ""
+        self._published_shape: tuple = ()  # (peer site, healthy) of each tunnel, as last published
+        self._last_publish = float("-inf")
         self.membership: Membership | None = None
         self.keys: dict[str, bytes] = {}
         self.applied: dict[bytes, wgctl.PeerSpec] = {}
@@ -229,7 +233,9 @@ class Agent:
         self.applied = {p.public_key: p for p in desired}
         self._write_daemon_config(desired)
 
-    def report_health(self) -> None:
+    def report_health(self, now: float) -> None:
+        """Assess the tunnels (locally, every step) and publish: on schedule, or at once when a tunnel came up or
+        went down, so `linker up --wait` and alarms see a change within seconds, not a health interval later."""
         if self.membership is None:
             return
         try:
@@ -239,11 +245,19 @@ class Agent:
         self.health = assess(state, self.membership, self.settings.site, self.keys, time.time())
         if self.metrics is not None:
             self.metrics.text = prometheus_text(self.health)
+        shape = tuple((t.peer_site, t.healthy) for t in self.health.tunnels)
+        changed = shape != self._published_shape and now - self._last_publish >= MIN_PUBLISH_GAP
+        if now < self._next_health and not changed:
+            return
         try:
             with self._cloud_io():
                 self.cloud.publish_health(self.health)
         except CloudUnavailable as exc:
             log.warning("cannot publish health: %s", exc, extra={"site": self.settings.site})
+            return
+        self._published_shape = shape
+        self._last_publish = now
+        self._next_health = now + self.settings.health_interval
 
     def step(self, now: float) -> None:
         # a restarted daemon reads the config file, which always holds the applied peers
@@ -252,9 +266,7 @@ class Agent:
             ok = self.poll_cloud()
             self._backoff = self.settings.poll_interval if ok else min(self._backoff * 2, self.settings.max_backoff)
             self._next_poll = now + self._backoff
-        if now >= self._next_health:
-            self.report_health()
-            self._next_health = now + self.settings.health_interval
+        self.report_health(now)
 
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self._on_signal)
