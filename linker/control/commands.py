@@ -200,7 +200,8 @@ def status(name: str, as_json: bool, endpoint_url: str | None, profile: str | No
         raise UserError(f"there is no link named {name!r}", fix="check --name, --profile and --endpoint-url")
     degraded = [g.site for g in gateways if not g.healthy()]
     err = DegradedError(f"link {name!r} is degraded: no recent handshake reported by {', '.join(degraded)}",
-                        fix="gateways report every 30 s; a new gateway needs a few minutes to boot")
+                        fix="gateways report within seconds of a change and every 30 s; a new gateway needs a few "
+                            "minutes to boot (see `linker gateway status` on it through SSM Session Manager)")
     if as_json:
         doc: dict[str, Any] = {"link": name, "healthy": not degraded, "gateways": [g.to_dict() for g in gateways]}
         if degraded:

@@ -65,7 +65,7 @@ def prove(sandbox: Sandbox, spec: LinkSpec, timeout: float) -> dict[str, Any]:
         raise DegradedError("the sandbox link does not carry traffic: " + "; ".join(describe(r) for r in bad),
                             fix="see `sudo linker sandbox hosts` and the hosts' logs under "
                                 f"{sandbox.layout.hosts_dir}")
-    say("waiting for the gateways' own health reports (every 30 s)")
+    say("waiting for the gateways' own health reports (a few seconds after a tunnel comes up)")
     return {"endpoint": sandbox.endpoint, "tunnels": tunnels, "proof": results}
 
 
