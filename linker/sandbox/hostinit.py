@@ -27,8 +27,23 @@ def mount(*args: str) -> None:
     subprocess.run(["mount", *args], check=True, capture_output=True, text=True, timeout=10)
 
 
+REPLACED = ("/tmp", "/run")  # the host's own, empty: what lies there on the machine is out of sight
+
+
+def controller_paths() -> list[Path]:
+    """What the host's processes run from (the controller's interpreter, virtual environment and linker) that lies
+    under a directory the host replaces: a checkout or CI clone in /tmp, say. Those are bound back, read-only."""
+    import linker
+
+    wanted = {p.resolve() for p in (Path(sys.prefix), Path(sys.base_prefix), Path(linker.__file__).parents[1])}
+    hidden = [p for p in wanted if any(p.is_relative_to(top) for top in REPLACED) and p.is_dir()]
+    # a directory inside another one kept comes with it
+    return sorted(p for p in hidden if not any(p != q and p.is_relative_to(q) for q in hidden))
+
+
 def set_up(host_dir: Path, shims: Path) -> None:
     """Mount the host's view. Order matters: the sandbox directory itself lies under /run, which is bound last."""
+    keep = [(p, os.open(p, os.O_PATH | os.O_DIRECTORY)) for p in controller_paths()]  # before they are hidden
     mount("--make-rprivate", "/")  # nothing mounted here may reach the machine's namespace
     for top in OVERLAID:
         if not Path("/", top).is_dir():
@@ -47,6 +62,13 @@ def set_up(host_dir: Path, shims: Path) -> None:
     mount("--bind", str(shims), str(at))
     mount("-o", "remount,ro,bind", str(at))
     mount("--rbind", str(own_run), "/run")
+    for path, fd in keep:
+        if not path.is_dir():
+            path.mkdir(parents=True)  # inside the host's own /tmp or /run
+        # the descriptor, not its path: that path now names the host's own (empty) directory
+        mount("--no-canonicalize", "--bind", f"/proc/{os.getpid()}/fd/{fd}", str(path))
+        mount("-o", "remount,ro,bind", str(path))
+        os.close(fd)
 
 
 def main(argv: list[str]) -> int:
