@@ -140,20 +140,14 @@ class ChangeWatcher:
         return response
 
 
-class Endpoint:
-    """The embedded AWS endpoint: ``start_local`` then ``start_inside``; ``stop`` closes both listeners."""
+class Listeners:
+    """One WSGI app (a moto backend) served on loopback and at addresses inside network namespaces.
 
-    def __init__(self, book: AddressBook, access_key: str, on_change: Callable[[str, str], None],
-                 on_region: Callable[[str], None]) -> None:
-        os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")  # gateways attach an AWS managed policy
-        try:
-            from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-        except ImportError as exc:
-            raise SandboxError(f"the sandbox needs moto's server: {exc}",
-                               fix="install the sandbox's dependencies: sudo bash scripts/setup") from None
-        self._undo = install_allocators(book)
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self.app = ChangeWatcher(DomainDispatcherApplication(create_backend_app), access_key, on_change, on_region)
+    Each listener's socket is made by a thread that entered its namespace (setns, that thread only), so the
+    process's other threads stay where they are and one in-process backend answers everywhere."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
         self._servers: list[Any] = []
         self._threads: list[threading.Thread] = []
 
@@ -198,4 +192,32 @@ class Endpoint:
             server.server_close()
         for thread in self._threads:
             thread.join(5)
+        self._servers.clear()
+        self._threads.clear()
+
+
+def moto_app() -> Any:
+    """moto's server application (every service, its state in this process)."""
+    os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")  # gateways attach an AWS managed policy
+    try:
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    except ImportError as exc:
+        raise SandboxError(f"the sandbox needs moto's server: {exc}",
+                           fix="install the sandbox's dependencies: sudo bash scripts/setup") from None
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    return DomainDispatcherApplication(create_backend_app)
+
+
+class Endpoint(Listeners):
+    """The embedded AWS endpoint: ``start_local`` then ``start_inside``; ``stop`` closes both listeners and undoes
+    the address allocators."""
+
+    def __init__(self, book: AddressBook, access_key: str, on_change: Callable[[str, str], None],
+                 on_region: Callable[[str], None]) -> None:
+        app = ChangeWatcher(moto_app(), access_key, on_change, on_region)
+        self._undo = install_allocators(book)
+        super().__init__(app)
+
+    def stop(self) -> None:
+        super().stop()
         self._undo()
