@@ -139,6 +139,16 @@ class Node:
         # the daemon runs under `ip netns exec`, which execs it: this PID is the daemon itself
         self.proc.send_signal(signal.SIGHUP)
 
+    def counters(self) -> dict[str, int]:
+        """The daemon's counters, as it logs them on SIGUSR1."""
+        assert self.proc is not None
+        seen = self.log_text().count("counters:")
+        self.proc.send_signal(signal.SIGUSR1)
+        assert wait_for(lambda: self.log_text().count("counters:") > seen, timeout=5)
+        line = [ln for ln in self.log_text().splitlines() if "counters:" in ln][-1]
+        fields = (f.partition("=") for f in line.split("counters:", 1)[1].split())
+        return {k: int(v) for k, _, v in fields if v.isdigit()}
+
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 

@@ -259,3 +259,25 @@ def test_ipv6_underlay_carries_the_tunnel(tmp_path: Path) -> None:
         assert na.dump()[nb.pub].endpoint == "[2001:db8:1::2]:51820"
         assert nb.dump()[na.pub].endpoint == "[2001:db8:1::1]:51820"
         assert "endpoint=[2001:db8:1::2]:51820" in na.log_text().split("peer added", 1)[1].splitlines()[0]
+
+
+def test_ipv6_inside_the_tunnel_routes_pings_and_coalesces(tmp_path: Path) -> None:
+    """IPv6 addresses and AllowedIPs on the tunnel (unique-local, inside the namespaces only): the v6 route is kept,
+    ping6 answers and TCP over v6 arrives intact through the v6 coalescing path (IPv4 underlay)."""
+    with Lab("i6", tmp_path) as lab:
+        a, b = lab.host("a"), lab.host("b")
+        lab.link(a, "192.0.2.1/24", b, "192.0.2.2/24")
+        na = Node.make(lab, a, "a", "fd00:1::1/64", "192.0.2.1")
+        nb = Node.make(lab, b, "b", "fd00:2::1/64", "192.0.2.2")
+        na.peers = [nb.as_peer("fd00:2::/64")]
+        nb.peers = [na.as_peer("fd00:1::/64")]
+        na.start(log_level="info")
+        nb.start(log_level="info")
+        assert "fd00:2::/64 dev" in run(["ip", "-6", "route"], a).stdout
+        assert ping(a, "fd00:2::1") and ping(b, "fd00:1::1")
+        sent, received, _ = transfer(lab, b, "fd00:2::1", a, 16 * MIB)
+        assert sent == received
+        assert na.dump()[nb.pub].allowed_ips == "fd00:2::/64"
+        c = nb.counters()
+        assert c["tun_writes"] * 4 < c["tun_packets_written"], f"IPv6 TCP segments were not coalesced: {c}"
+        assert "Traceback" not in na.log_text() + nb.log_text()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import random
-import signal
 import struct
 import subprocess
 import sys
@@ -93,16 +92,6 @@ def hostile_payloads(captured: list[bytes]) -> list[tuple[str, bytes]]:
     ]
 
 
-def counters(node: Node) -> dict[str, int]:
-    """The daemon's counters, as it logs them on SIGUSR1."""
-    assert node.proc is not None
-    seen = node.log_text().count("counters:")
-    node.proc.send_signal(signal.SIGUSR1)
-    assert wait_for(lambda: node.log_text().count("counters:") > seen, timeout=5)
-    line = [ln for ln in node.log_text().splitlines() if "counters:" in ln][-1]
-    return {k: int(v) for k, _, v in (f.partition("=") for f in line.split("counters:", 1)[1].split()) if v.isdigit()}
-
-
 def udp_delivered(ns: str) -> tuple[int, int, int]:
     """(IPv4, IPv6) UDP datagrams delivered to sockets in ``ns``, and those dropped for a full receive buffer."""
     snmp = run(["cat", "/proc/net/snmp"], ns).stdout.splitlines()
@@ -160,7 +149,7 @@ def test_hostile_datagrams_are_dropped_unanswered_and_the_tunnel_keeps_working(
     assert peer.endpoint == nb.endpoint, "a replayed or forged datagram moved the peer's endpoint"
     # every one of them was dropped for the reason it was built to be dropped for, and counted
     rounds = 10 + 2
-    seen = counters(na)
+    seen = na.counters()
     for name in {n for n, _ in expected}:
         want = rounds * sum(1 for n, _ in expected if n == name)
         assert seen.get(name, 0) >= want, f"{name}: {seen.get(name, 0)} counted, {want} sent; {seen}"
