@@ -68,7 +68,8 @@ def daemon(config: Path, interface: str | None, log_level: str) -> None:
     LINKER_OFFLOADS=gso,gro,coalesce (the default) batches packets at the kernel boundary;
     a subset, or "none", rules techniques out when troubleshooting a kernel or NIC.
     """
+    from linker.dataplane.config import interface_name_for
     from linker.dataplane.daemon import Daemon  # pyroute2 is paid for only here
 
     logsetup.setup(log_level)
-    Daemon(config, interface or config.stem).run()
+    Daemon(config, interface or interface_name_for(config)).run()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns.daemons import Node, b64_to_hex, handshake_ns, uapi_get
+from tests.netns.daemons import Node, b64_to_hex, handshake_ns, third_site, uapi_get
 from tests.netns.netlab import Lab, ping, run, transfer
 
 pytestmark = [pytest.mark.netns, pytest.mark.interop]
@@ -78,10 +78,7 @@ def three(sites: tuple[Lab, Node, Node]) -> tuple[Lab, Node, Node, Node]:
 
     ``h`` knows linker; linker does not know ``h`` yet."""
     lab, lk, go = sites
-    hn = lab.host("h")
-    lab.link(lk.ns, "198.51.100.1/24", hn, "198.51.100.3/24")
-    gh = Node.make(lab, hn, "h", "10.3.0.1/24", "198.51.100.3")
-    gh.peers = [lk.as_peer("10.1.0.0/24", endpoint="198.51.100.1:51820")]
+    gh = third_site(lab, lk, "h")
     gh.start_wireguard_go()
     return lab, lk, go, gh
 

@@ -270,3 +270,13 @@ def peered_pair(lab: Lab, ns_a: str, underlay_a: str, ns_b: str, underlay_b: str
         na.start(log_level=log_level)
         nb.start(log_level=log_level)
     return na, nb
+
+
+def third_site(lab: Lab, near: Node, name: str) -> Node:
+    """Node ``name`` (10.3.0.1/24) behind a second underlay link of ``near``'s namespace (198.51.100.0/24), already
+    peered with ``near`` (10.1.0.0/24); ``near`` does not know it yet. Not started: a daemon or wireguard-go."""
+    ns = lab.host(name)
+    lab.link(near.ns, "198.51.100.1/24", ns, "198.51.100.3/24")
+    node = Node.make(lab, ns, name, "10.3.0.1/24", "198.51.100.3")
+    node.peers = [near.as_peer("10.1.0.0/24", endpoint="198.51.100.1:51820")]
+    return node

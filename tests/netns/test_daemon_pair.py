@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns.daemons import Node, b64_to_hex, handshake_ns, peered_pair
+from tests.netns.daemons import Node, b64_to_hex, handshake_ns, peered_pair, third_site
 from tests.netns.netlab import LINKER, Lab, genkey, ping, run, transfer, wait_for
 
 pytestmark = pytest.mark.netns
@@ -86,10 +86,7 @@ def trio(pair: tuple[Lab, Node, Node]) -> tuple[Lab, Node, Node, Node]:
 
     ``c`` already knows ``a``; ``a`` does not know ``c`` yet."""
     lab, na, nb = pair
-    c = lab.host("c")
-    lab.link(na.ns, "198.51.100.1/24", c, "198.51.100.3/24")
-    nc = Node.make(lab, c, "c", "10.3.0.1/24", "198.51.100.3")
-    nc.peers = [na.as_peer("10.1.0.0/24", endpoint="198.51.100.1:51820")]
+    nc = third_site(lab, na, "c")
     nc.start()
     return lab, na, nb, nc
 
