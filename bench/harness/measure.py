@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.harness.ns import Underlay, listening, run
-from bench.harness.procs import ProcessTable, cpu_seconds, wait_for
+from bench.harness.procs import ProcessTable, cpu_seconds, run_ns, wait_for
 
 IPERF_PORT = 5201
 _PING_TIME = re.compile(r"time=([\d.]+) ms")
@@ -98,7 +98,10 @@ def measure(net: Underlay, target: str, pids: list[int], procs: ProcessTable, se
     try:
         if not wait_for(lambda: listening(net.ns_b, IPERF_PORT), 10):
             raise MeasureError("iperf3 server did not start listening")
+        before_ns = run_ns(pids)
         detail["ping"] = ping(net.ns_a, target, settings.pings, settings.ping_interval)
+        # the daemons' CPU time per round trip: what an idle tunnel's latency is made of, with the wake-ups
+        detail["ping"]["cpu_us_per_ping"] = (run_ns(pids) - before_ns) / 1e3 / settings.pings if pids else None
         out["rtt_avg_ms"], out["rtt_p99_ms"] = detail["ping"]["avg_ms"], detail["ping"]["p99_ms"]
         total_cpu = total_bytes = 0.0
         for n in settings.streams:

@@ -230,6 +230,28 @@ class Linker(WireGuardPair):
         return list(self.pids)
 
 
+class PythonFloor(System):
+    """A reference, not a tunnel: the least a CPython daemon does per packet (bench/harness/floor.py)."""
+
+    name = "python-floor"
+    label = "Python floor (no protocol)"
+    short = "p"
+    inner = 5
+    port = 51822
+
+    def setup(self, net: Underlay) -> list[int]:
+        key = self.ctx.workdir / f"{self.name}.key"
+        key.touch(0o600)
+        key.write_text(os.urandom(32).hex())
+        ends = (("a", net.ns_a, net.addr_a, net.addr_b), ("b", net.ns_b, net.addr_b, net.addr_a))
+        for side, ns, local, remote in ends:
+            self.start([sys.executable, "-m", "bench.harness.floor", self.iface(side), local, remote, str(self.port),
+                        f"{self.addr(side)}/24", str(key)], ns, side)
+        self.target = self.addr("b")
+        self.wait_tunnel(net)
+        return list(self.pids)
+
+
 class OpenVpn(System, ABC):
     """OpenVPN 2.6 point-to-point over UDP on a TUN device; TLS with self-signed certificates pinned by fingerprint.
 
@@ -291,5 +313,5 @@ class OpenVpnChacha(OpenVpn):
     port = 1195
 
 
-ALL: list[type[System]] = [Raw, Linker, WireGuardGo, OpenVpnAes, OpenVpnChacha]
+ALL: list[type[System]] = [Raw, Linker, WireGuardGo, OpenVpnAes, OpenVpnChacha, PythonFloor]
 BY_NAME: dict[str, type[System]] = {cls.name: cls for cls in ALL}
