@@ -55,6 +55,7 @@ _U16BE = struct.Struct(">H")
 _U64 = struct.Struct("<Q")
 _NONCE_PREFIX = bytes(4)
 DEFAULT_MTU = 1420
+JITTER_POOL = 512  # random bytes drawn at once for timer jitter (two per draw)
 
 
 class Device:
@@ -72,6 +73,8 @@ class Device:
         self._under_load_until = float("-inf")
         self._ratelimit_handshakes = RateLimiter()
         self._ratelimit_cookies = RateLimiter()
+        self._jitter_pool = b""
+        self._jitter_used = 0
         self._set_identity(private_key)
 
     # ------------------------------------------------------------------ configuration
@@ -180,6 +183,31 @@ class Device:
 
         Returns only SendDatagram actions (the one-packet form of ``encapsulate_batch``)."""
         return flatten(self.encapsulate_batch([packet], now))  # type: ignore[return-value]
+
+    def seal_one(self, packet: bytes, now: float) -> tuple[bytes, tuple] | None:
+        """The fast path of one IP packet from TUN: (transport message, endpoint) when it can leave at once under
+        its peer's current session with nothing else to do; else None, with nothing changed, and the caller
+        hands the same packet to ``encapsulate_batch`` (which drops it, stages it for a handshake, or seals it
+        and starts a rekey).
+
+        A lone packet on an idle tunnel (a ping, a request) pays for every object it touches while the caches
+        are cold: this path builds no action and no list."""
+        size = len(packet)
+        if size >= 20 and packet[0] >> 4 == 4:
+            peer = self.allowed_ips.lookup(bytes(packet[16:20]))
+        elif size >= 40 and packet[0] >> 4 == 6:
+            peer = self.allowed_ips.lookup(bytes(packet[24:40]))
+        else:
+            return None
+        if peer is None or peer.endpoint is None:
+            return None
+        keypair = peer.current
+        if (keypair is None or not keypair.can_send(now) or keypair.send_counter >= REKEY_AFTER_MESSAGES
+                or (keypair.initiator and now - keypair.created > REKEY_AFTER_TIME)):
+            return None  # no session, or this message would trigger a rekey: the general path does both
+        datagram = keypair.seal(packet, self.mtu)
+        self._sent(peer, len(datagram), True, now)
+        return datagram, peer.endpoint
 
     def encapsulate_batch(self, packets: list, now: float) -> list[Action]:
         """IP packets (bytes-like) from the TUN device, in order. Consecutive packets for the same peer are sealed
@@ -334,34 +362,77 @@ class Device:
         if not plaintexts:
             return actions
         timers.data_received(peer, now)
-        lookup = self.allowed_ips.lookup
-        counters = self.counters
         out = []
         for plaintext in plaintexts:
-            size = len(plaintext)
-            version = plaintext[0] >> 4
-            if version == 4 and size >= 20:
-                length = (plaintext[2] << 8) | plaintext[3]
-                source = plaintext[12:16]
-                if length > size or length < 20:
-                    counters["drop_bad_ip_length"] += 1
-                    continue
-            elif version == 6 and size >= 40:
-                length = 40 + ((plaintext[4] << 8) | plaintext[5])
-                source = plaintext[8:24]
-                if length > size:
-                    counters["drop_bad_ip_length"] += 1
-                    continue
-            else:
-                counters["drop_not_ip"] += 1
-                continue
-            if lookup(source) is not peer:
-                counters["drop_source_not_allowed"] += 1
-                continue
-            out.append(plaintext if length == size else plaintext[:length])
+            packet = self._inner_packet(peer, plaintext)
+            if packet is not None:
+                out.append(packet)
         if out:
             actions.append(WritePackets(out))
         return actions
+
+    def _inner_packet(self, peer: Peer, plaintext: bytes) -> bytes | None:
+        """The IP packet inside an authenticated plaintext, cut to its IP length (the padding off), or None (and
+        counted) when it is not an IP packet or its source is not in the peer's AllowedIPs."""
+        size = len(plaintext)
+        version = plaintext[0] >> 4
+        if version == 4 and size >= 20:
+            length = (plaintext[2] << 8) | plaintext[3]
+            source = plaintext[12:16]
+            if length > size or length < 20:
+                self.counters["drop_bad_ip_length"] += 1
+                return None
+        elif version == 6 and size >= 40:
+            length = 40 + ((plaintext[4] << 8) | plaintext[5])
+            source = plaintext[8:24]
+            if length > size:
+                self.counters["drop_bad_ip_length"] += 1
+                return None
+        else:
+            self.counters["drop_not_ip"] += 1
+            return None
+        if self.allowed_ips.lookup(source) is not peer:
+            self.counters["drop_source_not_allowed"] += 1
+            return None
+        return plaintext if length == size else plaintext[:length]
+
+    def open_one(self, datagram: bytes, src: tuple, now: float) -> bytes | None:
+        """The fast path of one transport message: the IP packet to write to TUN, or b"" when the message was
+        taken but yields nothing to write (a keepalive, or dropped and counted); None, with nothing changed,
+        when it is not a plain transport message under a current or previous session, and the caller hands
+        it to ``decapsulate_batch``. Like ``seal_one``, it builds no action and no list."""
+        if len(datagram) < MESSAGE_TRANSPORT_MIN_SIZE:
+            return None
+        kind, receiver, counter = TRANSPORT_HEADER.unpack_from(datagram)
+        keypair = self._indices.get(receiver)
+        if kind != MESSAGE_TRANSPORT or type(keypair) is not Keypair or not keypair.can_receive(now):
+            return None
+        peer = keypair.peer
+        current = peer.current
+        if keypair is peer.next or (current is not None and current.initiator and not peer.sent_lastminute_handshake
+                                    and now - current.created > REKEY_ON_RECEIVE_AFTER):
+            return None  # it confirms a new session, or it is time to rekey: the general path does both
+        if not keypair.replay.check(counter):
+            self.counters["drop_replay"] += 1
+            return b""
+        try:
+            plaintext = keypair.opener(_NONCE_PREFIX + datagram[8:16], datagram[16:], None)
+        except InvalidTag:
+            self.counters["drop_bad_mac"] += 1
+            return b""
+        if not keypair.replay.mark(counter):
+            self.counters["drop_replay"] += 1
+            return b""
+        peer.endpoint = src  # roaming: the latest authenticated source is where the peer is
+        peer.rx_bytes += len(datagram)
+        timers.any_authenticated_packet_traversal(peer, now)
+        timers.any_authenticated_packet_received(peer)
+        if not plaintext:
+            self.counters["rx_keepalive"] += 1
+            return b""
+        timers.data_received(peer, now)
+        packet = self._inner_packet(peer, plaintext)
+        return b"" if packet is None else packet
 
     def _check_macs(self, data: bytes, src: tuple, now: float) -> tuple[bool, list[Action]]:
         """MAC1 always; under load, MAC2 (else answer with a cookie) and the per-source rate limit."""
@@ -510,17 +581,21 @@ class Device:
         size = 0
         for d in datagrams:
             size += len(d)
-        peer.tx_bytes += size
-        # draw jitter only when the timer is armed; a keepalive alone does not arm it
-        if peer.t_new_handshake is None and (count > 1 or len(packets[0])):
-            timers.data_sent(peer, now, self._jitter())
-        timers.any_authenticated_packet_sent(peer)
-        timers.any_authenticated_packet_traversal(peer, now)
+        self._sent(peer, size, count > 1 or len(packets[0]) > 0, now)
         actions: list[Action] = [SendDatagrams(datagrams, peer.endpoint)]
         if keypair.send_counter > REKEY_AFTER_MESSAGES or (
                 keypair.initiator and now - keypair.created > REKEY_AFTER_TIME):
             actions += self._send_initiation(peer, now, retry=False)
         return actions
+
+    def _sent(self, peer: Peer, size: int, data: bool, now: float) -> None:
+        """Bookkeeping for transport messages of ``size`` bytes sent to ``peer`` (``data``: not only keepalives)."""
+        peer.tx_bytes += size
+        # draw jitter only when the timer is armed; a keepalive alone does not arm it
+        if data and peer.t_new_handshake is None:
+            timers.data_sent(peer, now, self._jitter())
+        timers.any_authenticated_packet_sent(peer)
+        timers.any_authenticated_packet_traversal(peer, now)
 
     def _send_staged(self, peer: Peer, now: float) -> list[Action]:
         if not peer.staged:
@@ -607,7 +682,14 @@ class Device:
     # ------------------------------------------------------------------ sessions and indices
 
     def _jitter(self) -> float:
-        return int.from_bytes(self._rng(2), "little") / 65536 * REKEY_TIMEOUT_JITTER_MAX
+        """A uniform draw in [0, REKEY_TIMEOUT_JITTER_MAX): timer spreading, not secrets. The random bytes come
+        from a pool refilled JITTER_POOL bytes at a time, so a packet's path makes no getrandom call."""
+        pool, used = self._jitter_pool, self._jitter_used
+        if used >= len(pool):
+            pool = self._jitter_pool = self._rng(JITTER_POOL)
+            used = 0
+        self._jitter_used = used + 2
+        return (pool[used] | pool[used + 1] << 8) / 65536 * REKEY_TIMEOUT_JITTER_MAX
 
     def _new_index(self) -> int:
         while True:

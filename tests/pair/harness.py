@@ -15,6 +15,7 @@ from linker.wg.keys import generate_private_key
 EP_A = ("192.0.2.1", 51820)
 EP_B = ("198.51.100.2", 51820)
 WALL_EPOCH = 1_800_000_000.0
+FAST_PATHS = False  # default for Pair(fast=...): tests/pair/conftest.py runs every test both ways
 
 
 def ipv4_packet(src: str, dst: str, payload: bytes = b"ping", proto: int = 17) -> bytes:
@@ -53,7 +54,11 @@ class Wire:
 class Pair:
     """Device ``a`` (10.1.0.0/16 behind it) and device ``b`` (10.2.0.0/16) peered with each other."""
 
-    def __init__(self, seed: int = 1, psk: bytes | None = None, keepalive_a: int = 0) -> None:
+    def __init__(self, seed: int = 1, psk: bytes | None = None, keepalive_a: int = 0,
+                 fast: bool | None = None) -> None:
+        # fast: packets and transport messages go through seal_one/open_one first, as the daemon's loop sends
+        # a lone packet, and through the general path only when those decline
+        self.fast = FAST_PATHS if fast is None else fast
         self.clock = Clock()
         self.rand = random.Random(seed)
         self.wire = Wire()
@@ -86,12 +91,30 @@ class Pair:
                 continue
             receiver = self.other(sender)
             assert action.endpoint == self.endpoints[receiver], "sent to the wrong endpoint"
-            src = self.src_override.get(sender, self.endpoints[sender])
-            self.run(receiver, self.devices[receiver].decapsulate(action.data, src, self.clock.now))
+            self.deliver(sender, action.data)
+
+    def deliver(self, sender: str, data: bytes) -> None:
+        """``data`` arrives at the other device from ``sender``'s endpoint (or its override)."""
+        receiver = self.other(sender)
+        device = self.devices[receiver]
+        src = self.src_override.get(sender, self.endpoints[sender])
+        if self.fast:
+            packet = device.open_one(data, src, self.clock.now)
+            if packet is not None:
+                if packet:
+                    self.tun[receiver].append(packet)
+                return
+        self.run(receiver, device.decapsulate(data, src, self.clock.now))
 
     def send(self, sender: str, payload: bytes = b"ping") -> None:
         src, dst = ("10.1.0.1", "10.2.0.1") if sender == "a" else ("10.2.0.1", "10.1.0.1")
-        self.run(sender, self.devices[sender].encapsulate(ipv4_packet(src, dst, payload), self.clock.now))
+        packet = ipv4_packet(src, dst, payload)
+        if self.fast:
+            sealed = self.devices[sender].seal_one(packet, self.clock.now)
+            if sealed is not None:
+                self.run(sender, [SendDatagram(*sealed)])
+                return
+        self.run(sender, self.devices[sender].encapsulate(packet, self.clock.now))
 
     def advance(self, seconds: float, step: float = 0.05) -> None:
         end = self.clock.now + seconds
