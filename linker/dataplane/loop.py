@@ -12,6 +12,7 @@ if the kernel refuses it.
 from __future__ import annotations
 
 import errno
+import io
 import logging
 import os
 import select
@@ -70,6 +71,7 @@ class Loop:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._udp_fds: dict[int, socket.socket] = {}
+        self._tun_file = io.FileIO(tun_fd, "r", closefd=False)
         self._rbuf = bytearray(65536)
         self._rview = memoryview(self._rbuf)
         self.gso = "gso" in offloads  # send runs of equal-size datagrams with one sendmsg (UDP_SEGMENT) until refused
@@ -120,14 +122,17 @@ class Loop:
         poll = self._epoll.poll
         tun_fd = self.tun_fd
         wake_fd = self._wake_r.fileno()
+        ready: set[int] = set()  # the fds the previous wake-up found readable
         while self.running:
             timeout = next_tick - monotonic()
             events = poll(timeout if timeout > 0 else 0)
+            previous, ready = ready, set()
             for fd, _ in events:
+                ready.add(fd)
                 if fd == tun_fd:
-                    self.from_tun()
+                    self.from_tun(fd in previous)
                 elif fd in self._udp_fds:
-                    self.from_udp(self._udp_fds[fd])
+                    self.from_udp(self._udp_fds[fd], fd in previous)
                 elif fd == wake_fd:
                     self._drain_wake()
                 else:
@@ -159,41 +164,73 @@ class Loop:
 
     # ------------------------------------------------------------------ the packet paths
 
-    def from_tun(self) -> None:
-        """Read up to BATCH packets, then seal them in one call: runs for one peer leave as one GSO send."""
-        read = os.read
-        fd = self.tun_fd
+    def from_tun(self, burst: bool = True) -> None:
+        """Packets from TUN, sealed and sent. In a ``burst`` (the fd was readable at the previous wake-up too) up
+        to BATCH are read and sealed in one call: runs for one peer leave as one GSO send. Otherwise one packet
+        is read and takes the core's fast path; if more are queued, the next wake-up comes at once and is a
+        burst.
+
+        On an idle tunnel the caches are cold and every object and system call is dear (a lone ping's traversal
+        cost about 150 µs of CPU here): a lone packet should neither pay for a read that finds the queue empty
+        nor build the batch machinery."""
+        if burst:
+            packets = self._read_tun(BATCH)
+            if packets:
+                self.perform(self.device.encapsulate_batch(packets, time.monotonic()))
+            return
+        packets = self._read_tun(1)
+        if packets:
+            now = time.monotonic()
+            fast = self.device.seal_one(packets[0], now)
+            if fast is not None:
+                self._send_one(*fast)
+            else:
+                self.perform(self.device.encapsulate_batch(packets, now))
+
+    def _read_tun(self, limit: int) -> list:
+        """Up to ``limit`` packets from the TUN device (views past the virtio-net header); fewer when it runs dry."""
+        read = self._tun_file.read  # returns None, rather than raising, when nothing is queued
         packets = []
-        for _ in range(BATCH):
+        while len(packets) < limit:
             try:
-                buf = read(fd, MAX_PACKET)
-            except (BlockingIOError, InterruptedError):
-                break
+                buf = read(MAX_PACKET)
             except OSError as exc:
-                self.counters["tun_read_error"] += 1
-                if exc.errno in (errno.EBADFD, errno.EIO, errno.ENODEV, errno.ENXIO):
-                    # the interface was deleted under us: nothing will ever come again, stop (and be restarted)
-                    self.failure = f"the TUN interface is gone ({exc.strerror})"
-                    self.running = False
-                elif self.counters["tun_read_error"] == 1:
-                    log.warning("reading the TUN device failed: %s (counted as tun_read_error)", exc.strerror)
+                self._tun_read_failed(exc)
+                break
+            if buf is None:
                 break
             if len(buf) <= VNET_HDR_LEN or buf[1] != GSO_NONE:  # no offloads were offered: never expected
                 self.counters["tun_drop_unexpected_gso"] += 1
                 continue
             packets.append(memoryview(buf)[VNET_HDR_LEN:])
-        if packets:
-            self.counters["tun_reads"] += len(packets)
-            self.perform(self.device.encapsulate_batch(packets, time.monotonic()))
+        self.counters["tun_reads"] += len(packets)
+        return packets
 
-    def from_udp(self, sock: socket.socket) -> None:
-        """Receive up to BATCH (GRO-coalesced) reads, decrypt, then write the packets to TUN coalesced."""
+    def _tun_read_failed(self, exc: OSError) -> None:
+        self.counters["tun_read_error"] += 1
+        if exc.errno in (errno.EBADFD, errno.EIO, errno.ENODEV, errno.ENXIO):
+            # the interface was deleted under us: nothing will ever come again, stop (and be restarted)
+            self.failure = f"the TUN interface is gone ({exc.strerror})"
+            self.running = False
+        elif self.counters["tun_read_error"] == 1:
+            log.warning("reading the TUN device failed: %s (counted as tun_read_error)", exc.strerror)
+
+    def from_udp(self, sock: socket.socket, burst: bool = True) -> None:
+        """Datagrams (GRO-coalesced) received, decrypted and their packets written to TUN, TCP runs coalesced.
+
+        As in ``from_tun``: in a burst up to BATCH reads are handled together; otherwise one read, and a lone
+        transport message takes the core's fast path and is written straight away."""
+        self._receive(sock, BATCH if burst else 1)
+
+    def _receive(self, sock: socket.socket, reads: int) -> None:
+        """Up to ``reads`` receives, then their actions performed."""
         recvmsg_into = sock.recvmsg_into
-        decapsulate = self.device.decapsulate_batch
+        device = self.device
         buf, view = self._rbuf, self._rview
         now = time.monotonic()
         actions: list[Action] = []
-        for _ in range(BATCH):
+        done = 0
+        while done < reads:
             try:
                 size, ancdata, _, addr = recvmsg_into([buf], _CMSG_SPACE)
             except (BlockingIOError, InterruptedError):
@@ -202,16 +239,28 @@ class Loop:
                 self.counters["udp_recv_error"] += 1
                 log.debug("udp receive error: %s", exc.strerror)
                 continue
+            done += 1
             segment = size
             for level, kind, data in ancdata:
                 if level == SOL_UDP and kind == UDP_GRO:
                     segment = int.from_bytes(data[:4], sys.byteorder) or size
             # views of the buffer, not copies: the core keeps no reference once it returns
             whole = view[:size]  # slices of it end at the data, not at the buffer's end
-            datagrams = [whole] if segment >= size else [whole[i:i + segment] for i in range(0, size, segment)]
-            self.counters["udp_reads"] += 1
-            self.counters["udp_datagrams_read"] += len(datagrams)
-            actions += decapsulate(datagrams, (addr[0], addr[1]), now)
+            src = (addr[0], addr[1])
+            if segment >= size:
+                self.counters["udp_datagrams_read"] += 1
+                if reads == 1:
+                    packet = device.open_one(whole, src, now)
+                    if packet is not None:
+                        if packet:
+                            self._write_one(packet)
+                        continue
+                actions += device.decapsulate_batch([whole], src, now)
+            else:
+                datagrams = [whole[i:i + segment] for i in range(0, size, segment)]
+                self.counters["udp_datagrams_read"] += len(datagrams)
+                actions += device.decapsulate_batch(datagrams, src, now)
+        self.counters["udp_reads"] += done
         if actions:
             self.perform(actions)
 
@@ -251,6 +300,15 @@ class Loop:
                 self.counters["tun_write_error"] += 1
                 log.debug("TUN write failed: %s", exc.strerror)
 
+    def _write_one(self, packet: bytes) -> None:
+        self.counters["tun_packets_written"] += 1
+        self.counters["tun_writes"] += 1
+        try:
+            os.writev(self.tun_fd, [PLAIN, packet])
+        except OSError as exc:
+            self.counters["tun_write_error"] += 1
+            log.debug("TUN write failed: %s", exc.strerror)
+
     def _write_plain(self, packets: list) -> None:
         for p in packets:
             try:
@@ -258,6 +316,21 @@ class Loop:
             except OSError as exc:
                 self.counters["tun_write_error"] += 1
                 log.debug("TUN write failed: %s", exc.strerror)
+
+    def _send_one(self, datagram: bytes, endpoint: tuple) -> None:
+        sock = self.udp.v6 if ":" in endpoint[0] else self.udp.v4
+        self.counters["udp_datagrams_sent"] += 1
+        self.counters["udp_sends"] += 1
+        if sock is None:
+            self.counters["udp_send_no_socket"] += 1
+            return
+        try:
+            sock.sendto(datagram, endpoint)
+        except (BlockingIOError, InterruptedError):
+            self.counters["udp_send_dropped"] += 1
+        except OSError as exc:
+            self.counters["udp_send_error"] += 1
+            log.debug("udp send to %s failed: %s", endpoint[0], exc.strerror)
 
     def _send(self, datagrams: list[bytes], endpoint: tuple) -> None:
         sock = self.udp.v6 if ":" in endpoint[0] else self.udp.v4

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import socket
+import time
 
 import pytest
 
@@ -12,8 +14,10 @@ from linker.dataplane import loop as loopmod
 from linker.dataplane.loop import Loop
 from linker.dataplane.offload import PLAIN
 from linker.dataplane.udp import UdpSockets
+from linker.wg.actions import flatten
 from linker.wg.device import Device
 from linker.wg.keys import generate_private_key
+from tests.pair.harness import EP_A, Pair, ipv4_packet
 from tests.unit.test_dataplane_offload import stream, udp_packet
 
 
@@ -69,3 +73,94 @@ def test_a_refused_gso_send_is_sent_datagram_by_datagram(loop: Loop, monkeypatch
     got = [rx.recv(2048) for _ in range(5)]
     rx.close()
     assert calls == [5] and got == datagrams and not loop.gso
+
+
+@pytest.fixture
+def linked():  # type: ignore[no-untyped-def]
+    """Device a of a Pair with a session up, in a Loop whose "TUN" is a SOCK_SEQPACKET pair (one read, one packet)
+    and whose peer's endpoint is a socket on loopback: nothing leaves the host."""
+    pair = Pair(seed=9)
+    pair.clock.now = time.monotonic()  # the loop reads the real monotonic clock: the session must be fresh on it
+    pair.send("a")
+    assert pair.peer("a").current is not None
+    peer_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer_sock.bind(("127.0.0.1", 0))
+    peer_sock.settimeout(2)
+    pair.peer("a").endpoint = peer_sock.getsockname()
+    app, tun = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    tun.setblocking(False)
+    app.settimeout(2)
+    udp = UdpSockets(0)
+    lp = Loop(pair.a, tun.fileno(), udp)
+    yield pair, lp, app, peer_sock
+    lp.close()
+    udp.close()
+    for s in (app, tun, peer_sock):
+        s.close()
+
+
+def spy(obj: object, name: str, calls: list) -> None:
+    real = getattr(obj, name)
+
+    def wrapper(*args):  # type: ignore[no-untyped-def]
+        calls.append((name, args))
+        return real(*args)
+
+    setattr(obj, name, wrapper)
+
+
+def test_a_lone_packet_takes_the_fast_path_and_a_burst_is_read_and_sealed_in_one_batch(linked) -> None:  # type: ignore[no-untyped-def]
+    pair, lp, app, peer_sock = linked
+    packets = [ipv4_packet("10.1.0.1", "10.2.0.1", b"n%d" % i) for i in range(5)]
+    for p in packets:
+        app.send(PLAIN + p)
+    calls: list = []
+    spy(pair.a, "seal_one", calls)
+    spy(pair.a, "encapsulate_batch", calls)
+    lp.from_tun(burst=False)  # a wake-up after a quiet spell: one read, no read that finds the queue empty
+    assert [name for name, _ in calls] == ["seal_one"]
+    lp.from_tun(burst=True)  # readable again at once: the rest in one batch
+    assert [name for name, _ in calls] == ["seal_one", "encapsulate_batch"] and len(calls[1][1][0]) == 4
+    received = [peer_sock.recv(2048) for _ in range(5)]
+    got = []
+    for datagram in received:
+        got += [a.packet for a in flatten(pair.b.decapsulate(datagram, EP_A, pair.clock.now))]
+    assert got == packets  # in order, each once
+
+
+def test_a_lone_transport_message_is_opened_on_the_fast_path_and_written_at_once(linked) -> None:  # type: ignore[no-untyped-def]
+    pair, _, _, _ = linked
+    # the other direction: b's loop receives what a seals
+    app, tun = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    tun.setblocking(False)
+    app.settimeout(2)
+    udp = UdpSockets(0)
+    lp = Loop(pair.b, tun.fileno(), udp)
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        packets = [ipv4_packet("10.1.0.1", "10.2.0.1", b"m%d" % i) for i in range(3)]
+        for p in packets:
+            sealed = pair.a.seal_one(p, pair.clock.now)
+            assert sealed is not None
+            sender.sendto(sealed[0], ("127.0.0.1", udp.port))
+        calls: list = []
+        spy(pair.b, "open_one", calls)
+        spy(pair.b, "decapsulate_batch", calls)
+        sock = udp.v4
+        assert sock is not None
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline and not select.select([sock], [], [], 0.1)[0]:
+            pass
+        lp.from_udp(sock, burst=False)
+        assert [name for name, _ in calls] == ["open_one"]
+        assert app.recv(2048) == PLAIN + packets[0]
+        time.sleep(0.05)  # the other two are queued (GRO may merge them into one read)
+        lp.from_udp(sock, burst=True)
+        assert "open_one" not in [name for name, _ in calls[1:]]
+        assert [app.recv(2048) for _ in range(2)] == [PLAIN + p for p in packets[1:]]
+        assert pair.peer("b").endpoint == ("127.0.0.1", sender.getsockname()[1])  # roamed to the authenticated source
+    finally:
+        lp.close()
+        udp.close()
+        for s in (app, tun, sender):
+            s.close()
