@@ -103,6 +103,7 @@ def measure(net: Underlay, target: str, pids: list[int], procs: ProcessTable, se
         # the daemons' CPU time per round trip: what an idle tunnel's latency is made of, with the wake-ups
         detail["ping"]["cpu_us_per_ping"] = (run_ns(pids) - before_ns) / 1e3 / settings.pings if pids else None
         out["rtt_avg_ms"], out["rtt_p99_ms"] = detail["ping"]["avg_ms"], detail["ping"]["p99_ms"]
+        out["cpu_us_per_ping"] = detail["ping"]["cpu_us_per_ping"]
         total_cpu = total_bytes = 0.0
         for n in settings.streams:
             before = cpu_seconds(pids)

@@ -36,6 +36,7 @@ def metrics(streams: tuple[int, ...]) -> list[Metric]:
         Metric("rtt_avg_ms", "RTT avg", "ms", False, ".3f"),
         Metric("rtt_p99_ms", "RTT p99", "ms", False, ".3f"),
         Metric("cpu_s_per_gb", "daemon CPU", "s/GB", False, ".1f"),
+        Metric("cpu_us_per_ping", "CPU per ping", "µs", False, ",.0f"),
     ]
 
 
