@@ -20,6 +20,7 @@ from linker.wg.actions import Action, SendDatagram, SendDatagrams, WritePackets,
 from linker.wg.allowedips import AllowedIPs, Network, parse_network
 from linker.wg.constants import (
     HANDSHAKE_INITIATION_RATE,
+    KEEPALIVE_TIMEOUT,
     KEY_LEN,
     MAX_TIMER_HANDSHAKES,
     MESSAGE_COOKIE_REPLY,
@@ -202,11 +203,20 @@ class Device:
         if peer is None or peer.endpoint is None:
             return None
         keypair = peer.current
-        if (keypair is None or not keypair.can_send(now) or keypair.send_counter >= REKEY_AFTER_MESSAGES
-                or (keypair.initiator and now - keypair.created > REKEY_AFTER_TIME)):
+        if keypair is None or keypair.send_counter >= REKEY_AFTER_MESSAGES:
+            return None
+        age = now - keypair.created
+        if age >= REJECT_AFTER_TIME or (keypair.initiator and age > REKEY_AFTER_TIME):
             return None  # no session, or this message would trigger a rekey: the general path does both
         datagram = keypair.seal(packet, self.mtu)
-        self._sent(peer, len(datagram), True, now)
+        # _sent and its timers, inlined (each call costs microseconds on a cold path); test_fast_paths holds
+        # the two paths to the same timers and bytes
+        peer.tx_bytes += len(datagram)
+        if peer.t_new_handshake is None:  # timers.data_sent
+            peer.t_new_handshake = now + KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + self._jitter()
+        peer.t_send_keepalive = None  # timers.any_authenticated_packet_sent
+        if peer.persistent_keepalive > 0:  # timers.any_authenticated_packet_traversal
+            peer.t_persistent_keepalive = now + peer.persistent_keepalive
         return datagram, peer.endpoint
 
     def encapsulate_batch(self, packets: list, now: float) -> list[Action]:
@@ -405,7 +415,7 @@ class Device:
             return None
         kind, receiver, counter = TRANSPORT_HEADER.unpack_from(datagram)
         keypair = self._indices.get(receiver)
-        if kind != MESSAGE_TRANSPORT or type(keypair) is not Keypair or not keypair.can_receive(now):
+        if kind != MESSAGE_TRANSPORT or type(keypair) is not Keypair or now - keypair.created >= REJECT_AFTER_TIME:
             return None
         peer = keypair.peer
         current = peer.current
@@ -425,12 +435,17 @@ class Device:
             return b""
         peer.endpoint = src  # roaming: the latest authenticated source is where the peer is
         peer.rx_bytes += len(datagram)
-        timers.any_authenticated_packet_traversal(peer, now)
-        timers.any_authenticated_packet_received(peer)
+        # the timers of _authenticated, inlined as in seal_one
+        if peer.persistent_keepalive > 0:  # timers.any_authenticated_packet_traversal
+            peer.t_persistent_keepalive = now + peer.persistent_keepalive
+        peer.t_new_handshake = None  # timers.any_authenticated_packet_received
         if not plaintext:
             self.counters["rx_keepalive"] += 1
             return b""
-        timers.data_received(peer, now)
+        if peer.t_send_keepalive is None:  # timers.data_received
+            peer.t_send_keepalive = now + KEEPALIVE_TIMEOUT
+        else:
+            peer.need_another_keepalive = True
         packet = self._inner_packet(peer, plaintext)
         return b"" if packet is None else packet
 

@@ -34,6 +34,14 @@ class PeerStatus:
 class Peer:
     """Not thread-safe: owned by one device, driven by one loop."""
 
+    # slots: the packet paths read a peer's fields on every packet; no per-instance dict to walk (or to miss in
+    # a cold cache)
+    __slots__ = ("cookie", "current", "endpoint", "handshake", "handshake_attempts", "last_handshake_wall",
+                 "last_initiation_consumed", "last_sent_handshake", "last_timestamp", "need_another_keepalive",
+                 "next", "persistent_keepalive", "previous", "public_key", "rx_bytes", "secrets",
+                 "sent_lastminute_handshake", "staged", "t_new_handshake", "t_persistent_keepalive",
+                 "t_retransmit_handshake", "t_send_keepalive", "t_zero_key_material", "tx_bytes")
+
     def __init__(self, secrets: PeerSecrets) -> None:
         self.public_key = secrets.public
         self.secrets = secrets
