@@ -198,7 +198,7 @@ class Daemon:
         """The loop's and the core's counters, one ``name=value`` list (no key material)."""
         merged = dict(self.device.counters)
         if self.loop is not None:
-            merged.update(self.loop.counters)
+            merged.update(self.loop.stats())
         return " ".join(f"{k}={v}" for k, v in sorted(merged.items()))
 
     def close(self) -> None:

@@ -126,6 +126,8 @@ def test_a_lone_packet_takes_the_fast_path_and_a_burst_is_read_and_sealed_in_one
     for datagram in received:
         got += [a.packet for a in flatten(pair.b.decapsulate(datagram, EP_A, pair.clock.now))]
     assert got == packets  # in order, each once
+    stats = lp.stats()  # the lone path's plain counts folded in
+    assert (stats["tun_reads"], stats["udp_datagrams_sent"]) == (5, 5) and stats["udp_sends"] >= 2
 
 
 def test_a_lone_transport_message_is_opened_on_the_fast_path_and_written_at_once(linked) -> None:  # type: ignore[no-untyped-def]
@@ -159,6 +161,8 @@ def test_a_lone_transport_message_is_opened_on_the_fast_path_and_written_at_once
         assert "open_one" not in [name for name, _ in calls[1:]]
         assert [app.recv(2048) for _ in range(2)] == [PLAIN + p for p in packets[1:]]
         assert pair.peer("b").endpoint == ("127.0.0.1", sender.getsockname()[1])  # roamed to the authenticated source
+        stats = lp.stats()
+        assert (stats["udp_datagrams_read"], stats["tun_packets_written"]) == (3, 3) and stats["udp_reads"] >= 2
     finally:
         lp.close()
         udp.close()
