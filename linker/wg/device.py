@@ -209,8 +209,8 @@ class Device:
         if age >= REJECT_AFTER_TIME or (keypair.initiator and age > REKEY_AFTER_TIME):
             return None  # no session, or this message would trigger a rekey: the general path does both
         datagram = keypair.seal(packet, self.mtu)
-        # _sent and its timers, inlined (each call costs microseconds on a cold path); test_fast_paths holds
-        # the two paths to the same timers and bytes
+        # the bookkeeping of _send_packets, its timers inlined (each call costs microseconds on a cold path);
+        # test_fast_paths holds the two paths to the same timers and bytes
         peer.tx_bytes += len(datagram)
         if peer.t_new_handshake is None:  # timers.data_sent
             peer.t_new_handshake = now + KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + self._jitter()
@@ -596,21 +596,17 @@ class Device:
         size = 0
         for d in datagrams:
             size += len(d)
-        self._sent(peer, size, count > 1 or len(packets[0]) > 0, now)
+        peer.tx_bytes += size
+        # draw jitter only when the timer is armed; a keepalive alone does not arm it
+        if peer.t_new_handshake is None and (count > 1 or len(packets[0])):
+            timers.data_sent(peer, now, self._jitter())
+        timers.any_authenticated_packet_sent(peer)
+        timers.any_authenticated_packet_traversal(peer, now)
         actions: list[Action] = [SendDatagrams(datagrams, peer.endpoint)]
         if keypair.send_counter > REKEY_AFTER_MESSAGES or (
                 keypair.initiator and now - keypair.created > REKEY_AFTER_TIME):
             actions += self._send_initiation(peer, now, retry=False)
         return actions
-
-    def _sent(self, peer: Peer, size: int, data: bool, now: float) -> None:
-        """Bookkeeping for transport messages of ``size`` bytes sent to ``peer`` (``data``: not only keepalives)."""
-        peer.tx_bytes += size
-        # draw jitter only when the timer is armed; a keepalive alone does not arm it
-        if data and peer.t_new_handshake is None:
-            timers.data_sent(peer, now, self._jitter())
-        timers.any_authenticated_packet_sent(peer)
-        timers.any_authenticated_packet_traversal(peer, now)
 
     def _send_staged(self, peer: Peer, now: float) -> list[Action]:
         if not peer.staged:
