@@ -218,7 +218,7 @@ class Loop:
                 self.counters["tun_drop_unexpected_gso"] += 1
                 continue
             packets.append(memoryview(buf)[VNET_HDR_LEN:])
-        if counted:
+        if counted and packets:
             self.counters["tun_reads"] += len(packets)
         return packets
 
