@@ -44,10 +44,14 @@ class ReadOnlyViolation(Exception):
 
 @dataclass(frozen=True)
 class Target:
-    """Where the controller's AWS calls go: the credential profile and an endpoint override (moto, LocalStack)."""
+    """Where the controller's AWS calls go: the credential profile and an endpoint override (moto, LocalStack).
+
+    ``session_factory``, when given, makes the boto3 session instead of the standard credential chain: the CLI's
+    ``--sandbox`` passes one that holds only the sandbox's key, so the controller knows nothing of the sandbox."""
 
     profile: str | None = None
     endpoint_url: str | None = None
+    session_factory: Callable[[], Any] | None = None
 
 
 def error_code(exc: ClientError) -> str:
@@ -69,6 +73,8 @@ class Clients:
         self._hooks = hooks
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, str], Any] = {}
+        if session is None and target.session_factory is not None:
+            session = target.session_factory()
         if session is not None:  # a caller's session (tests share one: building clients is slow)
             self._session = session
             return

@@ -22,7 +22,7 @@ import pytest
 
 from linker.sandbox import netns
 from linker.sandbox.layout import Layout
-from linker.sandbox.session import remove_leftovers
+from linker.sandbox.lifecycle import remove_leftovers
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 E, W, S = "us-east-1", "eu-west-1", "ap-south-1"

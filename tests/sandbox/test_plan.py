@@ -11,7 +11,7 @@ from linker.sandbox import addressing, network
 from linker.sandbox.addressing import Names, VpcPlan
 from linker.sandbox.cloudview import Instance, Route, Rule, Table, Vpc
 from linker.sandbox.endpoint import AddressBook
-from linker.sandbox.session import parse_ping
+from linker.sandbox.proof import parse_ping
 
 
 def test_vpcs_take_indexes_in_order_and_keep_them() -> None:

@@ -1,4 +1,5 @@
-"""``linker up / plan / status / down / iam-policy``: parse options, call runner, show the result.
+"""``linker up / plan / status / down / iam-policy``: parse options, resolve where to run, call the controller, show
+the result.
 
 On a terminal: rich tables and a line per change as it is made. With ``--json``: one JSON document on stdout and
 logs on stderr. Errors are LinkerErrors; linker.cli turns them into exit codes and JSON error objects.
@@ -6,19 +7,18 @@ logs on stderr. Errors are LinkerErrors; linker.cli turns them into exit codes a
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from linker import log as logsetup
 from linker import naming
+from linker.cli import local
+from linker.cli.output import console, emit
 from linker.control import runner
-from linker.control.aws import Target
 from linker.control.changes import Change
 from linker.control.cost import estimate
 from linker.control.iam_policy import policy_json
@@ -58,23 +58,9 @@ def _sandbox_option(fn: Callable[..., Any]) -> Callable[..., Any]:
                              "(root; `linker down --sandbox` removes it)")(fn)
 
 
-def _sandbox() -> Any:
-    from linker.sandbox import control  # moto and the namespaces are paid for only with --sandbox
-
-    return control
-
-
 def _spec(name: str, regions: tuple[str, ...], vpcs: tuple[str, ...], port: int, instance_type: str) -> LinkSpec:
     return LinkSpec(validate_link_name(name), tuple(regions), validate_port(port),
                     validate_instance_type(instance_type), parse_vpc_options(vpcs, regions))
-
-
-def _console() -> Console:
-    return Console(stderr=False)
-
-
-def _emit(doc: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def _changes_table(changes: list[Change], title: str) -> Table:
@@ -103,11 +89,11 @@ def _confirm(yes: bool, as_json: bool, show: Callable[[list[Change]], None]) -> 
 def _progress(as_json: bool) -> Callable[[Change, str], None] | None:
     if as_json:
         return None
-    console = _console()
+    out = console()
 
     def show(change: Change, status: str) -> None:
         if status == "done":
-            console.print(f"  [green]✓[/] {change.region:<15} {change.action} {change.kind} {change.target}")
+            out.print(f"  [green]✓[/] {change.region:<15} {change.action} {change.kind} {change.target}")
     return show
 
 
@@ -126,26 +112,25 @@ def up(regions: tuple[str, ...], vpcs: tuple[str, ...], instance_type: str, port
     """Link one VPC in each REGION (full mesh): gateways, tunnels, routes. Idempotent."""
     logsetup.setup("INFO" if as_json else "WARNING")
     spec = _spec(name, regions, vpcs, port, instance_type)
-    local = _sandbox().prepare_up(spec.regions, endpoint_url, profile) if sandbox else None
-    target = local.target if local else Target(profile, endpoint_url)
-    show = lambda changes: _console().print(_changes_table(changes, f"link {spec.name}: changes"))  # noqa: E731
-    made = runner.up_link(target, spec, _confirm(yes, as_json, show), _progress(as_json),
+    where = local.for_up(sandbox, spec.regions, endpoint_url, profile)
+    show = lambda changes: console().print(_changes_table(changes, f"link {spec.name}: changes"))  # noqa: E731
+    made = runner.up_link(where.target, spec, _confirm(yes, as_json, show), _progress(as_json),
                           runner.Options(force_unlock=force_unlock))
     proof = None
     if wait:
         # the sandbox proves the link through its workload hosts, then waits for the gateways' own reports
-        proof = _sandbox().prove(local, spec, timeout) if local else None
-        runner.wait_healthy(target, spec.name, spec.regions, timeout, **({"poll": 2.0} if local else {}))
-    gateways = runner.status_link(target, spec.name, spec.regions)
+        proof = where.prove(spec, timeout)
+        runner.wait_healthy(where.target, spec.name, spec.regions, timeout, poll=where.poll)
+    gateways = runner.status_link(where.target, spec.name, spec.regions)
     if as_json:
-        _emit({"link": spec.name, "changes": [c.to_dict() for c in made], "applied": bool(made),
+        emit({"link": spec.name, "changes": [c.to_dict() for c in made], "applied": bool(made),
                "gateways": [g.to_dict() for g in gateways], **({"sandbox": proof} if proof else {})})
         return
-    console = _console()
-    console.print(f"link {spec.name}: " + (f"{len(made)} changes applied" if made else "nothing to change"))
-    console.print(_status_table(spec.name, gateways))
-    for line in _sandbox().summary(proof) if proof else ():
-        console.print(line, highlight=False)
+    out = console()
+    out.print(f"link {spec.name}: " + (f"{len(made)} changes applied" if made else "nothing to change"))
+    out.print(_status_table(spec.name, gateways))
+    for line in local.summary(proof):
+        out.print(line, highlight=False)
 
 
 @click.command()
@@ -156,17 +141,17 @@ def plan(regions: tuple[str, ...], vpcs: tuple[str, ...], instance_type: str, po
     """Print every change `up` would make and a monthly cost estimate; change nothing."""
     logsetup.setup("INFO" if as_json else "WARNING")
     spec = _spec(name, regions, vpcs, port, instance_type)
-    changes = runner.plan_link(Target(profile, endpoint_url), spec)
+    changes = runner.plan_link(local.aws(endpoint_url, profile).target, spec)
     cost = estimate(len(spec.regions), spec.instance_type)
     if as_json:
-        _emit({"link": spec.name, "changes": [c.to_dict() for c in changes], "cost": cost.to_dict()})
+        emit({"link": spec.name, "changes": [c.to_dict() for c in changes], "cost": cost.to_dict()})
         return
-    console = _console()
+    out = console()
     if changes:
-        console.print(_changes_table(changes, f"link {spec.name}: {len(changes)} changes"))
+        out.print(_changes_table(changes, f"link {spec.name}: {len(changes)} changes"))
     else:
-        console.print(f"link {spec.name}: nothing to change, every resource exists as asked")
-    console.print(cost.line())
+        out.print(f"link {spec.name}: nothing to change, every resource exists as asked")
+    out.print(cost.line())
 
 
 def _status_table(link: str, gateways: list[runner.GatewayStatus]) -> Table:
@@ -192,10 +177,8 @@ def status(name: str, as_json: bool, endpoint_url: str | None, profile: str | No
            regions: tuple[str, ...], sandbox: bool) -> None:
     """Each gateway of the link and its tunnels' health, as the gateways report it. Exit 4 when degraded."""
     logsetup.setup("INFO" if as_json else "WARNING")
-    local = _sandbox().existing(endpoint_url, profile) if sandbox else None
-    target = local.target if local else Target(profile, endpoint_url)
-    regions = regions or (tuple(local.regions()) if local else ())
-    gateways = runner.status_link(target, validate_link_name(name), regions)
+    where = local.for_status(sandbox, endpoint_url, profile)
+    gateways = runner.status_link(where.target, validate_link_name(name), where.regions(regions))
     if not gateways:
         raise UserError(f"there is no link named {name!r}", fix="check --name, --profile and --endpoint-url")
     degraded = [g.site for g in gateways if not g.healthy()]
@@ -206,12 +189,12 @@ def status(name: str, as_json: bool, endpoint_url: str | None, profile: str | No
         doc: dict[str, Any] = {"link": name, "healthy": not degraded, "gateways": [g.to_dict() for g in gateways]}
         if degraded:
             # one document on stdout: the status and the error together, then the documented exit code
-            _emit({**doc, **err.to_dict()})
+            emit({**doc, **err.to_dict()})
             click.echo(f"error: {err.message}", err=True)
             sys.exit(int(err.exit_code))
-        _emit(doc)
+        emit(doc)
         return
-    _console().print(_status_table(name, gateways))
+    console().print(_status_table(name, gateways))
     if degraded:
         raise err
 
@@ -227,24 +210,24 @@ def down(name: str, as_json: bool, endpoint_url: str | None, profile: str | None
     """Remove every resource of the link, and only those (routes linker added, not others)."""
     logsetup.setup("INFO" if as_json else "WARNING")
     link = validate_link_name(name)
-    show = lambda changes: _console().print(_changes_table(changes, f"link {link}: removals"))  # noqa: E731
+    show = lambda changes: console().print(_changes_table(changes, f"link {link}: removals"))  # noqa: E731
     if sandbox:  # every link of the sandbox through the same `down`, then the sandbox itself
-        done = _sandbox().down(link, _confirm(yes, as_json, show), _progress(as_json),
+        done = local.down_sandbox(link, _confirm(yes, as_json, show), _progress(as_json),
                                runner.Options(force_unlock=force_unlock), endpoint_url, profile)
         if as_json:
-            _emit({"link": link, "changes": [c.to_dict() for c in done["changes"]], "removed": bool(done["changes"]),
+            emit({"link": link, "changes": [c.to_dict() for c in done["changes"]], "removed": bool(done["changes"]),
                    "sandbox": {"removed": done["sandbox_removed"], "namespaces": done["namespaces"]}})
         else:
-            _console().print(f"sandbox: {len(done['changes'])} removals applied; " +
+            console().print(f"sandbox: {len(done['changes'])} removals applied; " +
                              (f"{len(done['namespaces'])} namespaces removed" if done["sandbox_removed"]
                               else "no sandbox was running"))
         return
-    made = runner.down_link(Target(profile, endpoint_url), link, _confirm(yes, as_json, show), _progress(as_json),
-                            regions, runner.Options(force_unlock=force_unlock))
+    made = runner.down_link(local.aws(endpoint_url, profile).target, link, _confirm(yes, as_json, show),
+                            _progress(as_json), regions, runner.Options(force_unlock=force_unlock))
     if as_json:
-        _emit({"link": link, "changes": [c.to_dict() for c in made], "removed": bool(made)})
+        emit({"link": link, "changes": [c.to_dict() for c in made], "removed": bool(made)})
     else:
-        _console().print(f"link {link}: " + (f"{len(made)} removals applied" if made else "nothing to remove"))
+        console().print(f"link {link}: " + (f"{len(made)} removals applied" if made else "nothing to remove"))
 
 
 @click.command("iam-policy")

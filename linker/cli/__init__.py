@@ -1,7 +1,8 @@
-"""The ``linker`` command line: parse, call the library, map ``LinkerError`` to an exit code.
+"""The ``linker`` command line, the top floor: parse, call the library, map ``LinkerError`` to an exit code.
 
-Subcommands live beside the code they drive (``linker/<area>/commands.py``) and are imported lazily, so
-``linker genkey`` does not pay for boto3 and a broken area cannot break the others.
+Subcommands live in this package, one module per area (``daemon``, ``gateway``, ``link``, ``sandbox``), and are
+imported lazily, so ``linker genkey`` does not pay for boto3, and an install that lacks an area (a gateway ships
+no controller or sandbox) lists only the commands it has. Nothing below this package imports it.
 """
 
 from __future__ import annotations
@@ -18,17 +19,17 @@ from linker.errors import ExitCode, LinkerError
 
 # command name -> "module:attribute" of a click.Command
 COMMANDS: dict[str, str] = {
-    "genkey": "linker.dataplane.commands:genkey",
-    "pubkey": "linker.dataplane.commands:pubkey",
-    "genpsk": "linker.dataplane.commands:genpsk",
-    "daemon": "linker.dataplane.commands:daemon",
-    "up": "linker.control.commands:up",
-    "plan": "linker.control.commands:plan",
-    "status": "linker.control.commands:status",
-    "down": "linker.control.commands:down",
-    "iam-policy": "linker.control.commands:iam_policy",
-    "gateway": "linker.gateway.commands:gateway",
-    "sandbox": "linker.sandbox.commands:sandbox",
+    "genkey": "linker.cli.daemon:genkey",
+    "pubkey": "linker.cli.daemon:pubkey",
+    "genpsk": "linker.cli.daemon:genpsk",
+    "daemon": "linker.cli.daemon:daemon",
+    "up": "linker.cli.link:up",
+    "plan": "linker.cli.link:plan",
+    "status": "linker.cli.link:status",
+    "down": "linker.cli.link:down",
+    "iam-policy": "linker.cli.link:iam_policy",
+    "gateway": "linker.cli.gateway:gateway",
+    "sandbox": "linker.cli.sandbox:sandbox",
 }
 
 

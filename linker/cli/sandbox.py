@@ -9,21 +9,21 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
+from linker.cli.output import console
 from linker.errors import UserError
 from linker.sandbox import layout as layout_mod
-from linker.sandbox import session
 from linker.sandbox.layout import host_environment
-from linker.sandbox.session import Sandbox, require_root
+from linker.sandbox.lifecycle import Sandbox
+from linker.sandbox.preflight import START_HINT, require_root
 
 
 def running() -> Sandbox:
     require_root()
     found = Sandbox.existing()
     if found is None:
-        raise UserError("no sandbox is running", fix=session.START_HINT)
+        raise UserError("no sandbox is running", fix=START_HINT)
     return found
 
 
@@ -104,7 +104,7 @@ def hosts(as_json: bool) -> None:
                           for n, s in h["services"].items()) or "-"
         table.add_row(h["region"], h["role"], h["instance"], h["private_ip"], h.get("public_ip") or "-", h["netns"],
                       h["boot"], units)
-    Console().print(table)
+    console().print(table)
 
 
 @sandbox.command(hidden=True)

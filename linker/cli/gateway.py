@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from linker import log as logsetup
+from linker.cli.output import console
 from linker.gateway import wgctl
 from linker.gateway.agent import Agent, LastGood
 from linker.gateway.health import assess
@@ -53,4 +53,4 @@ def status(config_path: Path, as_json: bool) -> None:
         age = "never" if t.handshake_age is None else f"{t.handshake_age:.0f} s ago"
         table.add_row(t.peer_site, t.endpoint or "-", age, f"{t.rx_bytes:,}", f"{t.tx_bytes:,}",
                       "[green]up[/]" if t.healthy else "[red]down[/]")
-    Console().print(table)
+    console().print(table)
