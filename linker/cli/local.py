@@ -108,7 +108,7 @@ def _prove(sandbox: Sandbox, spec: LinkSpec, timeout: float) -> dict[str, Any]:
     bad = [r for r in results if not r["ping"]["received"] or not r["transfer"].get("verified")]
     if bad:
         raise DegradedError("the sandbox link does not carry traffic: " + "; ".join(describe(r) for r in bad),
-                            fix="see `sudo linker sandbox hosts` and the hosts' logs under "
+                            fix="see `linker sandbox hosts` (as root) and the hosts' logs under "
                                 f"{sandbox.layout.hosts_dir}")
     say("waiting for the gateways' own health reports (a few seconds after a tunnel comes up)")
     return {"endpoint": sandbox.endpoint, "tunnels": tunnels, "proof": results}

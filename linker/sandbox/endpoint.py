@@ -81,11 +81,11 @@ def install_allocators(book: AddressBook) -> Callable[[], None]:
         import moto.ec2.models.elastic_network_interfaces as enis
     except ImportError as exc:
         raise SandboxError(f"the sandbox needs moto's EC2 models: {exc}",
-                           fix="install the sandbox's dependencies: sudo bash scripts/setup") from None
+                           fix="install the sandbox's dependencies: bash scripts/setup") from None
     for module, name in ((eips, "random_ip"), (enis, "random_public_ip"), (enis, "random_private_ip")):
         if not callable(getattr(module, name, None)):
             raise SandboxError(f"this moto version has no {module.__name__}.{name}: the sandbox cannot make it "
-                               "hand out TEST-NET addresses", fix="install moto 5.x: sudo bash scripts/setup")
+                               "hand out TEST-NET addresses", fix="install moto 5.x: bash scripts/setup")
     original_private = enis.random_private_ip
 
     def private(cidr: str | None = None, ipv6: bool = False) -> str:
@@ -203,7 +203,7 @@ def moto_app() -> Any:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     except ImportError as exc:
         raise SandboxError(f"the sandbox needs moto's server: {exc}",
-                           fix="install the sandbox's dependencies: sudo bash scripts/setup") from None
+                           fix="install the sandbox's dependencies: bash scripts/setup") from None
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     return DomainDispatcherApplication(create_backend_app)
 

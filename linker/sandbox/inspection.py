@@ -52,7 +52,7 @@ def wait_handshakes(sandbox: Sandbox, link: str, regions: tuple[str, ...], timeo
                     if seen.get(r, {}).get("handshaken") != want or seen.get(r, {}).get("peers") != want]
             raise DegradedError(f"link {link!r} in the sandbox: no handshake after {timeout:.0f} s from "
                                 f"{', '.join(late)}",
-                                fix=f"see `sudo linker sandbox hosts` and the hosts' logs in "
+                                fix=f"see `linker sandbox hosts` (as root) and the hosts' logs in "
                                     f"{sandbox.layout.hosts_dir}/<instance>/log/")
         time.sleep(0.5)
 

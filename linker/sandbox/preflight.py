@@ -24,12 +24,12 @@ def check_tools() -> None:
     missing = [t for t in TOOLS if shutil.which(t) is None]
     if missing:
         raise UserError(f"the sandbox needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
-                        "not installed", fix="run: sudo bash scripts/setup")
+                        "not installed", fix="run: bash scripts/setup")
     try:
         import moto.moto_server.werkzeug_app  # noqa: F401
     except ImportError:
         raise UserError("the sandbox needs moto's server (the embedded AWS endpoint), which is not installed",
-                        fix="run: sudo bash scripts/setup (or pip install 'linker[sandbox]')") from None
+                        fix="run: bash scripts/setup (or pip install 'linker[sandbox]')") from None
 
 
 def refuse_targets(endpoint_url: str | None, profile: str | None) -> None:
