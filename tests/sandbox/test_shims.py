@@ -50,7 +50,7 @@ def test_a_wheel_whose_file_does_not_match_its_record_is_refused(venv: Path, tmp
     with zipfile.ZipFile(bad, "w") as out:
         for item in source.infolist():
             data = source.read(item)
-            out.writestr(item, data + b"\n# tampered\n" if item.filename == "linker/cli.py" else data)
+            out.writestr(item, data + b"\n# tampered\n" if item.filename == "linker/cli/__init__.py" else data)
     with pytest.raises(shims.ShimError, match="does not match its RECORD"):
         shims.install_wheel(venv, bad)
     assert shims.main(["pip", "--venv", str(venv), "install", "requests"]) == 1  # no package index
