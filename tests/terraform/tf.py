@@ -8,6 +8,7 @@ templates/ in a directory of its own (with a copy of the binary, so that it need
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -36,6 +37,36 @@ def binary() -> Path | None:
             return shipped
     found = shutil.which("terraform", path=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}")
     return Path(found) if found else None
+
+
+PLUGIN_DIRS = ("/opt/tf-plugins", "/usr/local/share/terraform/plugins", "/usr/share/terraform/plugins",
+               "~/.terraform.d/plugins")
+
+
+def recent_binary(minimum: tuple[int, int] = (1, 7)) -> Path | None:
+    """A terraform of at least ``minimum`` (mock providers in ``terraform test`` came with 1.7): $LINKER_TERRAFORM or
+    the one on PATH (the wrapper package's 1.0.3 is too old for that)."""
+    candidates = [os.environ.get("LINKER_TERRAFORM"), shutil.which("terraform")]
+    for found in filter(None, candidates):
+        try:
+            out = subprocess.run([found, "version", "-json"], capture_output=True, text=True, timeout=30,
+                                 env={"PATH": "/usr/bin:/bin", "CHECKPOINT_DISABLE": "1"}).stdout
+            version = tuple(int(x) for x in json.loads(out)["terraform_version"].split(".")[:2])
+        except (OSError, ValueError, KeyError, subprocess.TimeoutExpired):
+            continue
+        if version >= minimum:
+            return Path(found)
+    return None
+
+
+def aws_plugin_dir() -> Path | None:
+    """A local provider directory holding hashicorp/aws 5.x: $LINKER_TF_PLUGIN_DIR, or one of the usual places."""
+    named = os.environ.get("LINKER_TF_PLUGIN_DIR")
+    for place in ([named] if named else PLUGIN_DIRS):
+        root = Path(place).expanduser()
+        if any(root.glob("registry.terraform.io/hashicorp/aws/5.*/*/terraform-provider-aws*")):
+            return root
+    return None
 
 
 class Terraform:
