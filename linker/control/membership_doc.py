@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from linker.gateway.membership import Membership, SiteEntry
+from linker.contract import Membership, SiteEntry
 
 Entry = tuple[str, str, Any, tuple[str, ...], int]
 

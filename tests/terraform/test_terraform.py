@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from linker.contract import Membership
 from linker.control import render, tftemplate
 from linker.control.membership_doc import membership_json
-from linker.gateway.membership import Membership
 from tests.terraform import tf
 
 G = render.GatewayInputs(link="prod", site="eu-west-1", region="eu-west-1", port=51999, mtu=1380,

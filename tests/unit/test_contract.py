@@ -83,6 +83,8 @@ def test_membership_refuses_a_newer_schema_with_the_fix() -> None:
         Membership.from_dict(doc)
     assert "newer linker" in info.value.message and info.value.fix and "upgrade" in info.value.fix
     assert isinstance(info.value, CloudError)  # the CLI's exit path: a problem with what is in the cloud
+    with pytest.raises(ContractVersionError):
+        Membership.from_json('{"schema": 9, "link": "x", "sites": []}')
 
 
 def test_membership_names_the_broken_site() -> None:
