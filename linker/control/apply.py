@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 from linker import naming
 from linker.control.aws import Clients, cloud_call, error_code, is_not_found
 from linker.control.changes import Change, Ref, by_phase
-from linker.control.membership_doc import membership_json
+from linker.control.membership_doc import membership_of
 from linker.control.package import Package
 from linker.errors import CloudError
 
@@ -90,10 +90,9 @@ class Applier:
     # --- SSM ---
 
     def _update_membership(self, c: Change) -> None:
-        placeholder = bool(c.param("placeholder"))
-        entries = [(s, r, self._known(e) if placeholder else self.resolve(e), cidrs, port)
-                   for s, r, e, cidrs, port in c.param("entries")]
-        doc = membership_json(self.link, entries, placeholder=placeholder)
+        # a seed writes an address not made yet as null (gateways skip that peer); the final one needs them all
+        lookup = self._known if c.param("placeholder") else self.resolve
+        doc = membership_of(self.link, c.param("entries"), lookup).to_json()
         self.clients.ssm(c.region).put_parameter(Name=c.target, Value=doc, Type="String", Overwrite=True)
 
     def _delete_parameter(self, c: Change) -> None:

@@ -56,8 +56,17 @@ class Change:
     def to_dict(self) -> dict[str, Any]:
         return {"region": self.region, "site": self.site, "phase": self.phase.name.lower(), "action": self.action,
                 "kind": self.kind, "target": self.target, "reason": self.reason,
-                "params": {k: str(v) if isinstance(v, Ref) else v for k, v in self.params
-                           if k not in ("user_data", "document", "policy")}}
+                "params": {k: _shown(v) for k, v in self.params if k not in ("user_data", "document", "policy")}}
+
+
+def _shown(value: Any) -> Any:
+    """A parameter as plain data for ``--json``: references as their description, typed values as their dict."""
+    if isinstance(value, Ref):
+        return str(value)
+    if isinstance(value, tuple):
+        return tuple(_shown(v) for v in value)
+    to_dict = getattr(value, "to_dict", None)
+    return to_dict() if callable(to_dict) else value
 
 
 def by_phase(changes: list[Change]) -> dict[Phase, dict[str, list[Change]]]:

@@ -174,13 +174,15 @@ def _status_table(link: str, gateways: list[runner.GatewayStatus]) -> Table:
     for col in ("site", "instance", "state", "EIP", "peer", "last handshake", "rx", "tx", "tunnel"):
         table.add_column(col)
     for g in gateways:
-        tunnels = (g.health or {}).get("tunnels") or [{}]
+        tunnels = g.health.tunnels if g.health else ()
         for t in tunnels:
-            age = t.get("handshake_age")
-            table.add_row(g.site, g.instance or "-", g.state or "-", g.eip or "-", t.get("peer_site", "-"),
-                          "never" if age is None else f"{age:.0f} s ago", f"{t.get('rx_bytes', 0):,}",
-                          f"{t.get('tx_bytes', 0):,}",
-                          "[green]up[/]" if t.get("healthy") else "[red]down[/]" if t else "[yellow]no report[/]")
+            age = t.handshake_age
+            table.add_row(g.site, g.instance or "-", g.state or "-", g.eip or "-", t.peer_site,
+                          "never" if age is None else f"{age:.0f} s ago", f"{t.rx_bytes:,}", f"{t.tx_bytes:,}",
+                          "[green]up[/]" if t.healthy else "[red]down[/]")
+        if not tunnels:
+            table.add_row(g.site, g.instance or "-", g.state or "-", g.eip or "-", "-", "never", "0", "0",
+                          "[yellow]no report[/]")
     return table
 
 

@@ -15,8 +15,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from linker import naming
+from linker.contract import Membership
 from linker.control.aws import Clients, cloud_call, is_not_found
-from linker.errors import SpecError
+from linker.errors import ContractError, ContractVersionError, SpecError
 from linker.spec import gateway_architecture
 
 Tags = tuple[tuple[str, str], ...]
@@ -151,6 +152,25 @@ class RegionFacts:
     def parameter(self, name: str) -> str | None:
         return dict(self.parameters).get(name)
 
+    def membership(self, link: str) -> Membership | None:
+        """The link's membership document here; None when absent or malformed (``up`` writes it again).
+
+        Raises ContractVersionError when a newer linker wrote it: this one must not overwrite or guess at it."""
+        text = self.parameter(naming.membership_parameter(link))
+        if text is None:
+            return None
+        try:
+            return Membership.from_json(text)
+        except ContractVersionError:
+            raise
+        except ContractError:
+            return None
+
+    def membership_sites(self, link: str) -> tuple[str, ...]:
+        """The sites the membership document here names (none without a readable one)."""
+        membership = self.membership(link)
+        return membership.site_names() if membership else ()
+
     def _tagged(self) -> list[tuple[str, Tags]]:
         """(id, tags) of the link's tagged resources here."""
         out = [(e.allocation_id, e.tags) for e in self.eips] + [(g.id, g.tags) for g in self.security_groups]
@@ -183,20 +203,10 @@ class LinkFacts:
         """Sites named in any region's membership document or owning a tagged resource."""
         sites: set[str] = set()
         for rf in self.regions:
-            doc = rf.parameter(naming.membership_parameter(self.link))
-            sites.update(membership_sites(doc))
+            sites.update(rf.membership_sites(self.link))
             if has_link_resources(rf, self.link):
                 sites.add(rf.region)
         return tuple(sorted(sites))
-
-
-def membership_sites(doc: str | None) -> list[str]:
-    if not doc:
-        return []
-    try:
-        return [str(s["site"]) for s in json.loads(doc).get("sites", [])]
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return []
 
 
 def has_link_resources(rf: RegionFacts, link: str) -> bool:
@@ -263,8 +273,7 @@ def gather(clients: Clients, link: str, regions: Iterable[str], instance_type: s
     account = account_id(clients)
     with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(wanted)))) as pool:
         found = list(pool.map(lambda r: gather_region(clients, link, r, arch, account), wanted))
-    extra = sorted({s for rf in found for s in membership_sites(rf.parameter(naming.membership_parameter(link)))}
-                   - set(wanted))
+    extra = sorted({s for rf in found for s in rf.membership_sites(link)} - set(wanted))
     if extra:
         with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(extra)))) as pool:
             found += list(pool.map(lambda r: gather_region(clients, link, r, None, account), extra))

@@ -8,7 +8,6 @@ An empty list means everything already exists as asked.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,11 +20,10 @@ from linker.control.facts import (
     LinkFacts,
     RegionFacts,
     choose_vpc,
-    membership_sites,
     public_subnet,
     vpc_route_tables,
 )
-from linker.control.membership_doc import membership_json
+from linker.control.membership_doc import PlannedSite, membership_of
 from linker.control.package import Package
 from linker.control.render import GatewayInputs, assume_role_policy, role_policy, user_data
 from linker.control.teardown import teardown
@@ -272,36 +270,22 @@ def _plan_routes(site: Site, peers: list[Site], link: str, eni: str | Ref, add: 
 
 def plan_membership(spec: LinkSpec, sites: list[Site], facts: LinkFacts, removed: list[str]) -> list[Change]:
     """Seed each region's document before anything is made there, and write the final one last."""
-    entries = [(s.name, s.name, s.eip.public_ip if s.eip else Ref("eip-ip", s.name), s.cidrs, spec.port)
+    planned = [PlannedSite(s.name, s.name, s.eip.public_ip if s.eip else Ref("eip-ip", s.name), s.cidrs, spec.port)
                for s in sites]
-    final = membership_json(facts.link, entries)
+    # while an address is still to be allocated the final document is unknown, and so differs from any stored one
+    final = membership_of(facts.link, planned) if all(p.known for p in planned) else None
+    name = naming.membership_parameter(facts.link)
     out = []
     for s in sites:
-        current = s.facts.parameter(naming.membership_parameter(facts.link))
-        kept = _entries_of(current, removed)
-        seed = membership_json(facts.link, [*entries, *kept], placeholder=True)
-        name = naming.membership_parameter(facts.link)
-        if current is None or _site_set(current) != _site_set(seed):
+        current = s.facts.membership(facts.link)
+        kept = [PlannedSite.of(e) for e in current.sites if e.site in removed] if current else []
+        seed = membership_of(facts.link, [*planned, *kept])
+        if current is None or set(current.site_names()) != set(seed.site_names()):
             out.append(Change(s.name, s.name, Phase.SEED, "update", "membership", name,
-                              (("entries", tuple([*entries, *kept])), ("placeholder", True)),
+                              (("entries", tuple([*planned, *kept])), ("placeholder", True)),
                               "record the sites before making anything"))
             current = seed
         if current != final:
             out.append(Change(s.name, s.name, Phase.MEMBERSHIP, "update", "membership", name,
-                              (("entries", tuple(entries)),), "the link's sites for the gateways"))
+                              (("entries", tuple(planned)),), "the link's sites for the gateways"))
     return out
-
-
-def _site_set(doc: str | None) -> set[str]:
-    return set(membership_sites(doc))
-
-
-def _entries_of(doc: str | None, sites: list[str]) -> list[tuple]:
-    """Entries of ``sites`` from a membership document (removed sites stay listed until they are torn down)."""
-    if not doc:
-        return []
-    try:
-        return [(e["site"], e["region"], e.get("eip"), tuple(e["cidrs"]), int(e["port"]))
-                for e in json.loads(doc)["sites"] if e["site"] in sites]
-    except (ValueError, KeyError, TypeError):
-        return []
