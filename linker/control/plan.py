@@ -14,17 +14,10 @@ from typing import Any
 
 from linker import naming
 from linker.control.changes import Change, Phase, Ref
-from linker.control.facts import (
-    Eip,
-    Instance,
-    LinkFacts,
-    RegionFacts,
-    choose_vpc,
-    public_subnet,
-    vpc_route_tables,
-)
+from linker.control.facts.model import Eip, Instance, LinkFacts, RegionFacts
 from linker.control.membership_doc import PlannedSite, membership_of
 from linker.control.package import Package
+from linker.control.placement import choose_vpc, public_subnet, vpc_route_tables
 from linker.control.render import GatewayInputs, assume_role_policy, role_policy, user_data
 from linker.control.teardown import teardown
 from linker.errors import CloudError, ConflictError, ManagedElsewhereError, SpecError

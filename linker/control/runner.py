@@ -17,11 +17,11 @@ from botocore.exceptions import ClientError
 
 from linker import naming
 from linker.contract import GatewayHealth
-from linker.control import facts as facts_mod
 from linker.control import package
 from linker.control.apply import Applier, Progress
 from linker.control.aws import Clients, Target, cloud_call, is_not_found
 from linker.control.changes import Change
+from linker.control.facts import readers as facts_mod
 from linker.control.lock import acquire, lock_region
 from linker.control.plan import managed_by_terraform_error, plan, refuse_managed_elsewhere
 from linker.control.teardown import teardown

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from linker import naming
 from linker.control.changes import Change, Phase
-from linker.control.facts import RegionFacts
+from linker.control.facts.model import RegionFacts
 
 
 def teardown(rf: RegionFacts, link: str) -> list[Change]:

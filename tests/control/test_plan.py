@@ -9,7 +9,7 @@ import pytest
 
 from linker import naming
 from linker.control.changes import Phase, Ref
-from linker.control.facts import (
+from linker.control.facts.model import (
     Bucket,
     Eip,
     IamFacts,
@@ -22,11 +22,10 @@ from linker.control.facts import (
     SecurityGroup,
     Subnet,
     Vpc,
-    choose_vpc,
-    public_subnet,
 )
 from linker.control.membership_doc import PlannedSite, membership_of
 from linker.control.package import Package
+from linker.control.placement import choose_vpc, public_subnet
 from linker.control.plan import gateway_inputs, instance_config, plan
 from linker.control.render import role_policy
 from linker.errors import CloudError, ConflictError, ManagedElsewhereError, SpecError
