@@ -1,4 +1,4 @@
-"""``linker up / plan / status / down / iam-policy``: parse options, call runner, show the result.
+"""``linker up / plan / status / down / iam-policy``: parse options, call the operations, show the result.
 
 On a terminal: rich tables and a line per change as it is made. With ``--json``: one JSON document on stdout and
 logs on stderr. Errors are LinkerErrors; linker.cli turns them into exit codes and JSON error objects.
@@ -17,7 +17,7 @@ from rich.table import Table
 
 from linker import log as logsetup
 from linker import naming
-from linker.control import runner
+from linker.control import operations
 from linker.control.aws import Target
 from linker.control.changes import Change
 from linker.control.cost import estimate
@@ -129,14 +129,14 @@ def up(regions: tuple[str, ...], vpcs: tuple[str, ...], instance_type: str, port
     local = _sandbox().prepare_up(spec.regions, endpoint_url, profile) if sandbox else None
     target = local.target if local else Target(profile, endpoint_url)
     show = lambda changes: _console().print(_changes_table(changes, f"link {spec.name}: changes"))  # noqa: E731
-    made = runner.up_link(target, spec, _confirm(yes, as_json, show), _progress(as_json),
-                          runner.Options(force_unlock=force_unlock))
+    made = operations.up_link(target, spec, _confirm(yes, as_json, show), _progress(as_json),
+                              operations.Options(force_unlock=force_unlock))
     proof = None
     if wait:
         # the sandbox proves the link through its workload hosts, then waits for the gateways' own reports
         proof = _sandbox().prove(local, spec, timeout) if local else None
-        runner.wait_healthy(target, spec.name, spec.regions, timeout, **({"poll": 2.0} if local else {}))
-    gateways = runner.status_link(target, spec.name, spec.regions)
+        operations.wait_healthy(target, spec.name, spec.regions, timeout, **({"poll": 2.0} if local else {}))
+    gateways = operations.status_link(target, spec.name, spec.regions)
     if as_json:
         _emit({"link": spec.name, "changes": [c.to_dict() for c in made], "applied": bool(made),
                "gateways": [g.to_dict() for g in gateways], **({"sandbox": proof} if proof else {})})
@@ -156,7 +156,7 @@ def plan(regions: tuple[str, ...], vpcs: tuple[str, ...], instance_type: str, po
     """Print every change `up` would make and a monthly cost estimate; change nothing."""
     logsetup.setup("INFO" if as_json else "WARNING")
     spec = _spec(name, regions, vpcs, port, instance_type)
-    changes = runner.plan_link(Target(profile, endpoint_url), spec)
+    changes = operations.plan_link(Target(profile, endpoint_url), spec)
     cost = estimate(len(spec.regions), spec.instance_type)
     if as_json:
         _emit({"link": spec.name, "changes": [c.to_dict() for c in changes], "cost": cost.to_dict()})
@@ -169,7 +169,7 @@ def plan(regions: tuple[str, ...], vpcs: tuple[str, ...], instance_type: str, po
     console.print(cost.line())
 
 
-def _status_table(link: str, gateways: list[runner.GatewayStatus]) -> Table:
+def _status_table(link: str, gateways: list[operations.GatewayStatus]) -> Table:
     table = Table(title=f"link {link}")
     for col in ("site", "instance", "state", "EIP", "peer", "last handshake", "rx", "tx", "tunnel"):
         table.add_column(col)
@@ -197,7 +197,7 @@ def status(name: str, as_json: bool, endpoint_url: str | None, profile: str | No
     local = _sandbox().existing(endpoint_url, profile) if sandbox else None
     target = local.target if local else Target(profile, endpoint_url)
     regions = regions or (tuple(local.regions()) if local else ())
-    gateways = runner.status_link(target, validate_link_name(name), regions)
+    gateways = operations.status_link(target, validate_link_name(name), regions)
     if not gateways:
         raise UserError(f"there is no link named {name!r}", fix="check --name, --profile and --endpoint-url")
     degraded = [g.site for g in gateways if not g.healthy()]
@@ -232,7 +232,7 @@ def down(name: str, as_json: bool, endpoint_url: str | None, profile: str | None
     show = lambda changes: _console().print(_changes_table(changes, f"link {link}: removals"))  # noqa: E731
     if sandbox:  # every link of the sandbox through the same `down`, then the sandbox itself
         done = _sandbox().down(link, _confirm(yes, as_json, show), _progress(as_json),
-                               runner.Options(force_unlock=force_unlock), endpoint_url, profile)
+                               operations.Options(force_unlock=force_unlock), endpoint_url, profile)
         if as_json:
             _emit({"link": link, "changes": [c.to_dict() for c in done["changes"]], "removed": bool(done["changes"]),
                    "sandbox": {"removed": done["sandbox_removed"], "namespaces": done["namespaces"]}})
@@ -241,8 +241,8 @@ def down(name: str, as_json: bool, endpoint_url: str | None, profile: str | None
                              (f"{len(done['namespaces'])} namespaces removed" if done["sandbox_removed"]
                               else "no sandbox was running"))
         return
-    made = runner.down_link(Target(profile, endpoint_url), link, _confirm(yes, as_json, show), _progress(as_json),
-                            regions, runner.Options(force_unlock=force_unlock))
+    made = operations.down_link(Target(profile, endpoint_url), link, _confirm(yes, as_json, show),
+                                _progress(as_json), regions, operations.Options(force_unlock=force_unlock))
     if as_json:
         _emit({"link": link, "changes": [c.to_dict() for c in made], "removed": bool(made)})
     else:

@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 import click
 
-from linker.control import runner
+from linker.control import operations
 from linker.control.changes import Change
 from linker.errors import DegradedError, SandboxError, UserError
 from linker.sandbox import addressing, session
@@ -93,7 +93,7 @@ def describe(result: dict[str, Any]) -> str:
     return line
 
 
-def down(link: str, confirm: Callable[[list[Change]], bool], progress: Any, options: runner.Options,
+def down(link: str, confirm: Callable[[list[Change]], bool], progress: Any, options: operations.Options,
          endpoint_url: str | None, profile: str | None) -> dict[str, Any]:
     """Every link of the sandbox through the controller's ``down``, then the sandbox; checks nothing is left."""
     session.require_root()
@@ -112,7 +112,7 @@ def down(link: str, confirm: Callable[[list[Change]], bool], progress: Any, opti
         return {"changes": made, "sandbox_removed": bool(state), "namespaces": names}
     regions = tuple(sandbox.regions())
     for name in dict.fromkeys([*sandbox.links(), link]):
-        made += runner.down_link(sandbox.target, name, confirm, progress, regions, options)
+        made += operations.down_link(sandbox.target, name, confirm, progress, regions, options)
     names = sandbox.stop()
     left = session.leftovers(layout, names)
     if left:

@@ -32,8 +32,8 @@ from linker.control.apply import Applier
 from linker.control.aws import Clients, Target
 from linker.control.changes import Change, Phase
 from linker.control.membership_doc import PlannedSite
+from linker.control.operations import status_link
 from linker.control.render import GatewayInputs, agent_settings
-from linker.control.runner import status_link
 from linker.wg.keys import from_base64, public_key_of, to_base64
 from tests.netns.awsns import MotoEndpoint
 from tests.netns.daemons import _remove_stale_socket, handshake_ns, uapi_get
