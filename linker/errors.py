@@ -121,3 +121,17 @@ class ConflictError(UserError):
     """Something linker did not make is in the way (a route to a peer CIDR, ...); linker never overwrites it."""
 
     kind = "conflict"
+
+
+class ContractError(CloudError):
+    """A document the controller and the gateways exchange (membership, public key, health) is malformed.
+
+    The message names the document and the field; the fix is usually to let its writer write it again."""
+
+    kind = "contract_error"
+
+
+class ContractVersionError(ContractError):
+    """A document was written by a newer linker than this one reads: upgrade this side."""
+
+    kind = "contract_version"

@@ -18,7 +18,7 @@ from linker import log as logsetup
 from linker import naming
 from linker.cli import local
 from linker.cli.output import console, emit
-from linker.control import runner
+from linker.control import operations
 from linker.control.changes import Change
 from linker.control.cost import estimate
 from linker.control.iam_policy import policy_json
@@ -114,14 +114,14 @@ def up(regions: tuple[str, ...], vpcs: tuple[str, ...], instance_type: str, port
     spec = _spec(name, regions, vpcs, port, instance_type)
     where = local.for_up(sandbox, spec.regions, endpoint_url, profile)
     show = lambda changes: console().print(_changes_table(changes, f"link {spec.name}: changes"))  # noqa: E731
-    made = runner.up_link(where.target, spec, _confirm(yes, as_json, show), _progress(as_json),
-                          runner.Options(force_unlock=force_unlock))
+    made = operations.up_link(where.target, spec, _confirm(yes, as_json, show), _progress(as_json),
+                          operations.Options(force_unlock=force_unlock))
     proof = None
     if wait:
         # the sandbox proves the link through its workload hosts, then waits for the gateways' own reports
         proof = where.prove(spec, timeout)
-        runner.wait_healthy(where.target, spec.name, spec.regions, timeout, poll=where.poll)
-    gateways = runner.status_link(where.target, spec.name, spec.regions)
+        operations.wait_healthy(where.target, spec.name, spec.regions, timeout, poll=where.poll)
+    gateways = operations.status_link(where.target, spec.name, spec.regions)
     if as_json:
         emit({"link": spec.name, "changes": [c.to_dict() for c in made], "applied": bool(made),
                "gateways": [g.to_dict() for g in gateways], **({"sandbox": proof} if proof else {})})
@@ -141,7 +141,7 @@ def plan(regions: tuple[str, ...], vpcs: tuple[str, ...], instance_type: str, po
     """Print every change `up` would make and a monthly cost estimate; change nothing."""
     logsetup.setup("INFO" if as_json else "WARNING")
     spec = _spec(name, regions, vpcs, port, instance_type)
-    changes = runner.plan_link(local.aws(endpoint_url, profile).target, spec)
+    changes = operations.plan_link(local.aws(endpoint_url, profile).target, spec)
     cost = estimate(len(spec.regions), spec.instance_type)
     if as_json:
         emit({"link": spec.name, "changes": [c.to_dict() for c in changes], "cost": cost.to_dict()})
@@ -154,18 +154,20 @@ def plan(regions: tuple[str, ...], vpcs: tuple[str, ...], instance_type: str, po
     out.print(cost.line())
 
 
-def _status_table(link: str, gateways: list[runner.GatewayStatus]) -> Table:
+def _status_table(link: str, gateways: list[operations.GatewayStatus]) -> Table:
     table = Table(title=f"link {link}")
     for col in ("site", "instance", "state", "EIP", "peer", "last handshake", "rx", "tx", "tunnel"):
         table.add_column(col)
     for g in gateways:
-        tunnels = (g.health or {}).get("tunnels") or [{}]
+        tunnels = g.health.tunnels if g.health else ()
         for t in tunnels:
-            age = t.get("handshake_age")
-            table.add_row(g.site, g.instance or "-", g.state or "-", g.eip or "-", t.get("peer_site", "-"),
-                          "never" if age is None else f"{age:.0f} s ago", f"{t.get('rx_bytes', 0):,}",
-                          f"{t.get('tx_bytes', 0):,}",
-                          "[green]up[/]" if t.get("healthy") else "[red]down[/]" if t else "[yellow]no report[/]")
+            age = t.handshake_age
+            table.add_row(g.site, g.instance or "-", g.state or "-", g.eip or "-", t.peer_site,
+                          "never" if age is None else f"{age:.0f} s ago", f"{t.rx_bytes:,}", f"{t.tx_bytes:,}",
+                          "[green]up[/]" if t.healthy else "[red]down[/]")
+        if not tunnels:
+            table.add_row(g.site, g.instance or "-", g.state or "-", g.eip or "-", "-", "never", "0", "0",
+                          "[yellow]no report[/]")
     return table
 
 
@@ -178,7 +180,7 @@ def status(name: str, as_json: bool, endpoint_url: str | None, profile: str | No
     """Each gateway of the link and its tunnels' health, as the gateways report it. Exit 4 when degraded."""
     logsetup.setup("INFO" if as_json else "WARNING")
     where = local.for_status(sandbox, endpoint_url, profile)
-    gateways = runner.status_link(where.target, validate_link_name(name), where.regions(regions))
+    gateways = operations.status_link(where.target, validate_link_name(name), where.regions(regions))
     if not gateways:
         raise UserError(f"there is no link named {name!r}", fix="check --name, --profile and --endpoint-url")
     degraded = [g.site for g in gateways if not g.healthy()]
@@ -213,7 +215,7 @@ def down(name: str, as_json: bool, endpoint_url: str | None, profile: str | None
     show = lambda changes: console().print(_changes_table(changes, f"link {link}: removals"))  # noqa: E731
     if sandbox:  # every link of the sandbox through the same `down`, then the sandbox itself
         done = local.down_sandbox(link, _confirm(yes, as_json, show), _progress(as_json),
-                               runner.Options(force_unlock=force_unlock), endpoint_url, profile)
+                               operations.Options(force_unlock=force_unlock), endpoint_url, profile)
         if as_json:
             emit({"link": link, "changes": [c.to_dict() for c in done["changes"]], "removed": bool(done["changes"]),
                    "sandbox": {"removed": done["sandbox_removed"], "namespaces": done["namespaces"]}})
@@ -222,8 +224,8 @@ def down(name: str, as_json: bool, endpoint_url: str | None, profile: str | None
                              (f"{len(done['namespaces'])} namespaces removed" if done["sandbox_removed"]
                               else "no sandbox was running"))
         return
-    made = runner.down_link(local.aws(endpoint_url, profile).target, link, _confirm(yes, as_json, show),
-                            _progress(as_json), regions, runner.Options(force_unlock=force_unlock))
+    made = operations.down_link(local.aws(endpoint_url, profile).target, link, _confirm(yes, as_json, show),
+                            _progress(as_json), regions, operations.Options(force_unlock=force_unlock))
     if as_json:
         emit({"link": link, "changes": [c.to_dict() for c in made], "removed": bool(made)})
     else:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from linker.control import runner
+from linker.control import operations
 from linker.control.aws import Target
 from linker.control.changes import Change
 from linker.errors import DegradedError, SandboxError, UserError
@@ -138,7 +138,7 @@ def describe(result: dict[str, Any]) -> str:
     return line
 
 
-def down_sandbox(link: str, confirm: Callable[[list[Change]], bool], progress: Any, options: runner.Options,
+def down_sandbox(link: str, confirm: Callable[[list[Change]], bool], progress: Any, options: operations.Options,
                  endpoint_url: str | None, profile: str | None) -> dict[str, Any]:
     """Every link of the sandbox through the controller's ``down``, then the sandbox; checks nothing is left."""
     from linker.sandbox.layout import current
@@ -158,7 +158,7 @@ def down_sandbox(link: str, confirm: Callable[[list[Change]], bool], progress: A
         return {"changes": made, "sandbox_removed": bool(state), "namespaces": names}
     regions = tuple(found.regions())
     for name in dict.fromkeys([*found.links(), link]):
-        made += runner.down_link(found.target, name, confirm, progress, regions, options)
+        made += operations.down_link(found.target, name, confirm, progress, regions, options)
     names = found.stop()
     left = leftovers(layout, names)
     if left:

@@ -8,7 +8,7 @@ every site's security group needs every peer's EIP, so all EIPs are allocated be
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from typing import Any
 
 
@@ -19,6 +19,40 @@ class Phase(IntEnum):
     GATEWAY = 3  # instance, its attributes, EIP association, routes
     CLEANUP = 4  # replaced instances, removed sites (dependency order inside each region)
     MEMBERSHIP = 5  # the final membership document in every region, last: until then removed sites stay listed
+
+
+class Action(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+class Kind(StrEnum):
+    """What a change acts on; with the action, the key of the applier's handler table (``linker.control.apply``)."""
+
+    # S3
+    BUCKET = "bucket"
+    BUCKET_TAGS = "bucket-tags"
+    PACKAGE = "package"  # the controller's wheel in the site's bucket
+    # SSM
+    MEMBERSHIP = "membership"
+    PARAMETER = "parameter"
+    # EC2
+    EIP = "eip"
+    EIP_ASSOCIATION = "eip-association"
+    SECURITY_GROUP = "security-group"
+    SECURITY_GROUP_INGRESS = "security-group-ingress"
+    INSTANCE = "instance"
+    INSTANCE_TERMINATED = "instance-terminated"  # a wait: the old instances are gone, their ENIs freed
+    SOURCE_DEST_CHECK = "source-dest-check"
+    METADATA_OPTIONS = "metadata-options"
+    ROUTE = "route"
+    # IAM
+    IAM_ROLE = "iam-role"
+    IAM_ROLE_POLICY = "iam-role-policy"
+    IAM_ATTACH_POLICY = "iam-attach-policy"
+    INSTANCE_PROFILE = "instance-profile"
+    INSTANCE_PROFILE_ROLE = "instance-profile-role"
 
 
 @dataclass(frozen=True)
@@ -39,11 +73,16 @@ class Change:
     region: str
     site: str
     phase: Phase
-    action: str  # create | update | delete
-    kind: str
+    action: Action
+    kind: Kind
     target: str
     params: tuple[tuple[str, Any], ...] = ()
     reason: str = ""
+
+    def __post_init__(self) -> None:
+        # plain strings are accepted and checked: an unknown action or kind is a bug, found here rather than in apply
+        object.__setattr__(self, "action", Action(self.action))
+        object.__setattr__(self, "kind", Kind(self.kind))
 
     def param(self, name: str, default: Any = None) -> Any:
         return dict(self.params).get(name, default)
@@ -54,10 +93,19 @@ class Change:
         return f"{text} ({shown})" if shown else text
 
     def to_dict(self) -> dict[str, Any]:
-        return {"region": self.region, "site": self.site, "phase": self.phase.name.lower(), "action": self.action,
-                "kind": self.kind, "target": self.target, "reason": self.reason,
-                "params": {k: str(v) if isinstance(v, Ref) else v for k, v in self.params
-                           if k not in ("user_data", "document", "policy")}}
+        return {"region": self.region, "site": self.site, "phase": self.phase.name.lower(),
+                "action": self.action.value, "kind": self.kind.value, "target": self.target, "reason": self.reason,
+                "params": {k: _shown(v) for k, v in self.params if k not in ("user_data", "document", "policy")}}
+
+
+def _shown(value: Any) -> Any:
+    """A parameter as plain data for ``--json``: references as their description, typed values as their dict."""
+    if isinstance(value, Ref):
+        return str(value)
+    if isinstance(value, tuple):
+        return tuple(_shown(v) for v in value)
+    to_dict = getattr(value, "to_dict", None)
+    return to_dict() if callable(to_dict) else value
 
 
 def by_phase(changes: list[Change]) -> dict[Phase, dict[str, list[Change]]]:

@@ -1,7 +1,7 @@
 """The least-privilege IAM policy the controller (``up``, ``plan``, ``status``, ``down``) needs.
 
 A test records every AWS action the controller calls across the control test suites and fails if one is missing
-here; keep the lists in step with apply.py, facts.py, lock.py and runner.py.
+here; keep the lists in step with apply.py, facts/readers.py, lock.py and operations.py.
 """
 
 from __future__ import annotations

@@ -1,26 +1,57 @@
-"""The membership document the controller writes to SSM in every region of the link.
+"""The membership document (``linker.contract.Membership``) as the controller plans and writes it.
 
-Its format belongs to the gateway agent (``linker.gateway.membership.Membership``): it is built through that class so
-the two sides cannot drift apart. An entry is (site, region, EIP or None, CIDRs, port).
+The plan knows a site's public address only once its Elastic IP exists; until then the address is a ``Ref`` to
+what an earlier phase allocates. ``PlannedSite`` is a site entry with such an address; ``membership_of`` turns
+planned sites into the document, sites sorted by name. Pure; values are immutable.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from linker.gateway.membership import Membership, SiteEntry
+from linker.contract import Membership, SiteEntry
+from linker.control.changes import Ref
 
-Entry = tuple[str, str, Any, tuple[str, ...], int]
+EipLookup = Callable[[Ref], "str | None"]
 
 
-def membership_json(link: str, entries: Iterable[Entry], placeholder: bool = False) -> str:
-    """The document for ``entries``, sites sorted. An EIP not yet known (a ``Ref``) is written as null when
-    ``placeholder`` (gateways skip such a peer until it is known), else as its description, which never equals
-    a stored document: the plan then knows the final document is still to be written."""
-    sites = []
-    for site, region, eip, cidrs, port in sorted(entries, key=lambda e: e[0]):
-        if eip is not None and not isinstance(eip, str):
-            eip = None if placeholder else str(eip)
-        sites.append(SiteEntry(site, region, eip, tuple(cidrs), int(port)))
-    return Membership(link, tuple(sites)).to_json()
+@dataclass(frozen=True)
+class PlannedSite:
+    """A site of the membership as planned: ``eip`` is an address, a ``Ref`` to one still to be made, or None."""
+
+    site: str
+    region: str
+    eip: str | Ref | None
+    cidrs: tuple[str, ...]
+    port: int
+
+    @classmethod
+    def of(cls, entry: SiteEntry) -> PlannedSite:
+        return cls(entry.site, entry.region, entry.eip, entry.cidrs, entry.port)
+
+    @property
+    def known(self) -> bool:
+        """Whether the address is settled (an address, or no address at all)."""
+        return not isinstance(self.eip, Ref)
+
+    def entry(self, lookup: EipLookup) -> SiteEntry:
+        """The contract's entry, a ``Ref`` resolved by ``lookup`` (None: written as null, gateways skip it)."""
+        eip = lookup(self.eip) if isinstance(self.eip, Ref) else self.eip
+        return SiteEntry(self.site, self.region, eip, tuple(self.cidrs), int(self.port))
+
+    def to_dict(self) -> dict[str, Any]:
+        """As the plan shows it (``--json``): an unknown address as its description."""
+        return {"site": self.site, "region": self.region, "eip": None if self.eip is None else str(self.eip),
+                "cidrs": list(self.cidrs), "port": self.port}
+
+
+def unknown(_ref: Ref) -> None:
+    """The lookup of a plan: no address made yet."""
+    return None
+
+
+def membership_of(link: str, sites: Iterable[PlannedSite], lookup: EipLookup = unknown) -> Membership:
+    """The document of ``sites``, sorted by name; raises what ``lookup`` raises for a ``Ref`` it cannot resolve."""
+    return Membership(link, tuple(s.entry(lookup) for s in sorted(sites, key=lambda s: s.site)))

@@ -8,25 +8,16 @@ An empty list means everything already exists as asked.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from linker import naming
-from linker.control.changes import Change, Phase, Ref
-from linker.control.facts import (
-    Eip,
-    Instance,
-    LinkFacts,
-    RegionFacts,
-    choose_vpc,
-    membership_sites,
-    public_subnet,
-    vpc_route_tables,
-)
-from linker.control.membership_doc import membership_json
+from linker.control.changes import Action, Change, Kind, Phase, Ref
+from linker.control.facts.model import Eip, Instance, LinkFacts, RegionFacts
+from linker.control.membership_doc import PlannedSite, membership_of
 from linker.control.package import Package
+from linker.control.placement import choose_vpc, public_subnet, vpc_route_tables
 from linker.control.render import GatewayInputs, assume_role_policy, role_policy, user_data
 from linker.control.teardown import teardown
 from linker.errors import CloudError, ConflictError, ManagedElsewhereError, SpecError
@@ -129,7 +120,7 @@ def plan_site(spec: LinkSpec, site: Site, peers: list[Site], link: str, package:
     tags = (("tags", tuple(sorted(naming.base_tags(link, name).items()))),)
     out: list[Change] = []
 
-    def add(phase: Phase, action: str, kind: str, target: str, reason: str, *params: tuple[str, object]) -> None:
+    def add(phase: Phase, action: Action, kind: Kind, target: str, reason: str, *params: tuple[str, object]) -> None:
         out.append(Change(name, name, phase, action, kind, target, tuple(params), reason))
 
     if rf.bucket is None:
@@ -139,21 +130,23 @@ def plan_site(spec: LinkSpec, site: Site, peers: list[Site], link: str, package:
         raise ConflictError(f"{name}: the S3 bucket name {bucket.name} is taken by a bucket this account cannot read",
                             fix="choose another link name with --name")
     if not bucket.exists:
-        add(Phase.FOUNDATION, "create", "bucket", bucket.name, "holds the controller's wheel for the gateway", *tags)
+        add(Phase.FOUNDATION, Action.CREATE, Kind.BUCKET, bucket.name, "holds the controller's wheel for the gateway",
+            *tags)
     elif dict(bucket.tags).get(naming.TAG_LINK) != link:
-        add(Phase.FOUNDATION, "update", "bucket-tags", bucket.name, "mark the bucket as the link's", *tags)
+        add(Phase.FOUNDATION, Action.UPDATE, Kind.BUCKET_TAGS, bucket.name, "mark the bucket as the link's", *tags)
     if package.key not in bucket.keys:
-        add(Phase.FOUNDATION, "create", "package", bucket.name, f"linker {package.filename}",
+        add(Phase.FOUNDATION, Action.CREATE, Kind.PACKAGE, bucket.name, f"linker {package.filename}",
             ("key", package.key))
     inputs = gateway_inputs(spec, name, bucket.name, package)
 
     if site.eip is None:
-        add(Phase.ADDRESS, "create", "eip", naming.resource_name(link, name), "the gateway's public endpoint", *tags)
+        add(Phase.ADDRESS, Action.CREATE, Kind.EIP, naming.resource_name(link, name), "the gateway's public endpoint",
+            *tags)
     eip_alloc = site.eip.allocation_id if site.eip else Ref("eip-allocation", name)
 
     group = next((g for g in _own(rf.security_groups, name) if g.vpc_id == site.vpc_id), None)
     if group is None:
-        add(Phase.FOUNDATION, "create", "security-group", naming.resource_name(link, name),
+        add(Phase.FOUNDATION, Action.CREATE, Kind.SECURITY_GROUP, naming.resource_name(link, name),
             "tunnel traffic from peers only, no SSH", ("vpc", site.vpc_id), *tags)
     group_id = group.id if group else Ref("security-group", name)
     # The tunnel port from each peer gateway's EIP, and everything from the site's own VPC: security groups filter
@@ -166,10 +159,10 @@ def plan_site(spec: LinkSpec, site: Site, peers: list[Site], link: str, package:
     missing = tuple(r for r in wanted if r not in have)
     extra = tuple(sorted(have - set(wanted), key=str))
     if missing:
-        add(Phase.FOUNDATION, "update", "security-group-ingress", str(group_id), "allow the peers",
+        add(Phase.FOUNDATION, Action.UPDATE, Kind.SECURITY_GROUP_INGRESS, str(group_id), "allow the peers",
             ("group", group_id), ("rules", missing))
     if extra:
-        add(Phase.FOUNDATION, "delete", "security-group-ingress", str(group_id), "no longer a peer",
+        add(Phase.FOUNDATION, Action.DELETE, Kind.SECURITY_GROUP_INGRESS, str(group_id), "no longer a peer",
             ("group", group_id), ("rules", extra))
 
     out += _plan_iam(inputs, site, link)
@@ -179,33 +172,34 @@ def plan_site(spec: LinkSpec, site: Site, peers: list[Site], link: str, package:
         if rf.ami is None:
             raise CloudError(f"{name}: no Amazon Linux 2023 AMI found in the public SSM parameters",
                              fix="check that the region is enabled for the account")
-        add(Phase.GATEWAY, "create", "instance", naming.resource_name(link, name), "the gateway host",
+        add(Phase.GATEWAY, Action.CREATE, Kind.INSTANCE, naming.resource_name(link, name), "the gateway host",
             ("ami", rf.ami), ("instance_type", spec.instance_type), ("subnet", site.subnet),
             ("group", group_id), ("profile", naming.resource_name(link, name)),
             ("config", instance_config(spec, inputs)), ("user_data", user_data(inputs)), *tags)
     else:
         if keep.source_dest_check:
-            add(Phase.GATEWAY, "update", "source-dest-check", keep.id, "the gateway forwards the peers' traffic")
+            add(Phase.GATEWAY, Action.UPDATE, Kind.SOURCE_DEST_CHECK, keep.id,
+                "the gateway forwards the peers' traffic")
         if keep.http_tokens != "required":
-            add(Phase.GATEWAY, "update", "metadata-options", keep.id, "IMDSv2 only")
+            add(Phase.GATEWAY, Action.UPDATE, Kind.METADATA_OPTIONS, keep.id, "IMDSv2 only")
     instance_id = keep.id if keep else Ref("instance", name)
     eni = (keep.eni_id or "") if keep else Ref("eni", name)
     if site.eip is None or keep is None or site.eip.instance_id != keep.id:
-        add(Phase.GATEWAY, "update", "eip-association", str(eip_alloc), "the gateway's public endpoint",
+        add(Phase.GATEWAY, Action.UPDATE, Kind.EIP_ASSOCIATION, str(eip_alloc), "the gateway's public endpoint",
             ("allocation", eip_alloc), ("instance", instance_id))
     _plan_routes(site, peers, link, eni, add)
     retired = [i.id for i in _own(rf.instances, name) if keep is None or i.id != keep.id]
     for old in retired:
-        add(Phase.CLEANUP, "delete", "instance", old, "replaced by a gateway with the current configuration")
+        add(Phase.CLEANUP, Action.DELETE, Kind.INSTANCE, old, "replaced by a gateway with the current configuration")
     stale_groups = [g for g in _own(rf.security_groups, name) if g.vpc_id != site.vpc_id]
     if stale_groups and retired:  # a group is deleted only once no instance uses it
-        add(Phase.CLEANUP, "delete", "instance-terminated", ",".join(retired), "the old VPC's group is in use",
+        add(Phase.CLEANUP, Action.DELETE, Kind.INSTANCE_TERMINATED, ",".join(retired), "the old VPC's group is in use",
             ("instances", tuple(retired)))
     for g in stale_groups:
-        add(Phase.CLEANUP, "delete", "security-group", g.id, "the site moved to another VPC")
+        add(Phase.CLEANUP, Action.DELETE, Kind.SECURITY_GROUP, g.id, "the site moved to another VPC")
     for key in bucket.keys:
         if key != package.key and key.startswith("wheels/"):
-            add(Phase.CLEANUP, "delete", "package", bucket.name, "an older wheel", ("key", key))
+            add(Phase.CLEANUP, Action.DELETE, Kind.PACKAGE, bucket.name, "an older wheel", ("key", key))
     return out
 
 
@@ -225,20 +219,20 @@ def _plan_iam(inputs: GatewayInputs, site: Site, link: str) -> list[Change]:
                             fix="delete or rename that role, or choose another link name with --name")
     out = []
     if not iam.role_exists:
-        out.append(Change(name, name, Phase.FOUNDATION, "create", "iam-role", role,
+        out.append(Change(name, name, Phase.FOUNDATION, Action.CREATE, Kind.IAM_ROLE, role,
                           (("document", assume_role_policy()), *tags), "the gateway's identity"))
     policy = role_policy(inputs)
     if iam.inline_policy != policy:
-        out.append(Change(name, name, Phase.FOUNDATION, "update", "iam-role-policy", role,
+        out.append(Change(name, name, Phase.FOUNDATION, Action.UPDATE, Kind.IAM_ROLE_POLICY, role,
                           (("policy", policy),), "read the link's parameters, write the site's own"))
     if naming.SSM_CORE_POLICY_ARN not in iam.attached_policies:
-        out.append(Change(name, name, Phase.FOUNDATION, "update", "iam-attach-policy", role,
+        out.append(Change(name, name, Phase.FOUNDATION, Action.UPDATE, Kind.IAM_ATTACH_POLICY, role,
                           (("arn", naming.SSM_CORE_POLICY_ARN),), "SSM agent and Session Manager instead of SSH"))
     if not iam.profile_exists:
-        out.append(Change(name, name, Phase.FOUNDATION, "create", "instance-profile", role,
+        out.append(Change(name, name, Phase.FOUNDATION, Action.CREATE, Kind.INSTANCE_PROFILE, role,
                           tags, "lets the instance assume the role"))
     if role not in iam.profile_roles:
-        out.append(Change(name, name, Phase.FOUNDATION, "update", "instance-profile-role", role,
+        out.append(Change(name, name, Phase.FOUNDATION, Action.UPDATE, Kind.INSTANCE_PROFILE_ROLE, role,
                           (("role", role),), "lets the instance assume the role"))
     return out
 
@@ -260,48 +254,35 @@ def _plan_routes(site: Site, peers: list[Site], link: str, eni: str | Ref, add: 
                     f"{route.target or 'an unknown target'}, which linker did not create; linker never overwrites it",
                     fix=f"remove that route if it is stale, or link a VPC whose CIDR does not collide with {cidr}")
             if route is None:
-                add(Phase.GATEWAY, "create", "route", table.id, f"to peer {desired[cidr]}",
+                add(Phase.GATEWAY, Action.CREATE, Kind.ROUTE, table.id, f"to peer {desired[cidr]}",
                     ("table", table.id), ("cidr", cidr), ("eni", eni), ("tag", naming.route_tag(link, cidr)))
             elif route.eni != eni:
-                add(Phase.GATEWAY, "update", "route", table.id, f"to peer {desired[cidr]} via the current gateway",
+                add(Phase.GATEWAY, Action.UPDATE, Kind.ROUTE, table.id,
+                    f"to peer {desired[cidr]} via the current gateway",
                     ("table", table.id), ("cidr", cidr), ("eni", eni), ("tag", naming.route_tag(link, cidr)))
         for cidr in sorted(set(ours) - (set(desired) if table.id in vpc_tables else set())):
-            add(Phase.GATEWAY, "delete", "route", table.id, "no longer a peer's CIDR",
+            add(Phase.GATEWAY, Action.DELETE, Kind.ROUTE, table.id, "no longer a peer's CIDR",
                 ("table", table.id), ("cidr", cidr), ("tag", naming.route_tag(link, cidr)))
 
 
 def plan_membership(spec: LinkSpec, sites: list[Site], facts: LinkFacts, removed: list[str]) -> list[Change]:
     """Seed each region's document before anything is made there, and write the final one last."""
-    entries = [(s.name, s.name, s.eip.public_ip if s.eip else Ref("eip-ip", s.name), s.cidrs, spec.port)
+    planned = [PlannedSite(s.name, s.name, s.eip.public_ip if s.eip else Ref("eip-ip", s.name), s.cidrs, spec.port)
                for s in sites]
-    final = membership_json(facts.link, entries)
+    # while an address is still to be allocated the final document is unknown, and so differs from any stored one
+    final = membership_of(facts.link, planned) if all(p.known for p in planned) else None
+    name = naming.membership_parameter(facts.link)
     out = []
     for s in sites:
-        current = s.facts.parameter(naming.membership_parameter(facts.link))
-        kept = _entries_of(current, removed)
-        seed = membership_json(facts.link, [*entries, *kept], placeholder=True)
-        name = naming.membership_parameter(facts.link)
-        if current is None or _site_set(current) != _site_set(seed):
-            out.append(Change(s.name, s.name, Phase.SEED, "update", "membership", name,
-                              (("entries", tuple([*entries, *kept])), ("placeholder", True)),
+        current = s.facts.membership(facts.link)
+        kept = [PlannedSite.of(e) for e in current.sites if e.site in removed] if current else []
+        seed = membership_of(facts.link, [*planned, *kept])
+        if current is None or set(current.site_names()) != set(seed.site_names()):
+            out.append(Change(s.name, s.name, Phase.SEED, Action.UPDATE, Kind.MEMBERSHIP, name,
+                              (("entries", tuple([*planned, *kept])), ("placeholder", True)),
                               "record the sites before making anything"))
             current = seed
         if current != final:
-            out.append(Change(s.name, s.name, Phase.MEMBERSHIP, "update", "membership", name,
-                              (("entries", tuple(entries)),), "the link's sites for the gateways"))
+            out.append(Change(s.name, s.name, Phase.MEMBERSHIP, Action.UPDATE, Kind.MEMBERSHIP, name,
+                              (("entries", tuple(planned)),), "the link's sites for the gateways"))
     return out
-
-
-def _site_set(doc: str | None) -> set[str]:
-    return set(membership_sites(doc))
-
-
-def _entries_of(doc: str | None, sites: list[str]) -> list[tuple]:
-    """Entries of ``sites`` from a membership document (removed sites stay listed until they are torn down)."""
-    if not doc:
-        return []
-    try:
-        return [(e["site"], e["region"], e.get("eip"), tuple(e["cidrs"]), int(e["port"]))
-                for e in json.loads(doc)["sites"] if e["site"] in sites]
-    except (ValueError, KeyError, TypeError):
-        return []

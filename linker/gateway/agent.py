@@ -20,11 +20,13 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from linker.contract import GatewayHealth, Membership
+from linker.errors import ContractError
 from linker.gateway import system, wgctl
 from linker.gateway.cloud import Cloud, CloudUnavailable
-from linker.gateway.health import GatewayHealth, assess, prometheus_text
+from linker.gateway.health import assess, prometheus_text
 from linker.gateway.keyfile import ensure_private_key
-from linker.gateway.membership import Membership, MembershipError, desired_peers
+from linker.gateway.membership import desired_peers
 from linker.gateway.settings import AgentSettings
 from linker.gateway.supervisor import DaemonSupervisor
 from linker.wg.keys import from_base64, public_key_of, short, to_base64
@@ -53,7 +55,7 @@ class LastGood:
             doc = json.loads(self.path.read_text())
             keys = {site: from_base64(k) for site, k in doc["keys"].items()}
             return Membership.from_json(doc["membership"]), keys
-        except (OSError, ValueError, KeyError, MembershipError):
+        except (OSError, ValueError, KeyError, ContractError):
             return None
 
     def save(self, membership: Membership, keys: dict[str, bytes]) -> None:
@@ -202,7 +204,7 @@ class Agent:
         try:
             with self._cloud_io():
                 membership, keys = self._read_cloud()
-        except (CloudUnavailable, MembershipError) as exc:
+        except (CloudUnavailable, ContractError) as exc:
             log.warning("cannot read the link from AWS, keeping the last good configuration: %s", exc,
                         extra={"site": self.settings.site})
             return False

@@ -7,7 +7,6 @@ Every failure surfaces as ``CloudUnavailable`` so the agent can back off and kee
 
 from __future__ import annotations
 
-import json
 import logging
 
 import boto3
@@ -15,9 +14,9 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from linker import naming
-from linker.gateway.health import METRIC_NAMESPACE, GatewayHealth, cloudwatch_metric_data
-from linker.gateway.membership import Membership
-from linker.wg.keys import from_base64, to_base64
+from linker.contract import GatewayHealth, Membership, PublicKey
+from linker.errors import ContractError
+from linker.gateway.health import METRIC_NAMESPACE, cloudwatch_metric_data
 
 log = logging.getLogger("linker.gateway")
 
@@ -48,9 +47,10 @@ class Cloud:
     def publish_public_key(self, public_key: bytes) -> None:
         ssm = self._ssm_client(self.region)
         self._call("publish public key", ssm.put_parameter, Name=naming.public_key_parameter(self.link, self.site),
-                   Value=to_base64(public_key), Type="String", Overwrite=True)
+                   Value=PublicKey(public_key).to_text(), Type="String", Overwrite=True)
 
     def membership(self) -> Membership:
+        """Raises CloudUnavailable, or ContractError when the document is malformed or of a newer schema."""
         ssm = self._ssm_client(self.region)
         reply = self._call("read membership", ssm.get_parameter, Name=naming.membership_parameter(self.link))
         return Membership.from_json(reply["Parameter"]["Value"])
@@ -74,8 +74,8 @@ class Cloud:
                 self._keep_known(entry.site, known, exc, keys)
                 continue
             try:
-                keys[entry.site] = from_base64(reply["Parameter"]["Value"])
-            except ValueError:
+                keys[entry.site] = PublicKey.from_text(reply["Parameter"]["Value"]).key
+            except ContractError:
                 continue  # a malformed key is ignored, as if not yet published
         return keys
 
@@ -91,7 +91,7 @@ class Cloud:
     def publish_health(self, health: GatewayHealth) -> None:
         ssm = self._ssm_client(self.region)
         self._call("publish health", ssm.put_parameter, Name=naming.health_parameter(self.link, self.site),
-                   Value=json.dumps(health.to_dict(), sort_keys=True), Type="String", Overwrite=True)
+                   Value=health.to_json(), Type="String", Overwrite=True)
         data = cloudwatch_metric_data(health)
         if data:
             cw = self._session.client("cloudwatch", region_name=self.region, config=_BOTO)

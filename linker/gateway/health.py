@@ -1,15 +1,13 @@
 """Tunnel health: what the daemon reports, per peer site, as one document, Prometheus text and CloudWatch data.
 
-Pure functions of (device state, membership, now). A tunnel is healthy when its last handshake is younger than
-REJECT_AFTER_TIME: with persistent keepalives the initiator rekeys every two minutes, so an older handshake means
-the session is gone.
+The document is ``linker.contract.GatewayHealth`` (``linker status`` reads it). Pure functions of (device state,
+membership, now). A tunnel is healthy when its last handshake is younger than REJECT_AFTER_TIME: with persistent
+keepalives the initiator rekeys every two minutes, so an older handshake means the session is gone.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
-from linker.gateway.membership import Membership
+from linker.contract import GatewayHealth, Membership, TunnelHealth
 from linker.gateway.wgctl import DeviceState
 from linker.wg.constants import REJECT_AFTER_TIME
 from linker.wg.keys import to_base64
@@ -18,36 +16,9 @@ HEALTHY_HANDSHAKE_AGE = REJECT_AFTER_TIME
 METRIC_NAMESPACE = "Linker"
 
 
-@dataclass(frozen=True)
-class TunnelHealth:
-    peer_site: str
-    public_key: str | None  # base64, None when the peer has not published one
-    endpoint: str | None
-    last_handshake: float | None  # wall-clock seconds
-    handshake_age: float | None
-    rx_bytes: int
-    tx_bytes: int
-    healthy: bool
-
-
-@dataclass(frozen=True)
-class GatewayHealth:
-    link: str
-    site: str
-    reported_at: float
-    tunnels: tuple[TunnelHealth, ...]
-
-    @property
-    def healthy(self) -> bool:
-        return all(t.healthy for t in self.tunnels)
-
-    def to_dict(self) -> dict:
-        return {"link": self.link, "site": self.site, "reported_at": self.reported_at, "healthy": self.healthy,
-                "tunnels": [asdict(t) for t in self.tunnels]}
-
-
 def assess(state: DeviceState, membership: Membership, own_site: str, keys: dict[str, bytes],
            now: float) -> GatewayHealth:
+    """Each peer site's tunnel as ``state`` shows it at wall-clock ``now``."""
     tunnels = []
     for entry in membership.peers_of(own_site):
         key = keys.get(entry.site)

@@ -9,11 +9,11 @@ import time
 import pytest
 
 from linker import naming
+from linker.contract import Membership
 from linker.control.aws import Clients, ReadOnlyViolation, Target
 from linker.control.lock import acquire
-from linker.control.runner import Options, down_link, plan_link, up_link
+from linker.control.operations import Options, down_link, plan_link, up_link
 from linker.errors import LockHeldError
-from linker.gateway.membership import Membership
 from linker.spec import LinkSpec
 from tests.control.cloud import inventory, make_vpc
 

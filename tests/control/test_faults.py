@@ -16,7 +16,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from linker.control.aws import READ_PREFIXES, Clients, Target
-from linker.control.runner import Options, down_link, up_link
+from linker.control.operations import Options, down_link, up_link
 from linker.errors import CloudError, LockHeldError
 from linker.spec import LinkSpec
 from tests.control.cloud import inventory, make_vpc

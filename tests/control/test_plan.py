@@ -9,7 +9,7 @@ import pytest
 
 from linker import naming
 from linker.control.changes import Phase, Ref
-from linker.control.facts import (
+from linker.control.facts.model import (
     Bucket,
     Eip,
     IamFacts,
@@ -22,11 +22,10 @@ from linker.control.facts import (
     SecurityGroup,
     Subnet,
     Vpc,
-    choose_vpc,
-    public_subnet,
 )
-from linker.control.membership_doc import membership_json
+from linker.control.membership_doc import PlannedSite, membership_of
 from linker.control.package import Package
+from linker.control.placement import choose_vpc, public_subnet
 from linker.control.plan import gateway_inputs, instance_config, plan
 from linker.control.render import role_policy
 from linker.errors import CloudError, ConflictError, ManagedElsewhereError, SpecError
@@ -74,7 +73,7 @@ def built(spec: LinkSpec, region: str) -> RegionFacts:
     rules = frozenset({Permission("udp", spec.port, spec.port, f"{IP[p]}/32") for p in peers}
                       | {Permission("-1", None, None, CIDR[region])})
     role = naming.resource_name(LINK, region)
-    doc = membership_json(LINK, [(r, r, IP[r], (CIDR[r],), spec.port) for r in spec.regions])
+    doc = membership_of(LINK, [PlannedSite(r, r, IP[r], (CIDR[r],), spec.port) for r in spec.regions]).to_json()
     inputs = gateway_inputs(spec, region, naming.bucket_name(LINK, region, ACCOUNT), PACKAGE)
     return replace(
         rf, route_tables=tables, bucket=replace(rf.bucket, exists=True, tags=tags(region), keys=(PACKAGE.key,)),
@@ -211,7 +210,7 @@ def test_adding_a_region_updates_the_others_without_replacing_them() -> None:
     assert ("create", "instance") not in east and ("delete", "instance") not in east
     assert ("create", "route") in east and ("update", "security-group-ingress") in east
     seed = next(c for c in changes if c.region == "us-east-1" and c.phase == Phase.SEED)
-    assert "ap-south-1" in [e[0] for e in seed.param("entries")]
+    assert "ap-south-1" in [e.site for e in seed.param("entries")]
 
 
 def test_removing_a_region_tears_it_down_in_order_and_updates_the_others() -> None:
@@ -228,7 +227,7 @@ def test_removing_a_region_tears_it_down_in_order_and_updates_the_others() -> No
     revoked = next(c for c in east if c.kind == "security-group-ingress")
     assert revoked.action == "delete" and ("udp", 51820, 51820, "198.51.100.3/32") in revoked.param("rules")
     final = next(c for c in east if c.kind == "membership")
-    assert final.phase == Phase.MEMBERSHIP and [e[0] for e in final.param("entries")] == ["us-east-1", "eu-west-1"]
+    assert final.phase == Phase.MEMBERSHIP and [e.site for e in final.param("entries")] == ["us-east-1", "eu-west-1"]
     assert json.loads(built(SPEC, "us-east-1").parameters[0][1])["schema"] == 1
 
 

@@ -11,7 +11,7 @@ import pytest
 from linker import naming
 from linker.cli import main
 from linker.control.aws import READ_PREFIXES, Target
-from linker.control.runner import Options, down_link, plan_link, up_link
+from linker.control.operations import Options, down_link, plan_link, up_link
 from linker.errors import ExitCode, ManagedElsewhereError
 from linker.spec import LinkSpec
 from tests.control.cloud import inventory, make_vpc

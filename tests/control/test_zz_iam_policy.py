@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from linker.control.aws import Target
 from linker.control.iam_policy import action_of, allowed_actions
-from linker.control.runner import Options, down_link, plan_link, status_link, up_link
+from linker.control.operations import Options, down_link, plan_link, status_link, up_link
 from linker.spec import LinkSpec
 from tests.control.cloud import make_vpc
 from tests.control.conftest import CALLED

@@ -31,8 +31,9 @@ from linker import naming
 from linker.control.apply import Applier
 from linker.control.aws import Clients, Target
 from linker.control.changes import Change, Phase
+from linker.control.membership_doc import PlannedSite
+from linker.control.operations import status_link
 from linker.control.render import GatewayInputs, agent_settings
-from linker.control.runner import status_link
 from linker.wg.keys import from_base64, public_key_of, to_base64
 from tests.netns.awsns import MotoEndpoint
 from tests.netns.daemons import _remove_stale_socket, handshake_ns, uapi_get
@@ -182,7 +183,7 @@ class Controller:
         self.clients = Clients(Target(None, url))
 
     def membership(self, sites: dict[str, str], regions: list[str]) -> None:
-        entries = tuple((s, s, eip, (CIDR[s],), PORT) for s, eip in sorted(sites.items()))
+        entries = tuple(PlannedSite(s, s, eip, (CIDR[s],), PORT) for s, eip in sorted(sites.items()))
         changes = [Change(r, r, Phase.MEMBERSHIP, "update", "membership", naming.membership_parameter(LINK),
                           (("entries", entries),)) for r in regions]
         Applier(self.clients, LINK, "agent-test").apply(changes)
@@ -323,7 +324,7 @@ def test_agent_against_moto_in_namespaces(aws_credentials: None) -> None:
             # health where `linker status` reads it, parsed by the controller's own reader
             def all_healthy() -> bool:
                 found = status_link(Target(None, url), LINK, [A, B, C])
-                return len(found) == 3 and all(g.healthy() and len(g.health["tunnels"]) == 2 for g in found)
+                return len(found) == 3 and all(g.healthy() and len(g.health.tunnels) == 2 for g in found)
             assert wait_for(all_healthy, 20, interval=0.5), [g.to_dict() for g in status_link(Target(None, url),
                                                                                               LINK, [A, B, C])]
 

@@ -17,7 +17,7 @@ from moto import mock_aws
 from linker import naming
 from linker.control import package
 from linker.control.aws import Target
-from linker.control.runner import Options, plan_link, up_link
+from linker.control.operations import Options, plan_link, up_link
 from linker.spec import LinkSpec
 from tests.control.cloud import make_vpc
 from tests.terraform.hcl import Context, Module

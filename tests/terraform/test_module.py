@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from linker import naming
+from linker.contract import Membership
 from linker.control import package
 from linker.control.facts import ami_parameter
 from linker.control.render import USER_DATA_LIMIT
 from linker.errors import SpecError
-from linker.gateway.membership import Membership
 from linker.spec import gateway_architecture, validate_link_name
 from tests.terraform.conftest import EXAMPLE, LINK, REPO, CliLink, Module, context, policy, site_inputs, tags
 from tests.terraform.hcl import HclError, Unknown

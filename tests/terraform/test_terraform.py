@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from linker.contract import Membership
 from linker.control import render, tftemplate
-from linker.control.membership_doc import membership_json
-from linker.gateway.membership import Membership
+from linker.control.membership_doc import PlannedSite, membership_of
 from tests.terraform import tf
 
 G = render.GatewayInputs(link="prod", site="eu-west-1", region="eu-west-1", port=51999, mtu=1380,
@@ -86,7 +86,7 @@ output "all" {{
     assert out["user_data"] == render.user_data(G)  # byte for byte
     assert render.canonical_json(out["role_policy"]) == render.role_policy(G)
     assert render.canonical_json(out["trust_policy"]) == render.assume_role_policy()
-    cli = membership_json("prod", SITES)
+    cli = membership_of("prod", [PlannedSite(*site) for site in SITES]).to_json()
     assert json.loads(out["membership"]) == json.loads(cli)
     assert Membership.from_json(out["membership"]) == Membership.from_json(cli)
 

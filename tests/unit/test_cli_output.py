@@ -7,7 +7,7 @@ import pytest
 
 from linker.cli.link import _status_table
 from linker.cli.output import console
-from linker.control.runner import GatewayStatus
+from linker.control.operations import GatewayStatus
 from linker.sandbox.lifecycle import isolated_session
 
 

@@ -8,8 +8,8 @@ import os
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from linker import naming
+from linker.contract import Membership
 from linker.gateway.cloud import Cloud
-from linker.gateway.membership import Membership
 from linker.wg.keys import generate_private_key, public_key_of, to_base64
 
 KEYS = {site: public_key_of(generate_private_key(os.urandom)) for site in ("eu-west-1", "ap-south-1", "sa-east-1")}

@@ -5,10 +5,10 @@ import stat
 
 import pytest
 
+from linker.contract import Membership, SiteEntry
 from linker.errors import ConfigError, KeyFileError
 from linker.gateway.agent import LastGood, render_daemon_config, write_private
 from linker.gateway.keyfile import ensure_private_key, read_private_key
-from linker.gateway.membership import Membership, SiteEntry
 from linker.gateway.settings import AgentSettings
 from linker.gateway.wgctl import PeerSpec
 from linker.wg.keys import to_base64

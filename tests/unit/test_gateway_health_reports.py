@@ -8,10 +8,10 @@ import time
 
 import pytest
 
+from linker.contract import Membership
 from linker.gateway import agent as agentmod
 from linker.gateway import wgctl
 from linker.gateway.agent import MIN_PUBLISH_GAP, Agent
-from linker.gateway.membership import Membership
 from linker.gateway.settings import AgentSettings
 from linker.wg.keys import generate_private_key, public_key_of
 

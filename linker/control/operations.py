@@ -6,7 +6,7 @@ hold the link's lock in AWS from before the facts are read until the last change
 
 from __future__ import annotations
 
-import json
+import logging
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -16,17 +16,19 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from linker import naming
-from linker.control import facts as facts_mod
+from linker.contract import GatewayHealth
 from linker.control import package
 from linker.control.apply import Applier, Progress
 from linker.control.aws import Clients, Target, cloud_call, is_not_found
 from linker.control.changes import Change
+from linker.control.facts import readers as facts_mod
 from linker.control.lock import acquire, lock_region
 from linker.control.plan import managed_by_terraform_error, plan, refuse_managed_elsewhere
 from linker.control.teardown import teardown
-from linker.errors import DegradedError
+from linker.errors import ContractError, ContractVersionError, DegradedError
 from linker.spec import LinkSpec, validate_regions
 
+log = logging.getLogger("linker.control")
 Confirm = Callable[[list[Change]], bool]
 DISCOVERY_REGION = "us-east-1"  # where DescribeRegions is asked when no region is given (always enabled)
 
@@ -134,14 +136,16 @@ class GatewayStatus:
     instance: str | None
     state: str | None
     eip: str | None
-    health: dict | None  # what the gateway agent last published (linker.gateway.health.GatewayHealth.to_dict)
+    health: GatewayHealth | None  # what the gateway agent last published; None: no (readable) report
 
     def healthy(self) -> bool:
-        return bool(self.health) and bool(self.health.get("healthy")) and bool(self.health.get("tunnels"))
+        """The gateway reported, has tunnels, and every one is healthy."""
+        return self.health is not None and self.health.healthy and bool(self.health.tunnels)
 
     def to_dict(self) -> dict:
         return {"site": self.site, "region": self.region, "instance": self.instance, "state": self.state,
-                "eip": self.eip, "healthy": self.healthy(), "health": self.health}
+                "eip": self.eip, "healthy": self.healthy(),
+                "health": self.health.to_dict() if self.health else None}
 
 
 def status_link(target: Target, link: str, regions: Iterable[str] = (), hooks: tuple = (),
@@ -156,15 +160,25 @@ def status_link(target: Target, link: str, regions: Iterable[str] = (), hooks: t
     for rf in facts.regions:
         instance = max(rf.instances, key=lambda i: (i.launch_time, i.id)) if rf.instances else None
         eip = rf.eips[0].public_ip if rf.eips else None
-        raw = rf.parameter(naming.health_parameter(link, rf.region))
-        try:
-            health = json.loads(raw) if raw else None
-        except ValueError:
-            health = None
+        health = _health(rf.parameter(naming.health_parameter(link, rf.region)), rf.region)
         if instance or eip or health:
             out.append(GatewayStatus(rf.region, rf.region, instance.id if instance else None,
                                      instance.state if instance else None, eip, health))
     return out
+
+
+def _health(text: str | None, site: str) -> GatewayHealth | None:
+    """The report ``text``; None when absent or malformed (shown as no report). Raises ContractVersionError when
+    a newer agent wrote it: this linker cannot say whether that gateway is healthy."""
+    if not text:
+        return None
+    try:
+        return GatewayHealth.from_json(text)
+    except ContractVersionError:
+        raise
+    except ContractError as exc:
+        log.warning("the health report of %s is unreadable: %s", site, exc, extra={"site": site})
+        return None
 
 
 def wait_healthy(target: Target, link: str, regions: Iterable[str], timeout: float, poll: float = 10.0) -> None:

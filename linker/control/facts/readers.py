@@ -1,7 +1,8 @@
-"""Read AWS into plain frozen data: what exists in each region that matters to one link.
+"""Read AWS into the facts model: what exists in each region that matters to one link.
 
-Only Describe/Get/List calls are made here (``linker plan`` runs this with a read-only client). The choice of the
-VPC, its public subnet and its route tables are pure functions of the facts, so the planner's tests are data.
+Only Describe/Get/List calls are made here (``linker plan`` runs this with a read-only client). Thread-safe: the
+regions are read in parallel, each by its own thread, through thread-safe boto3 clients. Every AWS failure is a
+CloudError (``cloud_call``).
 """
 
 from __future__ import annotations
@@ -9,251 +10,35 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from linker import naming
 from linker.control.aws import Clients, cloud_call, is_not_found
-from linker.errors import SpecError
+from linker.control.facts.model import (
+    Bucket,
+    Eip,
+    IamFacts,
+    Instance,
+    LinkFacts,
+    Permission,
+    RegionFacts,
+    Route,
+    RouteTable,
+    SecurityGroup,
+    Subnet,
+    Tags,
+    Vpc,
+)
 from linker.spec import gateway_architecture
 
-Tags = tuple[tuple[str, str], ...]
 LIVE_STATES = ("pending", "running", "stopping", "stopped", "shutting-down")
 
 
 def _tags(items: Iterable[dict[str, str]] | None) -> Tags:
     return tuple(sorted((t["Key"], t["Value"]) for t in items or ()))
 
-
-@dataclass(frozen=True)
-class Vpc:
-    id: str
-    cidrs: tuple[str, ...]
-    is_default: bool
-    tags: Tags = ()
-
-
-@dataclass(frozen=True)
-class Subnet:
-    id: str
-    vpc_id: str
-    availability_zone: str
-
-
-@dataclass(frozen=True)
-class Route:
-    destination: str
-    target: str  # igw-..., eni-..., i-..., local, ...: the first target field AWS reports
-    eni: str | None = None
-
-
-@dataclass(frozen=True)
-class RouteTable:
-    id: str
-    vpc_id: str
-    is_main: bool
-    subnet_ids: tuple[str, ...]
-    routes: tuple[Route, ...]
-    tags: Tags = ()
-
-    def route(self, destination: str) -> Route | None:
-        return next((r for r in self.routes if r.destination == destination), None)
-
-    def linker_routes(self, link: str) -> dict[str, str]:
-        """{cidr: site} of the routes linker recorded (by tag) as its own in this table, for ``link``."""
-        prefix = naming.route_tag(link, "")
-        return {k[len(prefix):]: v for k, v in self.tags if k.startswith(prefix)}
-
-
-@dataclass(frozen=True)
-class Eip:
-    allocation_id: str
-    public_ip: str
-    association_id: str | None
-    instance_id: str | None
-    tags: Tags
-
-
-@dataclass(frozen=True)
-class Permission:
-    """One ingress rule, flattened: protocol ('udp', '-1', ...), port range, source CIDR."""
-
-    protocol: str
-    from_port: int | None
-    to_port: int | None
-    cidr: str
-
-
-@dataclass(frozen=True)
-class SecurityGroup:
-    id: str
-    vpc_id: str
-    ingress: frozenset[Permission]
-    tags: Tags
-
-
-@dataclass(frozen=True)
-class Instance:
-    id: str
-    state: str
-    eni_id: str | None
-    subnet_id: str | None
-    instance_type: str
-    source_dest_check: bool
-    http_tokens: str
-    launch_time: str
-    tags: Tags
-
-    @property
-    def config(self) -> str | None:
-        return dict(self.tags).get(naming.TAG_CONFIG)
-
-
-@dataclass(frozen=True)
-class IamFacts:
-    """The site's IAM role and instance profile (IAM is global; names carry link and site)."""
-
-    role_exists: bool = False
-    role_tags: Tags = ()
-    inline_policy: str | None = None  # canonical JSON of the inline policy, None when absent
-    attached_policies: tuple[str, ...] = ()
-    profile_exists: bool = False
-    profile_roles: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Bucket:
-    """The site's S3 bucket (``naming.bucket_name``): whether it exists, its tags, the wheels in it."""
-
-    name: str
-    exists: bool = False
-    accessible: bool = True  # False: the name is taken by a bucket this account cannot read
-    tags: Tags = ()
-    keys: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class RegionFacts:
-    region: str
-    vpcs: tuple[Vpc, ...] = ()
-    subnets: tuple[Subnet, ...] = ()
-    route_tables: tuple[RouteTable, ...] = ()
-    eips: tuple[Eip, ...] = ()
-    security_groups: tuple[SecurityGroup, ...] = ()
-    instances: tuple[Instance, ...] = ()
-    iam: IamFacts = field(default_factory=IamFacts)
-    parameters: tuple[tuple[str, str], ...] = ()  # the link's own SSM parameters here: (name, value)
-    ami: str | None = None
-    bucket: Bucket | None = None
-
-    def parameter(self, name: str) -> str | None:
-        return dict(self.parameters).get(name)
-
-    def _tagged(self) -> list[tuple[str, Tags]]:
-        """(id, tags) of the link's tagged resources here."""
-        out = [(e.allocation_id, e.tags) for e in self.eips] + [(g.id, g.tags) for g in self.security_groups]
-        out += [(i.id, i.tags) for i in self.instances]
-        if self.iam.role_exists:
-            out.append((f"IAM role of {self.region}", self.iam.role_tags))
-        if self.bucket is not None and self.bucket.exists:
-            out.append((self.bucket.name, self.bucket.tags))
-        return out
-
-    def managed_by(self) -> set[str]:
-        """Every ``linker:managed-by`` value on the link's resources here."""
-        return {dict(tags).get(naming.TAG_MANAGED_BY, "") for _, tags in self._tagged()} - {""}
-
-    def managed_by_terraform(self) -> tuple[str, ...]:
-        """Ids of the link's resources here that carry ``linker:managed-by=terraform``."""
-        return tuple(rid for rid, tags in self._tagged()
-                     if dict(tags).get(naming.TAG_MANAGED_BY) == naming.MANAGED_BY_TERRAFORM)
-
-
-@dataclass(frozen=True)
-class LinkFacts:
-    link: str
-    regions: tuple[RegionFacts, ...]
-
-    def region(self, name: str) -> RegionFacts:
-        return next(r for r in self.regions if r.region == name)
-
-    def known_sites(self) -> tuple[str, ...]:
-        """Sites named in any region's membership document or owning a tagged resource."""
-        sites: set[str] = set()
-        for rf in self.regions:
-            doc = rf.parameter(naming.membership_parameter(self.link))
-            sites.update(membership_sites(doc))
-            if has_link_resources(rf, self.link):
-                sites.add(rf.region)
-        return tuple(sorted(sites))
-
-
-def membership_sites(doc: str | None) -> list[str]:
-    if not doc:
-        return []
-    try:
-        return [str(s["site"]) for s in json.loads(doc).get("sites", [])]
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return []
-
-
-def has_link_resources(rf: RegionFacts, link: str) -> bool:
-    """Whether the region holds anything of ``link`` besides its lock."""
-    params = [n for n, _ in rf.parameters if n != naming.lock_parameter(link)]
-    return bool(rf.eips or rf.security_groups or rf.instances or rf.iam.role_exists or rf.iam.profile_exists
-                or (rf.bucket is not None and rf.bucket.exists and rf.bucket.accessible) or params
-                or any(t.linker_routes(link) for t in rf.route_tables))
-
-
-# --- pure derivations ---
-
-def choose_vpc(rf: RegionFacts, requested: str | None) -> tuple[Vpc, str]:
-    """The site's VPC and why: ``--vpc``, else the one tagged ``linker:site``, else the only non-default VPC,
-    else the default VPC. Raises SpecError when the choice is missing or ambiguous."""
-    if requested:
-        vpc = next((v for v in rf.vpcs if v.id == requested), None)
-        if vpc is None:
-            raise SpecError(f"{rf.region}: VPC {requested} does not exist",
-                            fix=f"list the region's VPCs with: aws ec2 describe-vpcs --region {rf.region}")
-        return vpc, "--vpc"
-    tagged = [v for v in rf.vpcs if naming.TAG_SITE in dict(v.tags)]
-    if len(tagged) == 1:
-        return tagged[0], f"tagged {naming.TAG_SITE}"
-    if len(tagged) > 1:
-        raise SpecError(f"{rf.region}: several VPCs are tagged {naming.TAG_SITE} ({', '.join(v.id for v in tagged)})",
-                        fix=f"choose one with --vpc {rf.region}=vpc-...")
-    custom = [v for v in rf.vpcs if not v.is_default]
-    if len(custom) == 1:
-        return custom[0], "the region's only non-default VPC"
-    if len(custom) > 1:
-        raise SpecError(f"{rf.region}: several VPCs and none tagged {naming.TAG_SITE} "
-                        f"({', '.join(sorted(v.id for v in custom))})",
-                        fix=f"choose one with --vpc {rf.region}=vpc-... or tag it {naming.TAG_SITE}={rf.region}")
-    default = next((v for v in rf.vpcs if v.is_default), None)
-    if default is None:
-        raise SpecError(f"{rf.region}: there is no VPC", fix="create one, or drop the region from the link")
-    return default, "the default VPC"
-
-
-def vpc_route_tables(rf: RegionFacts, vpc_id: str) -> tuple[RouteTable, ...]:
-    """Route tables in use in the VPC: those associated with a subnet, and the main table."""
-    return tuple(t for t in rf.route_tables if t.vpc_id == vpc_id and (t.is_main or t.subnet_ids))
-
-
-def public_subnet(rf: RegionFacts, vpc_id: str) -> str | None:
-    """A subnet whose route table (its own, else the VPC's main table) sends 0.0.0.0/0 to an internet gateway."""
-    main = next((t for t in rf.route_tables if t.vpc_id == vpc_id and t.is_main), None)
-    for subnet in sorted((s for s in rf.subnets if s.vpc_id == vpc_id), key=lambda s: (s.availability_zone, s.id)):
-        table = next((t for t in rf.route_tables if subnet.id in t.subnet_ids), main)
-        default = table.route("0.0.0.0/0") if table else None
-        if default is not None and default.target.startswith("igw-"):
-            return subnet.id
-    return None
-
-
-# --- reading AWS ---
 
 def gather(clients: Clients, link: str, regions: Iterable[str], instance_type: str,
            max_workers: int = 8) -> LinkFacts:
@@ -263,8 +48,7 @@ def gather(clients: Clients, link: str, regions: Iterable[str], instance_type: s
     account = account_id(clients)
     with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(wanted)))) as pool:
         found = list(pool.map(lambda r: gather_region(clients, link, r, arch, account), wanted))
-    extra = sorted({s for rf in found for s in membership_sites(rf.parameter(naming.membership_parameter(link)))}
-                   - set(wanted))
+    extra = sorted({s for rf in found for s in rf.membership_sites(link)} - set(wanted))
     if extra:
         with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(extra)))) as pool:
             found += list(pool.map(lambda r: gather_region(clients, link, r, None, account), extra))

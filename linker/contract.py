@@ -1,0 +1,315 @@
+"""The documents the controller and the gateways exchange through SSM Parameter Store: typed, frozen, versioned.
+
+Three documents, one writer each:
+
+- ``Membership`` (``naming.membership_parameter``): written by the controller (or Terraform) in every region of the
+  link, read by every gateway agent. JSON with ``"schema": 1``.
+- ``PublicKey`` (``naming.public_key_parameter``): written by each gateway agent, read by its peers. The bare
+  base64 key, as ``wg pubkey`` prints it; a single value, so it carries no version.
+- ``GatewayHealth`` (``naming.health_parameter``): written by each gateway agent, read by ``linker status``. JSON
+  with ``"schema": 1``; reports of agents older than the field carry none and read as version 1.
+
+Both halves import this module and nothing else to read or write these documents, so their formats cannot drift.
+A reader refuses a document of a newer schema (``ContractVersionError``: upgrade this side) and a malformed one
+(``ContractError``), naming the document and the problem. Ground floor: imports the standard library and
+``linker.errors`` only. Everything here is an immutable value and thread-safe.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from linker.errors import ContractError, ContractVersionError
+
+MEMBERSHIP_SCHEMA = 1
+HEALTH_SCHEMA = 1
+KEY_LEN = 32  # a Curve25519 public key, as linker.wg.constants.KEY_LEN (the ground floor does not import wg)
+
+T = TypeVar("T")
+
+
+# --- reading helpers: each raises ContractError naming the document and the field ---
+
+def _loads(text: str | bytes, document: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, TypeError) as exc:
+        raise ContractError(f"the {document} document is not JSON: {exc}") from None
+
+
+def _object(value: Any, document: str, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, dict):
+        raise ContractError(f"the {document} document is malformed: {where} is not a JSON object")
+    return value
+
+
+def _field(obj: Mapping[str, Any], key: str, check: Callable[[Any], T], document: str, where: str,
+           required: bool = True) -> T:
+    """``check(obj[key])``; a missing key is None when not ``required``."""
+    if key not in obj and required:
+        raise ContractError(f"the {document} document is malformed: {where} has no {key!r}")
+    try:
+        return check(obj.get(key))
+    except ContractError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise ContractError(f"the {document} document is malformed: {where}.{key}: {exc}") from None
+
+
+def _schema(obj: Mapping[str, Any], supported: int, document: str, default: int | None = None) -> int:
+    version = obj.get("schema", default)
+    if version is None:
+        raise ContractError(f"the {document} document is malformed: it has no 'schema'")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ContractError(f"the {document} document is malformed: schema {version!r} is not a version number")
+    if version > supported:
+        raise ContractVersionError(
+            f"the {document} document has schema {version}, written by a newer linker; this one reads schema "
+            f"{supported} at most",
+            fix="upgrade linker on this side (the controller's `pip install -U linker`, or re-run `linker up` "
+                "with the newer linker so that the gateways are replaced)")
+    return version
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{value!r} is not a non-empty string")
+    return value
+
+
+def _int(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{value!r} is not an integer")
+    return value
+
+
+def _count(value: Any) -> int:
+    if _int(value) < 0:
+        raise ValueError(f"{value!r} is negative")
+    return int(value)
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{value!r} is not a finite number")
+    return float(value)
+
+
+def _optional(check: Callable[[Any], T]) -> Callable[[Any], T | None]:
+    return lambda value: None if value is None else check(value)
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{value!r} is not true or false")
+    return value
+
+
+def _list(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise ValueError(f"{value!r} is not a list")
+    return value
+
+
+# --- membership ---
+
+def _port(value: Any) -> int:
+    port = _int(value)
+    if not 0 < port < 65536:
+        raise ValueError(f"port {port} is out of range")
+    return port
+
+
+def _ip(value: Any) -> str:
+    return str(ipaddress.ip_address(_str(value)))
+
+
+def _cidrs(value: Any) -> tuple[str, ...]:
+    return tuple(str(ipaddress.ip_network(_str(c))) for c in _list(value))
+
+
+@dataclass(frozen=True)
+class SiteEntry:
+    """One site of the link: its gateway's region, public address (None until allocated), CIDRs and port."""
+
+    site: str
+    region: str
+    eip: str | None  # None until the controller allocated it: gateways skip such a peer until it is known
+    cidrs: tuple[str, ...]
+    port: int
+
+    def endpoint(self) -> str | None:
+        """``host:port`` of the site's gateway, IPv6 in brackets; None while its address is unknown."""
+        if not self.eip:
+            return None
+        host = f"[{self.eip}]" if ":" in self.eip else self.eip
+        return f"{host}:{self.port}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"site": self.site, "region": self.region, "eip": self.eip, "cidrs": list(self.cidrs),
+                "port": self.port}
+
+    @classmethod
+    def from_dict(cls, obj: Any, where: str = "a site") -> SiteEntry:
+        """Raises ContractError when ``obj`` is not a valid site entry."""
+        doc = "membership"
+        obj = _object(obj, doc, where)
+        site = _field(obj, "site", _str, doc, where)
+        where = f"site {site!r}"
+        return cls(site, _field(obj, "region", _str, doc, where), _field(obj, "eip", _optional(_ip), doc, where, False),
+                   _field(obj, "cidrs", _cidrs, doc, where), _field(obj, "port", _port, doc, where))
+
+
+@dataclass(frozen=True)
+class Membership:
+    """The link's sites: which exist, where their gateways are, what they route. Nothing secret is in it."""
+
+    link: str
+    sites: tuple[SiteEntry, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": MEMBERSHIP_SCHEMA, "link": self.link, "sites": [s.to_dict() for s in self.sites]}
+
+    def to_json(self) -> str:
+        """The document as written to SSM (keys sorted, so equal memberships are equal strings)."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, obj: Any) -> Membership:
+        """Raises ContractVersionError for a newer schema, ContractError for anything else malformed."""
+        doc = "membership"
+        obj = _object(obj, doc, "the document")
+        _schema(obj, MEMBERSHIP_SCHEMA, doc)
+        link = _field(obj, "link", _str, doc, "the document")
+        entries = _field(obj, "sites", _list, doc, "the document")
+        sites = tuple(SiteEntry.from_dict(e, f"sites[{i}]") for i, e in enumerate(entries))
+        names = [s.site for s in sites]
+        if len(set(names)) != len(names):
+            raise ContractError(f"the membership document is malformed: a site is listed twice ({names})")
+        return cls(link, sites)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Membership:
+        """Raises ContractVersionError for a newer schema, ContractError for anything else malformed."""
+        return cls.from_dict(_loads(text, "membership"))
+
+    def site(self, name: str) -> SiteEntry | None:
+        return next((s for s in self.sites if s.site == name), None)
+
+    def site_names(self) -> tuple[str, ...]:
+        return tuple(s.site for s in self.sites)
+
+    def peers_of(self, own_site: str) -> list[SiteEntry]:
+        """Every site but ``own_site``, in document order."""
+        return [s for s in self.sites if s.site != own_site]
+
+
+# --- public keys ---
+
+@dataclass(frozen=True)
+class PublicKey:
+    """A gateway's WireGuard public key, published as bare base64 (44 characters, as ``wg pubkey`` prints)."""
+
+    key: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.key) != KEY_LEN:
+            raise ContractError(f"a public key is {KEY_LEN} bytes, not {len(self.key)}")
+
+    def to_text(self) -> str:
+        return base64.b64encode(self.key).decode("ascii")
+
+    @classmethod
+    def from_text(cls, text: str) -> PublicKey:
+        """Raises ContractError when ``text`` is not a base64 32-byte key."""
+        text = text.strip()
+        try:
+            if len(text) != 44 or not text.endswith("="):
+                raise ValueError
+            return cls(base64.b64decode(text, validate=True))
+        except (ValueError, binascii.Error):
+            raise ContractError(f"the public key document is malformed: not a base64 {KEY_LEN}-byte key") from None
+
+
+# --- health ---
+
+@dataclass(frozen=True)
+class TunnelHealth:
+    """One tunnel as its gateway sees it: healthy when the last handshake is recent."""
+
+    peer_site: str
+    public_key: str | None  # base64, None when the peer has not published one
+    endpoint: str | None
+    last_handshake: float | None  # wall-clock seconds
+    handshake_age: float | None  # seconds; None: never
+    rx_bytes: int
+    tx_bytes: int
+    healthy: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"peer_site": self.peer_site, "public_key": self.public_key, "endpoint": self.endpoint,
+                "last_handshake": self.last_handshake, "handshake_age": self.handshake_age,
+                "rx_bytes": self.rx_bytes, "tx_bytes": self.tx_bytes, "healthy": self.healthy}
+
+    @classmethod
+    def from_dict(cls, obj: Any, where: str = "a tunnel") -> TunnelHealth:
+        """Raises ContractError when ``obj`` is not a valid tunnel report."""
+        doc = "health"
+        obj = _object(obj, doc, where)
+        peer = _field(obj, "peer_site", _str, doc, where)
+        where = f"the tunnel to {peer!r}"
+        return cls(peer, _field(obj, "public_key", _optional(_str), doc, where, False),
+                   _field(obj, "endpoint", _optional(_str), doc, where, False),
+                   _field(obj, "last_handshake", _optional(_number), doc, where),
+                   _field(obj, "handshake_age", _optional(_number), doc, where),
+                   _field(obj, "rx_bytes", _count, doc, where), _field(obj, "tx_bytes", _count, doc, where),
+                   _field(obj, "healthy", _bool, doc, where))
+
+
+@dataclass(frozen=True)
+class GatewayHealth:
+    """What a gateway agent last reported about its tunnels."""
+
+    link: str
+    site: str
+    reported_at: float  # wall-clock seconds
+    tunnels: tuple[TunnelHealth, ...]
+
+    @property
+    def healthy(self) -> bool:
+        """Every tunnel is healthy (vacuously true without tunnels: ``linker status`` also wants some)."""
+        return all(t.healthy for t in self.tunnels)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": HEALTH_SCHEMA, "link": self.link, "site": self.site, "reported_at": self.reported_at,
+                "healthy": self.healthy, "tunnels": [t.to_dict() for t in self.tunnels]}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, obj: Any) -> GatewayHealth:
+        """Raises ContractVersionError for a newer schema, ContractError for anything else malformed.
+
+        A report without ``schema`` is version 1 (agents wrote none before the field existed); its ``healthy``
+        is derived again from the tunnels, as it always was."""
+        doc = "health"
+        obj = _object(obj, doc, "the document")
+        _schema(obj, HEALTH_SCHEMA, doc, default=1)
+        where = "the document"
+        tunnels = _field(obj, "tunnels", _list, doc, where)
+        return cls(_field(obj, "link", _str, doc, where), _field(obj, "site", _str, doc, where),
+                   _field(obj, "reported_at", _number, doc, where),
+                   tuple(TunnelHealth.from_dict(t, f"tunnels[{i}]") for i, t in enumerate(tunnels)))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> GatewayHealth:
+        """Raises ContractVersionError for a newer schema, ContractError for anything else malformed."""
+        return cls.from_dict(_loads(text, "health"))

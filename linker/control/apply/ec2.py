@@ -1,0 +1,225 @@
+"""EC2 changes: the Elastic IP, the security group and its rules, the instance, the routes to the peers."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from linker import naming
+from linker.control.apply.calls import ignore_not_found
+from linker.control.aws import error_code, is_not_found
+from linker.control.changes import Action, Change, Kind
+from linker.errors import CloudError
+
+if TYPE_CHECKING:
+    from linker.control.apply.run import Applier, Handler
+
+
+# --- Elastic IP ---
+def create_eip(run: Applier, c: Change) -> None:
+    ec2 = run.clients.ec2(c.region)
+    reply = ec2.allocate_address(Domain="vpc", TagSpecifications=[
+        {"ResourceType": "elastic-ip", "Tags": run.tags(c, naming.ROLE_EIP)}])
+    run.set_ref("eip-allocation", c.site, reply["AllocationId"])
+    run.set_ref("eip-ip", c.site, reply["PublicIp"])
+
+
+def update_eip_association(run: Applier, c: Change) -> None:
+    ec2, instance = run.clients.ec2(c.region), run.resolve(c.param("instance"))
+    _wait_state(run, c.region, [instance], {"running"})
+    ec2.associate_address(AllocationId=run.resolve(c.param("allocation")), InstanceId=instance,
+                          AllowReassociation=True)
+
+
+def delete_eip(run: Applier, c: Change) -> None:
+    ec2 = run.clients.ec2(c.region)
+    if c.param("association"):
+        ignore_not_found(ec2.disassociate_address, AssociationId=c.param("association"))
+    ignore_not_found(ec2.release_address, AllocationId=c.target)
+
+
+# --- security group ---
+def create_security_group(run: Applier, c: Change) -> None:
+    ec2 = run.clients.ec2(c.region)
+    try:
+        reply = ec2.create_security_group(
+            GroupName=c.target, VpcId=c.param("vpc"),
+            Description=f"linker gateway of link {run.link}, site {c.site}: tunnel port from peers only",
+            TagSpecifications=[{"ResourceType": "security-group",
+                                "Tags": run.tags(c, naming.ROLE_SECURITY_GROUP)}])
+        group = reply["GroupId"]
+    except ClientError as exc:
+        if error_code(exc) != "InvalidGroup.Duplicate":
+            raise
+        group = _adopt_group(run, c)
+    run.set_ref("security-group", c.site, group)
+
+
+def _adopt_group(run: Applier, c: Change) -> str:
+    found = run.clients.ec2(c.region).describe_security_groups(Filters=[
+        {"Name": "group-name", "Values": [c.target]}, {"Name": "vpc-id", "Values": [c.param("vpc")]},
+        {"Name": f"tag:{naming.TAG_LINK}", "Values": [run.link]}])["SecurityGroups"]
+    if not found:
+        raise CloudError(f"{c.region}: a security group named {c.target} exists that is not the link's",
+                         fix="delete or rename it")
+    return str(found[0]["GroupId"])
+
+
+def _permissions(run: Applier, rules: tuple) -> list[dict[str, Any]]:
+    out = []
+    for proto, low, high, source in rules:
+        source = run.resolve(source)
+        cidr = source if "/" in source else f"{source}/32"
+        perm: dict[str, Any] = {"IpProtocol": proto, "IpRanges": [{"CidrIp": cidr}]}
+        if low is not None:
+            perm.update(FromPort=low, ToPort=high)
+        out.append(perm)
+    return out
+
+
+def update_security_group_ingress(run: Applier, c: Change) -> None:
+    ec2, group = run.clients.ec2(c.region), run.resolve(c.param("group"))
+    perms = _permissions(run, c.param("rules"))
+    try:
+        ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=perms)
+    except ClientError as exc:
+        if error_code(exc) != "InvalidPermission.Duplicate":
+            raise
+        for perm in perms:  # some were added by a run that died: add the rest one by one
+            try:
+                ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[perm])
+            except ClientError as again:
+                if error_code(again) != "InvalidPermission.Duplicate":
+                    raise
+
+
+def delete_security_group_ingress(run: Applier, c: Change) -> None:
+    ec2 = run.clients.ec2(c.region)
+    ignore_not_found(ec2.revoke_security_group_ingress, GroupId=run.resolve(c.param("group")),
+                      IpPermissions=_permissions(run, c.param("rules")))
+
+
+def delete_security_group(run: Applier, c: Change) -> None:
+    ec2 = run.clients.ec2(c.region)
+    deadline = time.monotonic() + run.timeout
+    while True:  # the terminated instance's ENI can take a while to go away
+        try:
+            ignore_not_found(ec2.delete_security_group, GroupId=c.target)
+            return
+        except ClientError as exc:
+            if error_code(exc) != "DependencyViolation" or time.monotonic() > deadline:
+                raise
+            time.sleep(run.poll)
+
+
+# --- instance ---
+def create_instance(run: Applier, c: Change) -> None:
+    ec2 = run.clients.ec2(c.region)
+    tags = run.tags(c, naming.ROLE_INSTANCE, {naming.TAG_CONFIG: c.param("config"), "Name": c.target})
+    kwargs = dict(
+        ImageId=c.param("ami"), InstanceType=c.param("instance_type"), MinCount=1, MaxCount=1,
+        SubnetId=c.param("subnet"), SecurityGroupIds=[run.resolve(c.param("group"))],
+        IamInstanceProfile={"Name": c.param("profile")}, UserData=c.param("user_data"),
+        MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 1},
+        ClientToken=run.token(c.site, "instance", c.param("config")),
+        TagSpecifications=[{"ResourceType": "instance", "Tags": tags},
+                           {"ResourceType": "network-interface", "Tags": run.tags(c, naming.ROLE_INSTANCE)}])
+    deadline = time.monotonic() + min(run.timeout, 120.0)
+    while True:
+        try:
+            instance = ec2.run_instances(**kwargs)["Instances"][0]
+            break
+        except ClientError as exc:
+            # a new instance profile takes a few seconds to be usable by EC2 (IAM is eventually consistent)
+            propagating = error_code(exc) == "InvalidParameterValue" and "profile" in str(exc).lower()
+            if not propagating or time.monotonic() > deadline:
+                raise
+            time.sleep(run.poll)
+    run.set_ref("instance", c.site, instance["InstanceId"])
+    run.set_ref("eni", c.site, instance["NetworkInterfaces"][0]["NetworkInterfaceId"])
+    ec2.modify_instance_attribute(InstanceId=instance["InstanceId"], SourceDestCheck={"Value": False})
+
+
+def update_source_dest_check(run: Applier, c: Change) -> None:
+    run.clients.ec2(c.region).modify_instance_attribute(InstanceId=c.target, SourceDestCheck={"Value": False})
+
+
+def update_metadata_options(run: Applier, c: Change) -> None:
+    run.clients.ec2(c.region).modify_instance_metadata_options(InstanceId=c.target, HttpTokens="required",
+                                                                HttpEndpoint="enabled")
+
+
+def delete_instance(run: Applier, c: Change) -> None:
+    ignore_not_found(run.clients.ec2(c.region).terminate_instances, InstanceIds=[c.target])
+
+
+def delete_instance_terminated(run: Applier, c: Change) -> None:
+    _wait_state(run, c.region, list(c.param("instances")), {"terminated"})
+
+
+def _wait_state(run: Applier, region: str, instances: list[str], states: set[str]) -> None:
+    ec2, deadline = run.clients.ec2(region), time.monotonic() + run.timeout
+    while True:
+        try:
+            found = [i for r in ec2.describe_instances(InstanceIds=instances)["Reservations"]
+                     for i in r["Instances"]]
+        except ClientError as exc:
+            if not is_not_found(exc):
+                raise
+            found = []  # gone altogether counts as terminated; a new instance may not be visible yet
+            if "terminated" in states:
+                return
+        if found and all(i["State"]["Name"] in states for i in found):
+            return
+        if time.monotonic() > deadline:
+            raise CloudError(f"{region}: instances {', '.join(instances)} did not reach {'/'.join(states)} "
+                             f"within {run.timeout:.0f} s")
+        time.sleep(run.poll)
+
+
+# --- routes ---
+def create_route(run: Applier, c: Change) -> None:
+    ec2 = run.clients.ec2(c.region)
+    # the tag first: a run that dies between the two leaves a record, never an unrecorded route
+    ec2.create_tags(Resources=[c.param("table")], Tags=[{"Key": c.param("tag"), "Value": c.site}])
+    try:
+        ec2.create_route(RouteTableId=c.param("table"), DestinationCidrBlock=c.param("cidr"),
+                         NetworkInterfaceId=run.resolve(c.param("eni")))
+    except ClientError as exc:
+        if error_code(exc) != "RouteAlreadyExists":
+            raise
+        update_route(run, c)
+
+
+def update_route(run: Applier, c: Change) -> None:
+    ec2 = run.clients.ec2(c.region)
+    ec2.create_tags(Resources=[c.param("table")], Tags=[{"Key": c.param("tag"), "Value": c.site}])
+    ec2.replace_route(RouteTableId=c.param("table"), DestinationCidrBlock=c.param("cidr"),
+                      NetworkInterfaceId=run.resolve(c.param("eni")))
+
+
+def delete_route(run: Applier, c: Change) -> None:
+    ec2 = run.clients.ec2(c.region)
+    ignore_not_found(ec2.delete_route, RouteTableId=c.param("table"), DestinationCidrBlock=c.param("cidr"))
+    ignore_not_found(ec2.delete_tags, Resources=[c.param("table")], Tags=[{"Key": c.param("tag")}])
+
+
+HANDLERS: dict[tuple[Action, Kind], Handler] = {
+    (Action.CREATE, Kind.EIP): create_eip,
+    (Action.UPDATE, Kind.EIP_ASSOCIATION): update_eip_association,
+    (Action.DELETE, Kind.EIP): delete_eip,
+    (Action.CREATE, Kind.SECURITY_GROUP): create_security_group,
+    (Action.UPDATE, Kind.SECURITY_GROUP_INGRESS): update_security_group_ingress,
+    (Action.DELETE, Kind.SECURITY_GROUP_INGRESS): delete_security_group_ingress,
+    (Action.DELETE, Kind.SECURITY_GROUP): delete_security_group,
+    (Action.CREATE, Kind.INSTANCE): create_instance,
+    (Action.UPDATE, Kind.SOURCE_DEST_CHECK): update_source_dest_check,
+    (Action.UPDATE, Kind.METADATA_OPTIONS): update_metadata_options,
+    (Action.DELETE, Kind.INSTANCE): delete_instance,
+    (Action.DELETE, Kind.INSTANCE_TERMINATED): delete_instance_terminated,
+    (Action.CREATE, Kind.ROUTE): create_route,
+    (Action.UPDATE, Kind.ROUTE): update_route,
+    (Action.DELETE, Kind.ROUTE): delete_route,
+}
