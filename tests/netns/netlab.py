@@ -15,6 +15,8 @@ inside the namespaces.
 from __future__ import annotations
 
 import contextlib
+import json
+import selectors
 import shutil
 import signal
 import subprocess
@@ -29,6 +31,7 @@ from linker.sandbox import netns
 
 REPO = Path(__file__).resolve().parents[2]
 LINKER = [sys.executable, "-m", "linker"]
+PROBE = [sys.executable, "-m", "linker.sandbox.probe"]
 
 
 def run(argv: list[str], ns: str | None = None, *, check: bool = True, timeout: float = 60,
@@ -125,17 +128,32 @@ def ping(ns: str, addr: str, count: int = 3, timeout: float = 2) -> bool:
     return res.returncode == 0
 
 
+def _line(proc: subprocess.Popen[str], timeout: float) -> str:
+    """The next line ``proc`` prints, or "" if it prints none within ``timeout`` s (or exits)."""
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        return proc.stdout.readline().strip() if sel.select(timeout) else ""
+
+
 def transfer(lab: Lab, server_ns: str, server_addr: str, client_ns: str, size: int, port: int = 5201,
              timeout: float = 120) -> tuple[str, str, float]:
-    """Send ``size`` random bytes over TCP from client to server; returns (sha256 sent, sha256 received, seconds)."""
-    server = subprocess.Popen(["ip", "netns", "exec", server_ns, sys.executable, "-m", "tests.netns.xfer", "recv",
-                               server_addr, str(port)], cwd=REPO, stdout=subprocess.PIPE, text=True)
-    lab.procs.append(server)
+    """Send ``size`` pseudo-random bytes over TCP from client to server with the package's probe; returns
+    (sha256 sent, sha256 received, seconds). The sender retries connecting for 10 s (the tunnel may still be
+    handshaking); the whole transfer is bounded by ``timeout``. A transfer that fails raises AssertionError."""
+    server = lab.spawn(server_ns, [*PROBE, "recv", "--bind", server_addr, "--port", str(port), "--timeout", "120"],
+                       capture=True)
     try:
-        client = run([sys.executable, "-m", "tests.netns.xfer", "send", server_addr, str(port), str(size)],
-                     client_ns, timeout=timeout)
-        sent, seconds = client.stdout.split()
-        received = server.communicate(timeout=30)[0].strip()
+        ready = _line(server, 30)
+        if ready != "listening":
+            lab.stop(server)
+            raise AssertionError(f"the probe's receiver did not start: {ready or server.communicate()[1]}")
+        client = run([*PROBE, "send", "--to", server_addr, "--port", str(port), "--bytes", str(size),
+                      "--timeout", "60", "--connect-within", "10"], client_ns, check=False, timeout=timeout)
+        sent = json.loads(client.stdout.strip().splitlines()[-1]) if client.stdout.strip() else {}
+        assert "sha256" in sent, f"the transfer failed: {sent.get('error') or client.stderr.strip()}"
+        out, _ = server.communicate(timeout=30)
+        received = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
     finally:
         lab.stop(server)
-    return sent, received, float(seconds)
+    return str(sent["sha256"]), str(received.get("sha256", received.get("error", ""))), float(sent["seconds"])
