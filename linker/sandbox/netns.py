@@ -1,8 +1,9 @@
 """The one toolkit for network namespaces (the sandbox, the netns tests and the benchmark all use it).
 
-Namespaces, veth links, addresses and routes go through pyroute2 (netlink, no process per call); sysctls, nft
-rulesets and commands run inside a namespace go through ``ip netns exec`` (see ``run`` for why). Every call is
-bounded in time and every failure is a SandboxError naming what failed and why.
+Links, addresses and routes go through pyroute2 (netlink, no process per call), on a socket opened by a thread
+that entered the namespace; namespaces are created by ``ip netns add`` (see ``add`` for why) and removed by
+pyroute2; sysctls, nft rulesets and commands run inside a namespace go through ``ip netns exec`` (see ``run``).
+Every call is bounded in time and every failure is a SandboxError naming what failed and why.
 
 Processes are spawned inside a namespace and stopped by the PID this process started (SIGTERM, then SIGKILL),
 never looked up by name. Names are the caller's: ``unique`` makes a per-process tag so parallel runs never
@@ -21,9 +22,10 @@ import itertools
 import json
 import os
 import signal
+import socket
 import subprocess
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -127,11 +129,14 @@ def add(netns: str) -> None:
     if exists(netns):
         raise SandboxError(f"network namespace {netns} already exists (left by a sandbox whose records are gone?)",
                            fix=f"check nothing uses it, then: sudo ip netns delete {netns}")
+    # Not pyroute2's netns.create: it forks this Python process, and the copy inherits our signal handlers; the
+    # SIGTERM pyroute2 ends it with could run the caller's own cleanup in the copy (the benchmark's did).
+    ip("netns", "add", netns)
     try:
-        pyroute2_netns.create(netns)
-    except Exception as exc:  # pyroute2 re-raises its child's failure by class name: any class
-        raise SandboxError(f"cannot create network namespace {netns}: {exc}") from None
-    link_up(netns, "lo")
+        link_up(netns, "lo")
+    except BaseException:
+        delete(netns)  # half made is not made: the caller never learns the name to remove it
+        raise
 
 
 def delete(netns: str) -> None:
@@ -143,21 +148,26 @@ def delete(netns: str) -> None:
 
 # --- links, addresses, routes (netlink) ---
 
-@contextlib.contextmanager
-def rtnl(netns: str | None = None) -> Iterator[IPRoute]:
-    """A netlink route socket inside ``netns`` (never creating it), closed on exit; netlink errors become
-    SandboxError naming the namespace."""
+def netlink(netns: str | None, fn: Callable[[IPRoute], T], timeout: float = TIMEOUT) -> T:
+    """``fn(ipr)`` with a netlink route socket inside ``netns`` (which must exist); its result. Netlink errors
+    become SandboxError naming the namespace.
+
+    The socket is opened by a thread that entered the namespace (``in_netns``), not by pyroute2's
+    ``IPRoute(netns=...)``, which forks this process to open it (see ``add``)."""
     where = netns or "the root namespace"
-    try:
-        ipr = IPRoute(netns=netns, flags=0) if netns else IPRoute()
-    except OSError as exc:
-        raise SandboxError(f"cannot open netlink in {where}: {exc}") from None
-    try:
-        yield ipr
-    except NetlinkError as exc:
-        raise SandboxError(f"netlink in {where}: {exc.args[-1]} (error {exc.code})") from None
-    finally:
-        ipr.close()
+
+    def work() -> T:
+        with IPRoute() as ipr:
+            try:
+                return fn(ipr)
+            except NetlinkError as exc:
+                raise SandboxError(f"netlink in {where}: {exc.args[-1]} (error {exc.code})") from None
+
+    if netns is None:
+        return work()
+    if not exists(netns):
+        raise SandboxError(f"no network namespace {netns}")
+    return in_netns(netns, work, timeout)
 
 
 def _index(ipr: IPRoute, dev: str, netns: str | None) -> int:
@@ -168,14 +178,14 @@ def _index(ipr: IPRoute, dev: str, netns: str | None) -> int:
 
 
 def link_up(netns: str | None, dev: str, mtu: int | None = None) -> None:
-    with rtnl(netns) as ipr:
-        ipr.link("set", index=_index(ipr, dev, netns), state="up", **({"mtu": mtu} if mtu else {}))
+    netlink(netns, lambda ipr: ipr.link("set", index=_index(ipr, dev, netns), state="up",
+                                        **({"mtu": mtu} if mtu else {})))
 
 
 def veth(ns_a: str, dev_a: str, ns_b: str, dev_b: str, up: bool = True) -> None:
     """A veth pair, ``dev_a`` in ``ns_a`` and ``dev_b`` in ``ns_b``; both ends up unless ``up`` is false."""
-    with rtnl(ns_a) as ipr:
-        ipr.link("add", ifname=ifname(dev_a), kind="veth", peer={"ifname": ifname(dev_b), "net_ns_fd": ns_b})
+    peer = {"ifname": ifname(dev_b), "net_ns_fd": ns_b}  # pyroute2 opens /run/netns/<ns_b> itself (no fork)
+    netlink(ns_a, lambda ipr: ipr.link("add", ifname=ifname(dev_a), kind="veth", peer=peer))
     if up:
         link_up(ns_a, dev_a)
         link_up(ns_b, dev_b)
@@ -185,24 +195,24 @@ def addr_add(netns: str | None, dev: str, cidr: str) -> None:
     """Add address ``cidr`` (``192.0.2.1/24``, ``fd00::1/64``) to ``dev``."""
     address, _, prefix = cidr.partition("/")
     length = int(prefix) if prefix else (128 if ":" in address else 32)
-    with rtnl(netns) as ipr:
-        ipr.addr("add", index=_index(ipr, dev, netns), address=address, prefixlen=length)
+    netlink(netns, lambda ipr: ipr.addr("add", index=_index(ipr, dev, netns), address=address, prefixlen=length))
 
 
 def route_add(netns: str | None, dst: str, via: str | None = None, dev: str | None = None,
               replace: bool = False) -> None:
     """A route to ``dst`` (a CIDR or ``default``) through gateway ``via`` and/or device ``dev``."""
-    with rtnl(netns) as ipr:
-        spec: dict[str, Any] = {}
-        if dst != "default":
-            spec["dst"] = dst
-        elif via and ":" in via:
-            spec["family"] = 10  # AF_INET6: a default route's family comes from its gateway
-        if via:
-            spec["gateway"] = via
-        if dev:
-            spec["oif"] = _index(ipr, dev, netns)
-        ipr.route("replace" if replace else "add", **spec)
+    spec: dict[str, Any] = {}
+    if dst != "default":
+        spec["dst"] = dst
+    elif via and ":" in via:
+        spec["family"] = socket.AF_INET6  # a default route's family comes from its gateway
+    if via:
+        spec["gateway"] = via
+
+    def add(ipr: IPRoute) -> None:
+        ipr.route("replace" if replace else "add", **spec, **({"oif": _index(ipr, dev, netns)} if dev else {}))
+
+    netlink(netns, add)
 
 
 # --- processes ---
