@@ -34,6 +34,7 @@ from bench.harness.measure import MeasureError, Settings, measure
 from bench.harness.ns import Underlay
 from bench.harness.procs import ProcessTable
 from bench.harness.systems import ALL, BY_NAME, Context, SetupError, System
+from linker.errors import SandboxError
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SETUP_ALLOWANCE = 8.0  # seconds per system and round for setup, teardown and the ping (for the time estimate)
@@ -90,7 +91,8 @@ def one_round(system: System, net: Underlay, procs: ProcessTable, settings: Sett
     try:
         pids = system.setup(net)
         out = measure(net, system.target, pids, procs, settings)
-    except (SetupError, MeasureError, subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+    except (SetupError, MeasureError, SandboxError, subprocess.CalledProcessError,
+            subprocess.TimeoutExpired) as exc:
         detail = getattr(exc, "stderr", None)
         out = {"error": f"{exc}{': ' + detail.strip() if isinstance(detail, str) and detail.strip() else ''}"}
     finally:

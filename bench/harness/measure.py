@@ -90,7 +90,7 @@ def measure(net: Underlay, target: str, pids: list[int], procs: ProcessTable, se
 
     Keys: ``rtt_avg_ms``, ``rtt_p99_ms``, ``tcp<N>_mbps`` and ``cpu_s_per_gb_tcp<N>`` per stream count,
     ``cpu_s_per_gb`` over all iperf3 runs (None without daemons), and ``detail`` with the raw figures.
-    Raises MeasureError (or CalledProcessError / TimeoutExpired from the tools).
+    Raises MeasureError (or SandboxError when a tool fails or hangs).
     """
     out: dict[str, Any] = {}
     detail: dict[str, Any] = {}

@@ -1,5 +1,6 @@
 """Two network namespaces joined by one veth pair: the benchmark's whole world.
 
+Built with ``linker.sandbox.netns`` (the one namespace toolkit); this module only names the pair and probes it.
 The underlay uses TEST-NET-1 (RFC 5737) and the namespaces get no other link and no default route, so nothing
 the benchmark sends can leave them.
 """
@@ -9,6 +10,8 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass
 
+from linker.sandbox import netns
+
 UNDERLAY_A = "192.0.2.1"
 UNDERLAY_B = "192.0.2.2"
 UNDERLAY_PREFIX = 24
@@ -16,9 +19,9 @@ UNDERLAY_PREFIX = 24
 
 def run(argv: list[str], *, ns: str | None = None, timeout: float = 30, check: bool = True,
         input: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run a short command (inside ``ns`` if given) and return its output; raises on failure when ``check``."""
-    cmd = (["ip", "netns", "exec", ns] if ns else []) + argv
-    return subprocess.run(cmd, check=check, capture_output=True, text=True, timeout=timeout, input=input)
+    """Run a short command (inside ``ns`` if given) and return its output; SandboxError when it fails (``check``)
+    or outlives ``timeout``."""
+    return netns.run(argv, input=input, check=check, timeout=timeout, netns=ns)
 
 
 @dataclass(frozen=True)
@@ -36,21 +39,18 @@ class Underlay:
     def named(cls, tag: str) -> Underlay:
         """The names for run ``tag``: ``lkb-<tag>-a`` and so on (interface names must fit in 15 characters)."""
         names = [f"lkb-{tag}-{s}" for s in ("a", "b", "va", "vb")]
-        if max(map(len, names)) > 15:
-            raise ValueError(f"tag {tag!r} makes interface names longer than 15 characters")
+        if max(map(len, names)) > netns.IFNAMSIZ:
+            raise ValueError(f"tag {tag!r} makes interface names longer than {netns.IFNAMSIZ} characters")
         return cls(*names)
 
     def create(self) -> None:
         """Build both namespaces and the veth between them. On failure, whatever was made is removed."""
         try:
             for ns in (self.ns_a, self.ns_b):
-                run(["ip", "netns", "add", ns])
-                run(["ip", "link", "set", "lo", "up"], ns=ns)
-            run(["ip", "link", "add", self.veth_a, "netns", self.ns_a, "type", "veth",
-                 "peer", "name", self.veth_b, "netns", self.ns_b])
+                netns.add(ns)
+            netns.veth(self.ns_a, self.veth_a, self.ns_b, self.veth_b)
             for ns, dev, addr in ((self.ns_a, self.veth_a, self.addr_a), (self.ns_b, self.veth_b, self.addr_b)):
-                run(["ip", "addr", "add", f"{addr}/{UNDERLAY_PREFIX}", "dev", dev], ns=ns)
-                run(["ip", "link", "set", dev, "up"], ns=ns)
+                netns.addr_add(ns, dev, f"{addr}/{UNDERLAY_PREFIX}")
         except BaseException:
             self.delete()
             raise
@@ -58,12 +58,11 @@ class Underlay:
     def delete(self) -> None:
         """Remove both namespaces (the veth goes with them). Never raises; a namespace already gone is fine."""
         for ns in (self.ns_a, self.ns_b):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30, check=False)
+            netns.delete(ns)
 
     def exists(self) -> list[str]:
         """The namespaces of this pair that exist right now."""
-        listed = run(["ip", "netns", "list"]).stdout.split()
-        return [ns for ns in (self.ns_a, self.ns_b) if ns in listed]
+        return [ns for ns in (self.ns_a, self.ns_b) if netns.exists(ns)]
 
 
 def reachable(ns: str, addr: str, wait: float = 1.0) -> bool:

@@ -14,6 +14,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from linker.sandbox import netns
 
 _PR_SET_PDEATHSIG = 1
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -110,27 +113,20 @@ class ProcessTable:
     """
 
     def __init__(self) -> None:
-        self._live: dict[int, subprocess.Popen[bytes]] = {}
+        self._live: dict[int, subprocess.Popen[Any]] = {}
         self.started: list[dict[str, object]] = []  # every process ever spawned: pid, start (ticks), program
 
     def spawn(self, argv: list[str], *, ns: str | None = None, log: Path | None = None,
-              env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen[bytes]:
+              env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen[Any]:
         """Start ``argv`` (inside namespace ``ns`` if given), output to ``log``; returns the Popen.
 
         ``ip netns exec`` execs the command in place, so the returned PID is the command's own. The child gets a
         session of its own, so a Ctrl-C at the terminal reaches only the benchmark, which then stops it in order.
         """
-        cmd = (["ip", "netns", "exec", ns] if ns else []) + argv
         # an interrupt between the fork and the bookkeeping would leave a process nobody stops: hold it back
         signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
         try:
-            out = open(log, "ab") if log else subprocess.DEVNULL  # closed right after the fork
-            try:
-                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                        env=env, cwd=cwd, start_new_session=True, preexec_fn=_child_setup)
-            finally:
-                if log:
-                    out.close()
+            proc = netns.spawn(argv, ns, log=log, env=env, cwd=cwd, new_session=True, preexec_fn=_child_setup)
             st = read_stat(proc.pid)
             self._live[proc.pid] = proc
             # the start time tells this process from a later one that reuses its PID
@@ -150,13 +146,7 @@ class ProcessTable:
         if proc is None:
             return
         kin = descendants(pid)  # read before the parent goes, or they would be re-parented out of sight
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        netns.stop(proc, grace)
         for st in kin:
             now = read_stat(st.pid)
             if now is not None and now.start == st.start:  # the same process, not a reused PID

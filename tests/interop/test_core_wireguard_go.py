@@ -14,38 +14,29 @@ from pathlib import Path
 
 import pytest
 
+from tests.netns.netlab import Lab, run
+
 pytestmark = [pytest.mark.netns, pytest.mark.interop]
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def sh(*args: str, ns: str | None = None, **kw) -> subprocess.CompletedProcess:
-    cmd = (["ip", "netns", "exec", ns] if ns else []) + list(args)
-    return subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=30, **kw)
+    return run(list(args), ns, timeout=30, **kw)
 
 
 @pytest.fixture
 def wg_go_pair(tmp_path):
     """Namespace `me` (192.0.2.1) and namespace `go` (192.0.2.2) running wireguard-go on wg iface 10.2.0.1/24."""
-    tag = f"{os.getpid() % 100000}"
-    me, go, iface = f"lki-me{tag}", f"lki-go{tag}", f"lkg{tag}"
-    proc = None
-    try:
-        for ns in (me, go):
-            sh("ip", "netns", "add", ns)
-            sh("ip", "link", "set", "lo", "up", ns=ns)
-        sh("ip", "link", "add", f"lkva{tag}", "netns", me, "type", "veth", "peer", "name", f"lkvb{tag}", "netns", go)
-        sh("ip", "addr", "add", "192.0.2.1/24", "dev", f"lkva{tag}", ns=me)
-        sh("ip", "link", "set", f"lkva{tag}", "up", ns=me)
-        sh("ip", "addr", "add", "192.0.2.2/24", "dev", f"lkvb{tag}", ns=go)
-        sh("ip", "link", "set", f"lkvb{tag}", "up", ns=go)
+    with Lab("ic", tmp_path) as lab:
+        me, go = lab.host("me"), lab.host("go")
+        iface = f"lkg{lab.tag}"[-15:]
+        lab.link(me, "192.0.2.1/24", go, "192.0.2.2/24")
         keys = {}
         for who in ("me", "go"):
             priv = sh("wg", "genkey").stdout.strip()
             keys[who] = (priv, sh("wg", "pubkey", input=priv).stdout.strip())
-        env = dict(os.environ, WG_PROCESS_FOREGROUND="1")
-        proc = subprocess.Popen(["ip", "netns", "exec", go, "wireguard-go", "-f", iface], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        lab.spawn(go, ["wireguard-go", "-f", iface], env=dict(os.environ, WG_PROCESS_FOREGROUND="1"))
         sock = Path(f"/var/run/wireguard/{iface}.sock")
         for _ in range(100):
             if sock.exists():
@@ -60,16 +51,6 @@ def wg_go_pair(tmp_path):
         sh("ip", "link", "set", iface, "up", ns=go)
         sh("ip", "route", "add", "10.1.0.0/24", "dev", iface, ns=go)
         yield {"me": me, "go": go, "iface": iface, "keys": keys}
-    finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        for ns in (me, go):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
 def core_peer(env: dict, mode: str) -> subprocess.Popen:

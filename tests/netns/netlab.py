@@ -5,17 +5,18 @@
         lab.link(a, "192.0.2.1/24", b, "192.0.2.2/24")
         proc = lab.spawn(a, ["linker", "daemon", ...])
 
-Names carry the test process's PID so parallel runs never collide, and stay within 15 characters for interfaces.
-Processes are stopped by the PID this lab started (SIGTERM, then SIGKILL), never by name. Addresses are TEST-NET
-(RFC 5737) or private ranges that exist only inside the namespaces.
+The work is done by ``linker.sandbox.netns`` (the one namespace toolkit); the lab only remembers what it made so
+that it can remove it, even when the test fails. Names carry the test process's PID so parallel runs never
+collide, and stay within 15 characters for interfaces. Processes are stopped by the PID this lab started
+(SIGTERM, then SIGKILL), never by name. Addresses are TEST-NET (RFC 5737) or private ranges that exist only
+inside the namespaces.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import itertools
-import os
+import json
+import selectors
 import shutil
 import signal
 import subprocess
@@ -24,16 +25,19 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from linker.sandbox import netns
 
 REPO = Path(__file__).resolve().parents[2]
 LINKER = [sys.executable, "-m", "linker"]
-_counter = itertools.count()
+PROBE = [sys.executable, "-m", "linker.sandbox.probe"]
 
 
 def run(argv: list[str], ns: str | None = None, *, check: bool = True, timeout: float = 60,
         input: str | None = None) -> subprocess.CompletedProcess[str]:
-    cmd = (["ip", "netns", "exec", ns] if ns else []) + argv
-    return subprocess.run(cmd, check=check, capture_output=True, text=True, timeout=timeout, input=input)
+    """``argv`` run inside ``ns`` (or here); SandboxError when it fails (``check``) or outlives ``timeout``."""
+    return netns.run(argv, input=input, check=check, timeout=timeout, netns=ns)
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
@@ -52,11 +56,13 @@ def genkey() -> tuple[str, str]:
 
 
 class Lab:
+    """Namespaces, links and processes of one test. Not thread-safe; ``close`` never raises."""
+
     def __init__(self, name: str, directory: Path | None = None) -> None:
         """``directory`` holds the lab's files (configs, logs); without one, a temporary one removed on close."""
-        self.tag = f"{name}{os.getpid() % 10000}{next(_counter)}"
+        self.tag = netns.unique(name)
         self.namespaces: list[str] = []
-        self.procs: list[subprocess.Popen] = []
+        self.procs: list[subprocess.Popen[Any]] = []
         self._links = 0
         self._own_dir = directory is None
         self.dir = Path(tempfile.mkdtemp(prefix=f"lab-{self.tag}-")) if directory is None else directory
@@ -73,46 +79,33 @@ class Lab:
         self.close()
 
     def host(self, name: str) -> str:
+        """A new namespace with loopback up and IPv6 enabled; returns its name."""
         ns = f"lkt-{self.tag}-{name}"
-        run(["ip", "netns", "add", ns])
+        netns.add(ns)
         self.namespaces.append(ns)
-        run(["ip", "link", "set", "lo", "up"], ns)
-        run(["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0"], ns, check=False)
+        netns.sysctl(ns, {"net.ipv6.conf.all.disable_ipv6": "0"}, check=False)
         return ns
 
     def link(self, ns_a: str, addr_a: str | None, ns_b: str, addr_b: str | None) -> tuple[str, str]:
         """A veth pair between two namespaces, with an address (CIDR) on each end; returns the interface names."""
         self._links += 1
         ia, ib = f"v{self.tag}{self._links}a"[-15:], f"v{self.tag}{self._links}b"[-15:]
-        run(["ip", "link", "add", ia, "netns", ns_a, "type", "veth", "peer", "name", ib, "netns", ns_b])
+        netns.veth(ns_a, ia, ns_b, ib)
         for ns, iface, addr in ((ns_a, ia, addr_a), (ns_b, ib, addr_b)):
             if addr:
-                run(["ip", "addr", "add", addr, "dev", iface], ns)
-            run(["ip", "link", "set", iface, "up"], ns)
+                netns.addr_add(ns, iface, addr)
         return ia, ib
 
-    def spawn(self, ns: str, argv: list[str], log: Path | None = None, env: dict[str, str] | None = None
-              ) -> subprocess.Popen:
-        out = open(log, "ab") if log else subprocess.DEVNULL  # closed right after the fork
-        try:
-            proc = subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=subprocess.STDOUT, cwd=REPO, env=env)
-        finally:
-            if log:
-                out.close()
+    def spawn(self, ns: str, argv: list[str], log: Path | None = None, env: dict[str, str] | None = None,
+              capture: bool = False) -> subprocess.Popen[Any]:
+        """Start ``argv`` inside ``ns`` (output to ``log``, or to text pipes when ``capture``); stopped on close."""
+        proc = netns.spawn(argv, ns, log=log, capture=capture, env=env, cwd=REPO)
         self.procs.append(proc)
         return proc
 
-    def stop(self, proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
-        """Stop a process this lab started; returns its exit code."""
-        if proc.poll() is None:
-            proc.send_signal(sig)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        return proc.returncode
+    def stop(self, proc: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: float = 10) -> int:
+        """Stop a process this lab started (``sig``, then SIGKILL after ``timeout`` s); returns its exit code."""
+        return netns.stop(proc, grace=timeout, sig=sig)
 
     def close(self) -> None:
         for proc in reversed(self.procs):
@@ -123,7 +116,7 @@ class Lab:
                 fn()
         self._cleanups.clear()
         for ns in reversed(self.namespaces):
-            run(["ip", "netns", "del", ns], check=False)
+            netns.delete(ns)
         self.namespaces.clear()
         if self._own_dir:
             shutil.rmtree(self.dir, ignore_errors=True)
@@ -135,21 +128,32 @@ def ping(ns: str, addr: str, count: int = 3, timeout: float = 2) -> bool:
     return res.returncode == 0
 
 
+def _line(proc: subprocess.Popen[str], timeout: float) -> str:
+    """The next line ``proc`` prints, or "" if it prints none within ``timeout`` s (or exits)."""
+    assert proc.stdout is not None
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        return proc.stdout.readline().strip() if sel.select(timeout) else ""
+
+
 def transfer(lab: Lab, server_ns: str, server_addr: str, client_ns: str, size: int, port: int = 5201,
              timeout: float = 120) -> tuple[str, str, float]:
-    """Send ``size`` random bytes over TCP from client to server; returns (sha256 sent, sha256 received, seconds)."""
-    server = subprocess.Popen(["ip", "netns", "exec", server_ns, sys.executable, "-m", "tests.netns.xfer", "recv",
-                               server_addr, str(port)], cwd=REPO, stdout=subprocess.PIPE, text=True)
-    lab.procs.append(server)
+    """Send ``size`` pseudo-random bytes over TCP from client to server with the package's probe; returns
+    (sha256 sent, sha256 received, seconds). The sender retries connecting for 10 s (the tunnel may still be
+    handshaking); the whole transfer is bounded by ``timeout``. A transfer that fails raises AssertionError."""
+    server = lab.spawn(server_ns, [*PROBE, "recv", "--bind", server_addr, "--port", str(port), "--timeout", "120"],
+                       capture=True)
     try:
-        client = run([sys.executable, "-m", "tests.netns.xfer", "send", server_addr, str(port), str(size)],
-                     client_ns, timeout=timeout)
-        sent, seconds = client.stdout.split()
-        received = server.communicate(timeout=30)[0].strip()
+        ready = _line(server, 30)
+        if ready != "listening":
+            lab.stop(server)
+            raise AssertionError(f"the probe's receiver did not start: {ready or server.communicate()[1]}")
+        client = run([*PROBE, "send", "--to", server_addr, "--port", str(port), "--bytes", str(size),
+                      "--timeout", "60", "--connect-within", "10"], client_ns, check=False, timeout=timeout)
+        sent = json.loads(client.stdout.strip().splitlines()[-1]) if client.stdout.strip() else {}
+        assert "sha256" in sent, f"the transfer failed: {sent.get('error') or client.stderr.strip()}"
+        out, _ = server.communicate(timeout=30)
+        received = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
     finally:
         lab.stop(server)
-    return sent, received, float(seconds)
-
-
-def sha256_of(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    return str(sent["sha256"]), str(received.get("sha256", received.get("error", ""))), float(sent["seconds"])

@@ -27,7 +27,7 @@ from linker.sandbox.lifecycle import remove_leftovers
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 E, W, S = "us-east-1", "eu-west-1", "ap-south-1"
 REPO = Path(__file__).resolve().parents[2]
-XFER = REPO / "tests" / "netns" / "xfer.py"  # an independent checksummed transfer (not the sandbox's own probe)
+PROBE = [sys.executable, "-m", "linker.sandbox.probe"]  # run here by the test, apart from `up`'s own proof
 UP_TIMEOUT = 300
 
 
@@ -72,17 +72,17 @@ class Cli:
 
     def transfer(self, src: str, dst: str, address: str, size: int = 8 << 20) -> tuple[str, str]:
         """Checksummed TCP transfer from ``src``'s workload host to ``dst``'s: (sent sha256, received sha256)."""
-        receiver = self.popen("sandbox", "exec", dst, "--", sys.executable, str(XFER), "recv", "0.0.0.0", "5202")
+        receiver = self.popen("sandbox", "exec", dst, "--", *PROBE, "recv", "--port", "5202", "--timeout", "120")
         try:
-            sent = self("sandbox", "exec", src, "--", sys.executable, str(XFER), "send", address, "5202", str(size),
-                        timeout=90)
+            sent = self("sandbox", "exec", src, "--", *PROBE, "send", "--to", address, "--port", "5202", "--bytes",
+                        str(size), "--timeout", "60", "--connect-within", "10", timeout=90)
             received, _ = receiver.communicate(timeout=60)
         finally:
             if receiver.poll() is None:
                 receiver.kill()
                 receiver.wait(5)
-        assert sent.returncode == 0, sent.stderr
-        return sent.stdout.split()[0], received.strip()
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        return json.loads(sent.stdout.splitlines()[-1])["sha256"], json.loads(received.splitlines()[-1])["sha256"]
 
 
 def root_links() -> set[str]:
