@@ -19,6 +19,7 @@ from linker.wg import noise, timers
 from linker.wg.actions import Action, SendDatagram, SendDatagrams, WritePackets, flatten
 from linker.wg.allowedips import AllowedIPs, Network, parse_network
 from linker.wg.constants import (
+    DEFAULT_MTU,
     HANDSHAKE_INITIATION_RATE,
     KEEPALIVE_TIMEOUT,
     KEY_LEN,
@@ -42,6 +43,7 @@ from linker.wg.constants import (
 )
 from linker.wg.cookie import CookieChecker
 from linker.wg.crypto import InvalidTag
+from linker.wg.ipheader import IPV4_HEADER_LEN, destination, source_and_length
 from linker.wg.keys import short
 from linker.wg.messages import TRANSPORT_HEADER, CookieReply, Initiation, MessageError, Response, message_type
 from linker.wg.peer import Peer, PeerStatus
@@ -55,7 +57,6 @@ _U32 = struct.Struct("<I")
 _U16BE = struct.Struct(">H")
 _U64 = struct.Struct("<Q")
 _NONCE_PREFIX = bytes(4)
-DEFAULT_MTU = 1420
 JITTER_POOL = 512  # random bytes drawn at once for timer jitter (two per draw)
 
 
@@ -193,13 +194,10 @@ class Device:
 
         A lone packet on an idle tunnel (a ping, a request) pays for every object it touches while the caches
         are cold: this path builds no action and no list."""
-        size = len(packet)
-        if size >= 20 and packet[0] >> 4 == 4:
-            peer = self.allowed_ips.lookup(bytes(packet[16:20]))
-        elif size >= 40 and packet[0] >> 4 == 6:
-            peer = self.allowed_ips.lookup(bytes(packet[24:40]))
-        else:
+        address = destination(packet)
+        if address is None:
             return None
+        peer = self.allowed_ips.lookup(address)
         if peer is None or peer.endpoint is None:
             return None
         keypair = peer.current
@@ -228,15 +226,11 @@ class Device:
         group: list = []
         group_peer: Peer | None = None
         for packet in packets:
-            size = len(packet)
-            version = packet[0] >> 4 if size else 0
-            if version == 4 and size >= 20:
-                peer = lookup(bytes(packet[16:20]))
-            elif version == 6 and size >= 40:
-                peer = lookup(bytes(packet[24:40]))
-            else:
+            address = destination(packet)
+            if address is None:
                 counters["tun_drop_not_ip"] += 1
                 continue
+            peer = lookup(address)
             if peer is None:
                 counters["tun_drop_no_peer"] += 1
                 continue
@@ -384,22 +378,14 @@ class Device:
     def _inner_packet(self, peer: Peer, plaintext: bytes) -> bytes | None:
         """The IP packet inside an authenticated plaintext, cut to its IP length (the padding off), or None (and
         counted) when it is not an IP packet or its source is not in the peer's AllowedIPs."""
-        size = len(plaintext)
-        version = plaintext[0] >> 4
-        if version == 4 and size >= 20:
-            length = (plaintext[2] << 8) | plaintext[3]
-            source = plaintext[12:16]
-            if length > size or length < 20:
-                self.counters["drop_bad_ip_length"] += 1
-                return None
-        elif version == 6 and size >= 40:
-            length = 40 + ((plaintext[4] << 8) | plaintext[5])
-            source = plaintext[8:24]
-            if length > size:
-                self.counters["drop_bad_ip_length"] += 1
-                return None
-        else:
+        header = source_and_length(plaintext)
+        if header is None:
             self.counters["drop_not_ip"] += 1
+            return None
+        source, length = header
+        size = len(plaintext)
+        if length > size or length < IPV4_HEADER_LEN:
+            self.counters["drop_bad_ip_length"] += 1
             return None
         if self.allowed_ips.lookup(source) is not peer:
             self.counters["drop_source_not_allowed"] += 1
