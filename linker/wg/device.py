@@ -37,7 +37,6 @@ from linker.wg.constants import (
     REKEY_AFTER_TIME,
     REKEY_ON_RECEIVE_AFTER,
     REKEY_TIMEOUT,
-    REKEY_TIMEOUT_JITTER_MAX,
     UNDER_LOAD_HANDSHAKES_PER_SECOND,
     UNDER_LOAD_HOLD_TIME,
 )
@@ -49,6 +48,7 @@ from linker.wg.messages import TRANSPORT_HEADER, CookieReply, Initiation, Messag
 from linker.wg.peer import Peer, PeerStatus
 from linker.wg.ratelimit import RateLimiter
 from linker.wg.session import Keypair
+from linker.wg.timers import after_receive, after_send
 
 log = logging.getLogger("linker.wg")
 
@@ -57,7 +57,6 @@ _U32 = struct.Struct("<I")
 _U16BE = struct.Struct(">H")
 _U64 = struct.Struct("<Q")
 _NONCE_PREFIX = bytes(4)
-JITTER_POOL = 512  # random bytes drawn at once for timer jitter (two per draw)
 
 
 class Device:
@@ -75,8 +74,7 @@ class Device:
         self._under_load_until = float("-inf")
         self._ratelimit_handshakes = RateLimiter()
         self._ratelimit_cookies = RateLimiter()
-        self._jitter_pool = b""
-        self._jitter_used = 0
+        self.jitter = timers.Jitter(rng)
         self._set_identity(private_key)
 
     # ------------------------------------------------------------------ configuration
@@ -207,14 +205,9 @@ class Device:
         if age >= REJECT_AFTER_TIME or (keypair.initiator and age > REKEY_AFTER_TIME):
             return None  # no session, or this message would trigger a rekey: the general path does both
         datagram = keypair.seal(packet, self.mtu)
-        # the bookkeeping of _send_packets, its timers inlined (each call costs microseconds on a cold path);
-        # test_fast_paths holds the two paths to the same timers and bytes
+        # the bookkeeping of _send_packets; test_fast_paths holds the two paths to the same timers and bytes
         peer.tx_bytes += len(datagram)
-        if peer.t_new_handshake is None:  # timers.data_sent
-            peer.t_new_handshake = now + KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + self._jitter()
-        peer.t_send_keepalive = None  # timers.any_authenticated_packet_sent
-        if peer.persistent_keepalive > 0:  # timers.any_authenticated_packet_traversal
-            peer.t_persistent_keepalive = now + peer.persistent_keepalive
+        after_send(peer, now, True, self.jitter)
         return datagram, peer.endpoint
 
     def encapsulate_batch(self, packets: list, now: float) -> list[Action]:
@@ -359,13 +352,11 @@ class Device:
                 and now - current.created > REKEY_ON_RECEIVE_AFTER):
             peer.sent_lastminute_handshake = True
             actions += self._send_initiation(peer, now, retry=False)
-        timers.any_authenticated_packet_traversal(peer, now)
-        timers.any_authenticated_packet_received(peer)
+        after_receive(peer, now, len(plaintexts) > 0)
         if keepalives:
             self.counters["rx_keepalive"] += keepalives
         if not plaintexts:
             return actions
-        timers.data_received(peer, now)
         out = []
         for plaintext in plaintexts:
             packet = self._inner_packet(peer, plaintext)
@@ -421,17 +412,10 @@ class Device:
             return b""
         peer.endpoint = src  # roaming: the latest authenticated source is where the peer is
         peer.rx_bytes += len(datagram)
-        # the timers of _authenticated, inlined as in seal_one
-        if peer.persistent_keepalive > 0:  # timers.any_authenticated_packet_traversal
-            peer.t_persistent_keepalive = now + peer.persistent_keepalive
-        peer.t_new_handshake = None  # timers.any_authenticated_packet_received
+        after_receive(peer, now, len(plaintext) > 0)  # the bookkeeping of _authenticated
         if not plaintext:
             self.counters["rx_keepalive"] += 1
             return b""
-        if peer.t_send_keepalive is None:  # timers.data_received
-            peer.t_send_keepalive = now + KEEPALIVE_TIMEOUT
-        else:
-            peer.need_another_keepalive = True
         packet = self._inner_packet(peer, plaintext)
         return b"" if packet is None else packet
 
@@ -491,8 +475,7 @@ class Device:
         noise.accept_initiation(peer.handshake, consumed)
         peer.endpoint = src
         peer.rx_bytes += len(data)
-        timers.any_authenticated_packet_traversal(peer, now)
-        timers.any_authenticated_packet_received(peer)
+        after_receive(peer, now, False)
         return self._send_response(peer, now)
 
     def _send_response(self, peer: Peer, now: float) -> list[Action]:
@@ -510,8 +493,7 @@ class Device:
         peer.previous = None
         peer.next = keypair
         timers.session_derived(peer, now)
-        timers.any_authenticated_packet_traversal(peer, now)
-        timers.any_authenticated_packet_sent(peer)
+        after_send(peer, now, False, self.jitter)
         assert peer.endpoint is not None
         peer.tx_bytes += len(buf)
         self.counters["tx_handshake_response"] += 1
@@ -545,8 +527,7 @@ class Device:
         peer.current = keypair
         peer.endpoint = src
         peer.rx_bytes += len(data)
-        timers.any_authenticated_packet_traversal(peer, now)
-        timers.any_authenticated_packet_received(peer)
+        after_receive(peer, now, False)
         timers.session_derived(peer, now)
         timers.handshake_complete(peer, self._wallclock())
         log.info("handshake complete", extra={"peer": short(peer.public_key), "endpoint": _fmt(src)})
@@ -583,11 +564,7 @@ class Device:
         for d in datagrams:
             size += len(d)
         peer.tx_bytes += size
-        # draw jitter only when the timer is armed; a keepalive alone does not arm it
-        if peer.t_new_handshake is None and (count > 1 or len(packets[0])):
-            timers.data_sent(peer, now, self._jitter())
-        timers.any_authenticated_packet_sent(peer)
-        timers.any_authenticated_packet_traversal(peer, now)
+        after_send(peer, now, count > 1 or len(packets[0]) > 0, self.jitter)  # a keepalive alone is no data
         actions: list[Action] = [SendDatagrams(datagrams, peer.endpoint)]
         if keypair.send_counter > REKEY_AFTER_MESSAGES or (
                 keypair.initiator and now - keypair.created > REKEY_AFTER_TIME):
@@ -628,9 +605,8 @@ class Device:
         self._indices[index] = peer
         buf = bytearray(msg.encode())
         peer.cookie.add_macs(buf, now)
-        timers.any_authenticated_packet_traversal(peer, now)
-        timers.any_authenticated_packet_sent(peer)
-        timers.handshake_initiated(peer, now, self._jitter())
+        after_send(peer, now, False, self.jitter)
+        timers.handshake_initiated(peer, now, self.jitter.draw())
         peer.tx_bytes += len(buf)
         self.counters["tx_handshake_initiation"] += 1
         log.debug("sending handshake initiation", extra={"peer": short(peer.public_key),
@@ -651,7 +627,7 @@ class Device:
                 actions += self._send_keepalive(peer, now)
                 if peer.need_another_keepalive:
                     peer.need_another_keepalive = False
-                    peer.t_send_keepalive = now + timers.KEEPALIVE_TIMEOUT
+                    peer.t_send_keepalive = now + KEEPALIVE_TIMEOUT
             if peer.t_new_handshake is not None and now >= peer.t_new_handshake:
                 peer.t_new_handshake = None
                 log.debug("no reply to our data: new handshake", extra={"peer": short(peer.public_key)})
@@ -677,16 +653,6 @@ class Device:
         return self._send_initiation(peer, now, retry=True)
 
     # ------------------------------------------------------------------ sessions and indices
-
-    def _jitter(self) -> float:
-        """A uniform draw in [0, REKEY_TIMEOUT_JITTER_MAX): timer spreading, not secrets. The random bytes come
-        from a pool refilled JITTER_POOL bytes at a time, so a packet's path makes no getrandom call."""
-        pool, used = self._jitter_pool, self._jitter_used
-        if used >= len(pool):
-            pool = self._jitter_pool = self._rng(JITTER_POOL)
-            used = 0
-        self._jitter_used = used + 2
-        return (pool[used] | pool[used + 1] << 8) / 65536 * REKEY_TIMEOUT_JITTER_MAX
 
     def _new_index(self) -> int:
         while True:
