@@ -295,41 +295,41 @@ class Loop:
 
     def _write(self, packets: list) -> None:
         """Decrypted packets to TUN, in order. With coalescing, TCP runs go as super-segments; every other packet,
-        and each packet of a super-segment the kernel refused, goes in a write of its own."""
+        and each packet of a super-segment the kernel refused, by ``_write_packet``."""
         if not self.coalescing or len(packets) == 1:
             for p in packets:
                 self._write_packet(p)
             return
-        self.counters.tun_packets_written += len(packets)
+        counters = self.counters
         for parts in coalesce(packets):
-            if not self._writev(parts):
-                for p in parts.packets:  # type: ignore[attr-defined]
-                    self._writev([PLAIN, p])
+            if type(parts) is not SuperSegment:
+                self._write_packet(parts[1])  # [PLAIN, packet]
+                continue
+            try:
+                os.writev(self.tun_fd, parts)
+            except OSError as exc:
+                if exc.errno == errno.EINVAL:
+                    if self.coalescing:
+                        self.coalescing = False  # the kernel refused a super-segment: write plain from now on
+                        log.warning("the TUN device refused a coalesced write; writing packets one by one")
+                    for p in parts.packets:
+                        self._write_packet(p)
+                    continue
+                counters.tun_write_error += 1
+                log.debug("TUN write failed: %s", exc.strerror)
+            counters.tun_writes += 1
+            counters.tun_packets_written += len(parts.packets)
 
     def _write_packet(self, packet: bytes) -> None:
-        """One packet as it is: a lone packet's write, and the batch's when it does not coalesce."""
-        self.counters.tun_packets_written += 1
-        self._writev([PLAIN, packet])
-
-    def _writev(self, parts: list) -> bool:
-        """The one place the TUN device is written: ``parts`` are the virtio-net header and the packet, or a
-        SuperSegment. False only when the kernel refused a super-segment (coalescing is then off for good and
-        the caller writes its packets one by one); any other failure is counted and the write dropped."""
+        """One packet in one write, as it is: a lone packet's, and the batch's wherever coalescing does not apply."""
         counters = self.counters
+        counters.tun_writes += 1
+        counters.tun_packets_written += 1
         try:
-            os.writev(self.tun_fd, parts)
+            os.writev(self.tun_fd, [PLAIN, packet])
         except OSError as exc:
-            if exc.errno == errno.EINVAL and type(parts) is SuperSegment:
-                if self.coalescing:
-                    self.coalescing = False
-                    log.warning("the TUN device refused a coalesced write; writing packets one by one")
-                return False
-            counters.tun_writes += 1
             counters.tun_write_error += 1
             log.debug("TUN write failed: %s", exc.strerror)
-            return True
-        counters.tun_writes += 1
-        return True
 
     # ------------------------------------------------------------------ to the network
 
