@@ -38,7 +38,6 @@ from linker.wg.messages import CookieReply, Initiation, MessageError, Response, 
 from linker.wg.peer import Peer
 from linker.wg.ratelimit import RateLimiter
 from linker.wg.session import Keypair
-from linker.wg.timers import after_receive, after_send
 
 log = logging.getLogger("linker.wg")
 
@@ -152,7 +151,7 @@ class Handshakes:
         noise.accept_initiation(peer.handshake, consumed)
         peer.endpoint = src
         peer.rx_bytes += len(data)
-        after_receive(peer, now, False)
+        timers.after_receive(peer, now, False)
         return self._send_response(peer, now)
 
     def _send_response(self, peer: Peer, now: float) -> list[Action]:
@@ -170,7 +169,7 @@ class Handshakes:
         peer.previous = None
         peer.next = keypair
         timers.session_derived(peer, now)
-        after_send(peer, now, False, self.jitter)
+        timers.after_send(peer, now, False, self.jitter)
         assert peer.endpoint is not None
         peer.tx_bytes += len(buf)
         self.counters["tx_handshake_response"] += 1
@@ -204,7 +203,7 @@ class Handshakes:
         peer.current = keypair
         peer.endpoint = src
         peer.rx_bytes += len(data)
-        after_receive(peer, now, False)
+        timers.after_receive(peer, now, False)
         timers.session_derived(peer, now)
         timers.handshake_complete(peer, self._wallclock())
         log.info("handshake complete", extra={"peer": short(peer.public_key), "endpoint": _fmt(src)})
@@ -239,7 +238,7 @@ class Handshakes:
         self._indices[index] = peer
         buf = bytearray(msg.encode())
         peer.cookie.add_macs(buf, now)
-        after_send(peer, now, False, self.jitter)
+        timers.after_send(peer, now, False, self.jitter)
         timers.handshake_initiated(peer, now, self.jitter.draw())
         peer.tx_bytes += len(buf)
         self.counters["tx_handshake_initiation"] += 1
