@@ -2,6 +2,7 @@
 
     sudo python bench/tunnels.py                       # every system, 3 rounds, 10 s per iperf3 run
     sudo python bench/tunnels.py --quick --systems raw,wireguard-go
+    sudo python bench/tunnels.py --systems linker,linker-baseline --baseline-tree /tmp/old   # before and after
 
 Builds two network namespaces joined by a veth pair (TEST-NET-1 underlay, nothing else) and measures the
 systems round-robin: each round sets every system up, measures it and takes it down, in an order rotated
@@ -43,11 +44,14 @@ SETUP_ALLOWANCE = 8.0  # seconds per system and round for setup, teardown and th
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--systems", default=",".join(cls.name for cls in ALL),
-                    help=f"comma-separated subset of {', '.join(BY_NAME)} (default: all)")
+                    help=f"comma-separated subset of {', '.join(BY_NAME)} (default: all but linker-baseline)")
     ap.add_argument("--rounds", type=int, help="rounds (default 3; 1 with --quick)")
     ap.add_argument("--duration", type=float, help="seconds per iperf3 run (default 10; 2 with --quick)")
     ap.add_argument("--pings", type=int, help="pings per measurement, 10 ms apart (default 200; 50 with --quick)")
     ap.add_argument("--quick", action="store_true", help="a fast smoke run: 1 round of 2 s runs")
+    ap.add_argument("--baseline-tree", type=Path, metavar="PATH",
+                    help="a checkout (e.g. `git worktree add PATH COMMIT`) whose linker daemon the system "
+                         "linker-baseline runs, with this checkout's Python")
     ap.add_argument("--out", type=Path, default=RESULTS, help="directory for the JSON and PNG (default bench/results)")
     ap.add_argument("--no-chart", action="store_true", help="skip the PNG chart")
     args = ap.parse_args(argv)
@@ -56,6 +60,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if unknown or not names:
         ap.error(f"unknown system(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(BY_NAME)}")
     args.systems = names
+    if "linker-baseline" in names and args.baseline_tree is None:
+        ap.error("the system linker-baseline needs --baseline-tree PATH")
+    if args.baseline_tree is not None:
+        args.baseline_tree = args.baseline_tree.resolve()
+        if not (args.baseline_tree / "linker" / "__main__.py").is_file():
+            ap.error(f"--baseline-tree {args.baseline_tree}: no linker checkout there (no linker/__main__.py)")
     args.rounds = args.rounds or (1 if args.quick else 3)
     args.duration = args.duration or (2.0 if args.quick else 10.0)
     args.pings = args.pings or (50 if args.quick else 200)
@@ -73,11 +83,17 @@ def tool_version(argv: list[str]) -> str:
     return ((res.stdout or res.stderr).strip().splitlines() or ["?"])[0]
 
 
-def host_facts() -> dict[str, Any]:
-    """What the figures depend on: CPUs, kernel, load, tool versions, linker's commit."""
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False,
-                            cwd=Path(__file__).resolve().parents[1]).stdout.strip()
+def git_commit(tree: Path) -> str | None:
+    """The short commit checked out in ``tree``, or None outside git."""
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False,
+                          cwd=tree).stdout.strip() or None
+
+
+def host_facts(baseline: Path | None) -> dict[str, Any]:
+    """What the figures depend on: CPUs, kernel, load, tool versions, linker's commit (and the baseline's)."""
+    commit = git_commit(Path(__file__).resolve().parents[1])
     return {
+        **({"baseline_tree": str(baseline), "baseline_commit": git_commit(baseline)} if baseline else {}),
         "cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version(),
         "loadavg_start": Path("/proc/loadavg").read_text().split()[:3], "linker_commit": commit or None,
         "iperf3": tool_version(["iperf3", "--version"]), "wireguard-go": tool_version(["wireguard-go", "--version"]),
@@ -144,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         "started": started.isoformat(timespec="seconds"), "command": ["bench/tunnels.py", *(argv or sys.argv[1:])],
         "settings": {"rounds": args.rounds, "duration": args.duration, "streams": list(settings.streams),
                      "pings": args.pings, "ping_interval": settings.ping_interval},
-        "host": host_facts(), "namespaces": [net.ns_a, net.ns_b], "order": [], "systems": {},
+        "host": host_facts(args.baseline_tree), "namespaces": [net.ns_a, net.ns_b], "order": [], "systems": {},
         "interrupted": False,
     }
     interrupted = False
@@ -152,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     previous = {s: signal.signal(s, _raise_interrupt) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         with tempfile.TemporaryDirectory(prefix="lkb-") as tmp:
-            ctx = Context(procs, Path(tmp), tag)
+            ctx = Context(procs, Path(tmp), tag, args.baseline_tree)
             systems = [BY_NAME[n](ctx) for n in args.systems]
             for s in systems:
                 reason = s.available()

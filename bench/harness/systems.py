@@ -30,11 +30,13 @@ class SetupError(Exception):
 
 @dataclass(frozen=True)
 class Context:
-    """What every system shares within one run: the process table, a private scratch directory, the run tag."""
+    """What every system shares within one run: the process table, a private scratch directory, the run tag, and
+    the checkout whose linker daemon ``linker-baseline`` runs (None: not given)."""
 
     procs: ProcessTable
     workdir: Path
     tag: str
+    baseline: Path | None = None
 
 
 class System(ABC):
@@ -79,8 +81,9 @@ class System(ABC):
     def log(self, side: str) -> Path:
         return self.ctx.workdir / f"{self.name}-{side}.log"
 
-    def start(self, argv: list[str], ns: str, side: str, env: dict[str, str] | None = None) -> int:
-        proc = self.ctx.procs.spawn(argv, ns=ns, log=self.log(side), env=env, cwd=REPO)
+    def start(self, argv: list[str], ns: str, side: str, env: dict[str, str] | None = None,
+              cwd: Path = REPO) -> int:
+        proc = self.ctx.procs.spawn(argv, ns=ns, log=self.log(side), env=env, cwd=cwd)
         self.pids.append(proc.pid)
         self.sides[proc.pid] = side
         self.commands.append(argv)
@@ -215,19 +218,50 @@ class Linker(WireGuardPair):
     port = 51821
     wg_quick = True
 
+    def tree(self) -> Path | None:
+        """The checkout whose ``linker`` package the daemon runs."""
+        return REPO
+
+    def _run_from(self, tree: Path) -> tuple[dict[str, str], Path]:
+        """Environment and working directory that make this Python import ``linker`` from ``tree``: ``-m`` puts
+        the working directory first on sys.path, ahead of the editable install of this checkout."""
+        return dict(os.environ, PYTHONPATH=str(tree)), tree
+
     def available(self) -> str | None:
-        res = subprocess.run([sys.executable, "-m", "linker", "daemon", "--help"], cwd=REPO, capture_output=True,
-                             text=True, timeout=60, check=False)
+        tree = self.tree()
+        if tree is None:
+            return "no checkout to run (--baseline-tree PATH)"
+        env, cwd = self._run_from(tree)
+        res = subprocess.run([sys.executable, "-m", "linker", "daemon", "--help"], cwd=cwd, env=env,
+                             capture_output=True, text=True, timeout=60, check=False)
         if res.returncode:
             last = (res.stderr.strip().splitlines() or ["no output"])[-1]
-            return f"`python -m linker daemon --help` failed: {last}"
+            return f"`python -m linker daemon --help` in {tree} failed: {last}"
         return None
 
     def setup(self, net: Underlay) -> list[int]:
+        tree = self.tree()
+        assert tree is not None, "setup of a system that is not available"
+        env, cwd = self._run_from(tree)
         for side, ns, conf in self.configs(net):
-            self.start([sys.executable, "-m", "linker", "daemon", str(conf), "--interface", self.iface(side)], ns, side)
+            self.start([sys.executable, "-m", "linker", "daemon", str(conf), "--interface", self.iface(side)], ns, side,
+                       env=env, cwd=cwd)
         self.wait_tunnel(net)
         return list(self.pids)
+
+
+class LinkerBaseline(Linker):
+    """linker's daemon from another checkout (``--baseline-tree``, e.g. a ``git worktree`` of an older commit), run by
+    this checkout's Python: a change measured before and after in one run, under the same conditions."""
+
+    name = "linker-baseline"
+    label = "linker (baseline)"
+    short = "k"
+    inner = 6
+    port = 51823
+
+    def tree(self) -> Path | None:
+        return self.ctx.baseline
 
 
 class PythonFloor(System):
@@ -313,5 +347,5 @@ class OpenVpnChacha(OpenVpn):
     port = 1195
 
 
-ALL: list[type[System]] = [Raw, Linker, WireGuardGo, OpenVpnAes, OpenVpnChacha, PythonFloor]
-BY_NAME: dict[str, type[System]] = {cls.name: cls for cls in ALL}
+ALL: list[type[System]] = [Raw, Linker, WireGuardGo, OpenVpnAes, OpenVpnChacha, PythonFloor]  # the default run
+BY_NAME: dict[str, type[System]] = {cls.name: cls for cls in [*ALL, LinkerBaseline]}

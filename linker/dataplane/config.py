@@ -32,11 +32,11 @@ from pathlib import Path
 
 from linker.errors import ConfigError, UserError
 from linker.wg.allowedips import Network
+from linker.wg.constants import DEFAULT_MTU
 from linker.wg.keys import from_base64
 
 log = logging.getLogger("linker.daemon")
 
-DEFAULT_MTU = 1420
 MIN_MTU = 576  # smaller would not carry a minimal IPv4 packet plus WireGuard's overhead sensibly
 MAX_MTU = 65535 - 80
 IGNORED_KEYS = {"dns", "preup", "postup", "predown", "postdown", "saveconfig"}

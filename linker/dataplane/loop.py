@@ -6,7 +6,9 @@ actions the core returns. Each wake-up reads a bounded batch (so one direction c
 batch crosses the kernel boundary in as few calls as it can: sealed datagrams for one peer leave in one
 ``sendmsg`` with UDP GSO, received datagrams arrive GRO-coalesced in one ``recvmsg``, and decrypted TCP segments of
 one flow are written to the TUN device as one super-segment (offload.py). Each falls back to one call per packet
-if the kernel refuses it.
+if the kernel refuses it. A lone packet (a wake-up after a quiet spell) takes the core's one-packet fast path, but
+the same send and write as a batch: ``_send_one`` and ``_write_packet`` are what the batch paths use for anything
+they do not batch. Every event is counted in one ``LoopCounters``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
+from linker.dataplane.counters import LoopCounters
 from linker.dataplane.offload import GSO_NONE, PLAIN, VNET_HDR_LEN, SuperSegment, coalesce
 from linker.dataplane.udp import SOL_UDP, UDP_GRO, UDP_SEGMENT, UdpSockets
 from linker.wg.actions import Action, SendDatagram, SendDatagrams, WritePackets
@@ -39,6 +42,7 @@ GSO_MAX_BYTES = 65000  # one UDP send, before segmentation, stays under the 64 K
 _CMSG_SPACE = socket.CMSG_SPACE(4)  # the UDP_GRO cmsg: an int, the segment size
 _U16 = struct.Struct("=H")
 OFFLOADS = frozenset({"gso", "gro", "coalesce"})
+_GSO_REFUSED = frozenset({errno.EIO, errno.EINVAL, errno.EMSGSIZE, errno.ENOPROTOOPT, errno.EOPNOTSUPP})
 
 
 def offloads_from_env(value: str | None) -> frozenset[str]:
@@ -61,11 +65,7 @@ class Loop:
         self.device = device
         self.tun_fd = tun_fd
         self.udp = udp
-        self.counters: Counter[str] = Counter()
-        # the lone-packet paths count in two plain ints: a Counter update costs 15-20 µs with cold caches
-        self.lone_sent = 0  # packets read alone from TUN and sent: tun_reads, udp_datagrams_sent, udp_sends
-        self.lone_written = 0  # datagrams read alone and written: udp_reads, udp_datagrams_read, tun_packets_written,
-        # tun_writes
+        self.counters = LoopCounters()
         self.handlers: dict[int, Callable[[], None]] = {}
         self.running = False
         self.failure: str | None = None  # why the loop stopped on its own, if it did
@@ -151,13 +151,8 @@ class Loop:
                 next_tick = now + tick
 
     def stats(self) -> Counter[str]:
-        """Every counter of the loop, the lone paths' folded in."""
-        out = Counter(self.counters)
-        for name in ("tun_reads", "udp_datagrams_sent", "udp_sends"):
-            out[name] += self.lone_sent
-        for name in ("udp_reads", "udp_datagrams_read", "tun_packets_written", "tun_writes"):
-            out[name] += self.lone_written
-        return +out
+        """The loop's counters that are not zero (a Counter: a name never counted reads as 0)."""
+        return Counter(self.counters.as_dict())
 
     def stop(self) -> None:
         self.running = False
@@ -191,18 +186,16 @@ class Loop:
             if packets:
                 self.perform(self.device.encapsulate_batch(packets, time.monotonic()))
             return
-        packets = self._read_tun(1, counted=False)
+        packets = self._read_tun(1)
         if packets:
             now = time.monotonic()
             fast = self.device.seal_one(packets[0], now)
-            if fast is not None and self._send_one(*fast):
-                self.lone_sent += 1  # a TUN read, a datagram sent, a send: one count, folded in by stats()
+            if fast is None:
+                self.perform(self.device.encapsulate_batch(packets, now))
             else:
-                self.counters["tun_reads"] += 1
-                if fast is None:
-                    self.perform(self.device.encapsulate_batch(packets, now))
+                self._send_one(fast[0], fast[1])
 
-    def _read_tun(self, limit: int, counted: bool = True) -> list:
+    def _read_tun(self, limit: int) -> list:
         """Up to ``limit`` packets from the TUN device (views past the virtio-net header); fewer when it runs dry."""
         read = self._tun_file.read  # returns None, rather than raising, when nothing is queued
         packets = []
@@ -215,20 +208,20 @@ class Loop:
             if buf is None:
                 break
             if len(buf) <= VNET_HDR_LEN or buf[1] != GSO_NONE:  # no offloads were offered: never expected
-                self.counters["tun_drop_unexpected_gso"] += 1
+                self.counters.tun_drop_unexpected_gso += 1
                 continue
             packets.append(memoryview(buf)[VNET_HDR_LEN:])
-        if counted and packets:
-            self.counters["tun_reads"] += len(packets)
+        if packets:
+            self.counters.tun_reads += len(packets)
         return packets
 
     def _tun_read_failed(self, exc: OSError) -> None:
-        self.counters["tun_read_error"] += 1
+        self.counters.tun_read_error += 1
         if exc.errno in (errno.EBADFD, errno.EIO, errno.ENODEV, errno.ENXIO):
             # the interface was deleted under us: nothing will ever come again, stop (and be restarted)
             self.failure = f"the TUN interface is gone ({exc.strerror})"
             self.running = False
-        elif self.counters["tun_read_error"] == 1:
+        elif self.counters.tun_read_error == 1:
             log.warning("reading the TUN device failed: %s (counted as tun_read_error)", exc.strerror)
 
     def from_udp(self, sock: socket.socket, burst: bool = True) -> None:
@@ -242,17 +235,18 @@ class Loop:
         """Up to ``reads`` receives, then their actions performed."""
         recvmsg_into = sock.recvmsg_into
         device = self.device
+        counters = self.counters
         buf, view = self._rbuf, self._rview
         now = time.monotonic()
         actions: list[Action] = []
-        done = lone = 0
+        done = 0
         while done < reads:
             try:
                 size, ancdata, _, addr = recvmsg_into([buf], _CMSG_SPACE)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:  # e.g. ECONNREFUSED reported for an earlier send
-                self.counters["udp_recv_error"] += 1
+                counters.udp_recv_error += 1
                 log.debug("udp receive error: %s", exc.strerror)
                 continue
             done += 1
@@ -264,23 +258,20 @@ class Loop:
             whole = view[:size]  # slices of it end at the data, not at the buffer's end
             src = (addr[0], addr[1])
             if segment >= size:
+                counters.udp_datagrams_read += 1
                 if reads == 1:
                     packet = device.open_one(whole, src, now)
                     if packet is not None:
-                        if packet and self._write_one(packet):
-                            self.lone_written += 1  # a read, a datagram, a packet written, a write: one count
-                            lone += 1
-                        else:
-                            self.counters["udp_datagrams_read"] += 1
+                        if packet:
+                            self._write_packet(packet)
                         continue
-                self.counters["udp_datagrams_read"] += 1
                 actions += device.decapsulate_batch([whole], src, now)
             else:
                 datagrams = [whole[i:i + segment] for i in range(0, size, segment)]
-                self.counters["udp_datagrams_read"] += len(datagrams)
+                counters.udp_datagrams_read += len(datagrams)
                 actions += device.decapsulate_batch(datagrams, src, now)
-        if done > lone:
-            self.counters["udp_reads"] += done - lone
+        if done:
+            counters.udp_reads += done
         if actions:
             self.perform(actions)
 
@@ -294,103 +285,110 @@ class Loop:
             elif kind is WritePackets:
                 writes += action.packets  # type: ignore[union-attr]
             elif kind is SendDatagram:
-                self._send([action.data], action.endpoint)  # type: ignore[union-attr]
+                self._send_one(action.data, action.endpoint)  # type: ignore[union-attr]
             else:
                 writes.append(action.packet)  # type: ignore[union-attr]
         if writes:
             self._write(writes)
 
-    def _write(self, packets: list[bytes]) -> None:
-        writev = os.writev
-        fd = self.tun_fd
-        self.counters["tun_packets_written"] += len(packets)
-        for parts in coalesce(packets) if self.coalescing else ([PLAIN, p] for p in packets):
-            if type(parts) is SuperSegment and not self.coalescing:
-                self._write_plain(parts.packets)  # refused earlier in this batch
-                continue
-            self.counters["tun_writes"] += 1
-            try:
-                writev(fd, parts)
-            except OSError as exc:
-                if exc.errno == errno.EINVAL and type(parts) is SuperSegment:
-                    self.coalescing = False  # the kernel refused a super-segment: write plain from now on
-                    log.warning("the TUN device refused a coalesced write; writing packets one by one")
-                    self._write_plain(parts.packets)
-                    continue
-                self.counters["tun_write_error"] += 1
-                log.debug("TUN write failed: %s", exc.strerror)
+    # ------------------------------------------------------------------ to the TUN device
 
-    def _write_one(self, packet: bytes) -> bool:
-        """Write one packet; False (counted) if the write failed."""
+    def _write(self, packets: list) -> None:
+        """Decrypted packets to TUN, in order. With coalescing, TCP runs go as super-segments; every other packet,
+        and each packet of a super-segment the kernel refused, by ``_write_packet``."""
+        if not self.coalescing or len(packets) == 1:
+            for p in packets:
+                self._write_packet(p)
+            return
+        counters = self.counters
+        for parts in coalesce(packets):
+            if type(parts) is not SuperSegment:
+                self._write_packet(parts[1])  # [PLAIN, packet]
+                continue
+            try:
+                os.writev(self.tun_fd, parts)
+            except OSError as exc:
+                if exc.errno == errno.EINVAL:
+                    if self.coalescing:
+                        self.coalescing = False  # the kernel refused a super-segment: write plain from now on
+                        log.warning("the TUN device refused a coalesced write; writing packets one by one")
+                    for p in parts.packets:
+                        self._write_packet(p)
+                    continue
+                counters.tun_write_error += 1
+                log.debug("TUN write failed: %s", exc.strerror)
+            counters.tun_writes += 1
+            counters.tun_packets_written += len(parts.packets)
+
+    def _write_packet(self, packet: bytes) -> None:
+        """One packet in one write, as it is: a lone packet's, and the batch's wherever coalescing does not apply."""
+        counters = self.counters
+        counters.tun_writes += 1
+        counters.tun_packets_written += 1
         try:
             os.writev(self.tun_fd, [PLAIN, packet])
-            return True
         except OSError as exc:
-            self.counters["tun_packets_written"] += 1
-            self.counters["tun_writes"] += 1
-            self.counters["tun_write_error"] += 1
+            counters.tun_write_error += 1
             log.debug("TUN write failed: %s", exc.strerror)
-            return False
 
-    def _write_plain(self, packets: list) -> None:
-        for p in packets:
-            try:
-                os.writev(self.tun_fd, [PLAIN, p])
-            except OSError as exc:
-                self.counters["tun_write_error"] += 1
-                log.debug("TUN write failed: %s", exc.strerror)
+    # ------------------------------------------------------------------ to the network
 
-    def _send_one(self, datagram: bytes, endpoint: tuple) -> bool:
-        """Send one datagram; False (counted) if it could not be sent."""
+    def _send_one(self, datagram: bytes, endpoint: tuple) -> None:
+        """One datagram in one send: a lone packet's, and the batch's wherever GSO does not apply."""
+        counters = self.counters
+        counters.udp_datagrams_sent += 1
         sock = self.udp.v6 if ":" in endpoint[0] else self.udp.v4
-        if sock is not None:
-            try:
-                sock.sendto(datagram, endpoint)
-                return True
-            except (BlockingIOError, InterruptedError):
-                self.counters["udp_send_dropped"] += 1
-            except OSError as exc:
-                self.counters["udp_send_error"] += 1
-                log.debug("udp send to %s failed: %s", endpoint[0], exc.strerror)
-        else:
-            self.counters["udp_send_no_socket"] += 1
-        self.counters["udp_datagrams_sent"] += 1
-        self.counters["udp_sends"] += 1
-        return False
+        if sock is None:
+            counters.udp_send_no_socket += 1
+            return
+        counters.udp_sends += 1
+        try:
+            sock.sendto(datagram, endpoint)
+        except (BlockingIOError, InterruptedError):
+            counters.udp_send_dropped += 1
+        except OSError as exc:
+            counters.udp_send_error += 1
+            log.debug("udp send to %s failed: %s", endpoint[0], exc.strerror)
 
     def _send(self, datagrams: list[bytes], endpoint: tuple) -> None:
+        """Datagrams for one endpoint, in order: runs of equal size (one shorter may end a run) in one GSO send
+        each, the rest by ``_send_one``. If the kernel refuses GSO, GSO is off for good and the rest go one by
+        one."""
         sock = self.udp.v6 if ":" in endpoint[0] else self.udp.v4
-        self.counters["udp_datagrams_sent"] += len(datagrams)
-        if sock is None:
-            self.counters["udp_send_no_socket"] += len(datagrams)
-            return
         count = len(datagrams)
+        if count == 1 or not self.gso or sock is None:
+            for d in datagrams:
+                self._send_one(d, endpoint)
+            return
+        counters = self.counters
         i = 0
         while i < count:
             size = len(datagrams[i])
+            limit = min(count, i + min(GSO_MAX_SEGMENTS, GSO_MAX_BYTES // size))
             j = i + 1
-            if self.gso:
-                limit = min(count, i + min(GSO_MAX_SEGMENTS, GSO_MAX_BYTES // size))
-                while j < limit and len(datagrams[j]) == size:
-                    j += 1
-                if j < limit and len(datagrams[j]) < size:
-                    j += 1  # one shorter datagram may end a GSO send
-            self.counters["udp_sends"] += 1
+            while j < limit and len(datagrams[j]) == size:
+                j += 1
+            if j < limit and len(datagrams[j]) < size:
+                j += 1  # one shorter datagram may end a GSO send
+            if j - i == 1:
+                self._send_one(datagrams[i], endpoint)
+                i = j
+                continue
             try:
-                if j - i == 1:
-                    sock.sendto(datagrams[i], endpoint)
-                else:
-                    sock.sendmsg(datagrams[i:j], [(SOL_UDP, UDP_SEGMENT, _U16.pack(size))], 0, endpoint)
+                sock.sendmsg(datagrams[i:j], [(SOL_UDP, UDP_SEGMENT, _U16.pack(size))], 0, endpoint)
             except (BlockingIOError, InterruptedError):
-                self.counters["udp_send_dropped"] += j - i
+                counters.udp_send_dropped += j - i
             except OSError as exc:
-                if j - i > 1 and exc.errno in (errno.EIO, errno.EINVAL, errno.EMSGSIZE, errno.ENOPROTOOPT,
-                                               errno.EOPNOTSUPP):
+                if exc.errno in _GSO_REFUSED:
                     # e.g. the route's device cannot checksum for us, or a segment exceeds the path MTU
                     # (EMSGSIZE; a single send is fragmented by the kernel): one send per datagram
                     self.gso = False
                     log.warning("UDP GSO refused (%s); sending datagrams one by one", exc.strerror)
-                    continue
-                self.counters["udp_send_error"] += j - i
+                    for d in datagrams[i:]:
+                        self._send_one(d, endpoint)
+                    return
+                counters.udp_send_error += j - i
                 log.debug("udp send to %s failed: %s", endpoint[0], exc.strerror)
+            counters.udp_sends += 1
+            counters.udp_datagrams_sent += j - i
             i = j

@@ -46,6 +46,10 @@ COUNTER_WINDOW_SIZE = COUNTER_BITS_TOTAL - COUNTER_BLOCK_BITS
 # --- Implementation constants (linker's choices, not the protocol's) ---
 MAX_STAGED_PACKETS = 128  # packets queued per peer while a handshake is under way
 MAX_DATAGRAM_SIZE = 65535
+# The tunnel MTU when none is configured: a 1500-byte underlay less the worst-case WireGuard overhead over IPv6
+# (40 IPv6 + 8 UDP + 32 transport header and tag), as wg-quick chooses. Its one home: the daemon's config and the
+# device import it.
+DEFAULT_MTU = 1420
 # Under load: more handshake messages than this in one second make the responder demand cookies (MAC2).
 UNDER_LOAD_HANDSHAKES_PER_SECOND = 128
 UNDER_LOAD_HOLD_TIME = 1.0  # stay under load this long after the rate drops (wireguard-go UnderLoadAfterTime)

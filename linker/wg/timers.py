@@ -1,42 +1,66 @@
 """The timer events of a peer (whitepaper 6, wireguard-go timers.go): each arms or disarms deadlines.
 
-The device calls these as packets come and go; ``Device.tick`` runs the expired ones. ``jitter`` is a value in
-[0, REKEY_TIMEOUT_JITTER_MAX) drawn by the device from its random source.
+The packet paths call ``after_send`` and ``after_receive`` once per batch (or per lone packet) of authenticated
+messages: every timer bookkeeping of sending and receiving lives there, so the general paths and the one-packet
+fast paths cannot drift apart. The handshake events are separate functions. ``Device.tick`` runs the expired
+deadlines. Not thread-safe: a peer belongs to one device and its loop.
 """
 
 from __future__ import annotations
 
-from linker.wg.constants import KEEPALIVE_TIMEOUT, REJECT_AFTER_TIME, REKEY_TIMEOUT
+from collections.abc import Callable
+
+from linker.wg.constants import KEEPALIVE_TIMEOUT, REJECT_AFTER_TIME, REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX
 from linker.wg.peer import Peer
 
-
-def data_sent(peer: Peer, now: float, jitter: float) -> None:
-    """No reply within KEEPALIVE_TIMEOUT + REKEY_TIMEOUT after we sent data: start a new handshake."""
-    if peer.t_new_handshake is None:
-        peer.t_new_handshake = now + KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + jitter
+JITTER_POOL = 512  # random bytes drawn at once for timer jitter (two per draw)
 
 
-def data_received(peer: Peer, now: float) -> None:
-    """We received data: if we send nothing within KEEPALIVE_TIMEOUT, send a keepalive."""
-    if peer.t_send_keepalive is None:
-        peer.t_send_keepalive = now + KEEPALIVE_TIMEOUT
-    else:
-        peer.need_another_keepalive = True
+class Jitter:
+    """Uniform draws in [0, REKEY_TIMEOUT_JITTER_MAX) to spread timers: not secrets. The random bytes come from a
+    pool refilled JITTER_POOL bytes at a time from ``rng``, so a packet's path makes no getrandom call."""
+
+    __slots__ = ("_pool", "_rng", "_used")
+
+    def __init__(self, rng: Callable[[int], bytes]) -> None:
+        self._rng = rng
+        self._pool = b""
+        self._used = 0
+
+    def draw(self) -> float:
+        pool, used = self._pool, self._used
+        if used >= len(pool):
+            pool = self._pool = self._rng(JITTER_POOL)
+            used = 0
+        self._used = used + 2
+        return (pool[used] | pool[used + 1] << 8) / 65536 * REKEY_TIMEOUT_JITTER_MAX
 
 
-def any_authenticated_packet_sent(peer: Peer) -> None:
-    """Anything we send carries the keepalive's news: no separate keepalive is owed."""
-    peer.t_send_keepalive = None
-
-
-def any_authenticated_packet_received(peer: Peer) -> None:
-    """The peer answered: no new handshake is needed for lack of a reply."""
-    peer.t_new_handshake = None
-
-
-def any_authenticated_packet_traversal(peer: Peer, now: float) -> None:
+def after_send(peer: Peer, now: float, data: bool, jitter: Jitter) -> None:
+    """Authenticated messages (transport or handshake) left for ``peer``; ``data`` when at least one carried a
+    packet rather than a keepalive. wireguard-go's data_sent, any_authenticated_packet_sent and
+    any_authenticated_packet_traversal in one call (jitter is drawn only when the new-handshake timer is armed)."""
+    if data and peer.t_new_handshake is None:
+        # no reply within KEEPALIVE_TIMEOUT + REKEY_TIMEOUT after we sent data: start a new handshake
+        peer.t_new_handshake = now + KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + jitter.draw()
+    peer.t_send_keepalive = None  # anything we send carries the keepalive's news
     if peer.persistent_keepalive > 0:
         peer.t_persistent_keepalive = now + peer.persistent_keepalive
+
+
+def after_receive(peer: Peer, now: float, data: bool) -> None:
+    """Authenticated messages (transport or handshake) came from ``peer``; ``data`` when at least one carried a
+    packet rather than a keepalive. wireguard-go's any_authenticated_packet_traversal,
+    any_authenticated_packet_received and data_received in one call."""
+    if peer.persistent_keepalive > 0:
+        peer.t_persistent_keepalive = now + peer.persistent_keepalive
+    peer.t_new_handshake = None  # the peer answered: no new handshake for lack of a reply
+    if data:
+        # if we send nothing within KEEPALIVE_TIMEOUT, send a keepalive
+        if peer.t_send_keepalive is None:
+            peer.t_send_keepalive = now + KEEPALIVE_TIMEOUT
+        else:
+            peer.need_another_keepalive = True
 
 
 def handshake_initiated(peer: Peer, now: float, jitter: float) -> None:

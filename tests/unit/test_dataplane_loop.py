@@ -52,6 +52,8 @@ def test_a_refused_super_segment_is_written_packet_by_packet_once(loop: Loop, mo
     assert not loop.coalescing
     loop._write(flow1)
     assert written[-5:] == flow1
+    stats = loop.stats()
+    assert stats["tun_packets_written"] == len(written) == 16 and "tun_write_error" not in stats
 
 
 def test_a_refused_gso_send_is_sent_datagram_by_datagram(loop: Loop, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -73,6 +75,8 @@ def test_a_refused_gso_send_is_sent_datagram_by_datagram(loop: Loop, monkeypatch
     got = [rx.recv(2048) for _ in range(5)]
     rx.close()
     assert calls == [5] and got == datagrams and not loop.gso
+    stats = loop.stats()  # the refused GSO send is no send: five single ones
+    assert (stats["udp_datagrams_sent"], stats["udp_sends"]) == (5, 5) and "udp_send_error" not in stats
 
 
 @pytest.fixture
@@ -126,7 +130,7 @@ def test_a_lone_packet_takes_the_fast_path_and_a_burst_is_read_and_sealed_in_one
     for datagram in received:
         got += [a.packet for a in flatten(pair.b.decapsulate(datagram, EP_A, pair.clock.now))]
     assert got == packets  # in order, each once
-    stats = lp.stats()  # the lone path's plain counts folded in
+    stats = lp.stats()  # the lone read counted with the burst in one LoopCounters
     assert (stats["tun_reads"], stats["udp_datagrams_sent"]) == (5, 5) and stats["udp_sends"] >= 2
 
 

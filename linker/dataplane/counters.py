@@ -1,0 +1,39 @@
+"""The loop's counters: one plain integer attribute per event, in one slotted object.
+
+Plain attributes rather than a ``Counter``: the lone-packet paths count on every packet of an idle tunnel, where a
+dict update with cold caches cost 15-20 µs and an attribute increment costs next to nothing. Not thread-safe: the
+loop owns them; the daemon reads ``as_dict`` between wake-ups (SIGUSR1, shutdown).
+"""
+
+from __future__ import annotations
+
+NAMES = (
+    "tun_reads",  # packets read from the TUN device
+    "tun_drop_unexpected_gso",  # reads that carried an offload we never asked for (dropped)
+    "tun_read_error",
+    "tun_packets_written",  # packets written to the TUN device (a super-segment counts each packet in it)
+    "tun_writes",  # write calls (one per packet, or one per super-segment)
+    "tun_write_error",
+    "udp_reads",  # receive calls that returned data (one may carry many GRO-coalesced datagrams)
+    "udp_datagrams_read",
+    "udp_recv_error",
+    "udp_datagrams_sent",
+    "udp_sends",  # send calls (one per datagram, or one per GSO run)
+    "udp_send_dropped",  # the socket buffer was full
+    "udp_send_error",
+    "udp_send_no_socket",  # no socket of the endpoint's address family
+)
+
+
+class LoopCounters:
+    """How many times each of NAMES happened since the loop started."""
+
+    __slots__ = NAMES
+
+    def __init__(self) -> None:
+        for name in NAMES:
+            setattr(self, name, 0)
+
+    def as_dict(self) -> dict[str, int]:
+        """The counters that are not zero, by name."""
+        return {name: value for name in NAMES if (value := getattr(self, name))}
