@@ -6,6 +6,8 @@ AWS tags are linker's state: every resource a link makes carries ``linker:link``
 
 from __future__ import annotations
 
+from linker.wg.constants import DEFAULT_MTU  # its one home; re-exported for the controller and the agent
+
 TAG_LINK = "linker:link"
 TAG_SITE = "linker:site"
 TAG_MANAGED_BY = "linker:managed-by"
@@ -15,7 +17,6 @@ MANAGED_BY_TERRAFORM = "terraform"
 
 DEFAULT_LINK = "default"
 DEFAULT_PORT = 51820
-DEFAULT_MTU = 1420
 INTERFACE = "linker0"
 
 
