@@ -6,7 +6,7 @@ AWS tags are linker's state: every resource a link makes carries ``linker:link``
 
 from __future__ import annotations
 
-from linker.wg.constants import DEFAULT_MTU  # its one home; re-exported for the controller and the agent
+from linker.wg.constants import DEFAULT_MTU as DEFAULT_MTU  # its one home; re-exported for the controller, agent
 
 TAG_LINK = "linker:link"
 TAG_SITE = "linker:site"
