@@ -42,6 +42,7 @@ class Kind(StrEnum):
     EIP_ASSOCIATION = "eip-association"
     SECURITY_GROUP = "security-group"
     SECURITY_GROUP_INGRESS = "security-group-ingress"
+    SECURITY_GROUP_EGRESS = "security-group-egress"
     INSTANCE = "instance"
     INSTANCE_TERMINATED = "instance-terminated"  # a wait: the old instances are gone, their ENIs freed
     SOURCE_DEST_CHECK = "source-dest-check"

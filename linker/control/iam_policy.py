@@ -11,9 +11,10 @@ import json
 from linker import naming
 
 EC2_READ = ("DescribeVpcs", "DescribeSubnets", "DescribeRouteTables", "DescribeAddresses", "DescribeSecurityGroups",
-            "DescribeInstances", "DescribeRegions")
+            "DescribeInstances", "DescribeRegions", "DescribeImages")
 EC2_WRITE = ("AllocateAddress", "AssociateAddress", "DisassociateAddress", "ReleaseAddress", "CreateSecurityGroup",
-             "AuthorizeSecurityGroupIngress", "RevokeSecurityGroupIngress", "DeleteSecurityGroup", "RunInstances",
+             "AuthorizeSecurityGroupIngress", "RevokeSecurityGroupIngress",
+             "AuthorizeSecurityGroupEgress", "RevokeSecurityGroupEgress", "DeleteSecurityGroup", "RunInstances",
              "TerminateInstances", "ModifyInstanceAttribute", "ModifyInstanceMetadataOptions", "CreateTags",
              "DeleteTags", "CreateRoute", "ReplaceRoute", "DeleteRoute")
 SSM = ("GetParameter", "GetParametersByPath", "PutParameter", "DeleteParameter")

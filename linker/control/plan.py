@@ -24,6 +24,8 @@ from linker.errors import CloudError, ConflictError, ManagedElsewhereError, Spec
 from linker.spec import LinkSpec, SiteCidrs, check_overlap
 
 Rule = tuple[str, int | None, int | None, "str | Ref"]  # protocol, from port, to port, source CIDR or EIP ref
+HTTPS_OUT: Rule = ("tcp", 443, 443, "0.0.0.0/0")  # the AWS APIs the agent and user-data call
+EC2_DEFAULT_EGRESS: Rule = ("-1", None, None, "0.0.0.0/0")  # what EC2 gives every new security group
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,20 @@ def plan_site(spec: LinkSpec, site: Site, peers: list[Site], link: str, package:
     if extra:
         add(Phase.FOUNDATION, Action.DELETE, Kind.SECURITY_GROUP_INGRESS, str(group_id), "no longer a peer",
             ("group", group_id), ("rules", extra))
+    # Egress: the tunnel port to each peer's EIP, what the tunnels deliver into the site's VPC, and HTTPS for the AWS
+    # APIs (SSM, S3, CloudWatch, EC2). DNS, NTP and the metadata service are link-local, not filtered by groups.
+    # A new group comes with EC2's allow-all egress, which goes (terraform/modules/gateway does the same).
+    wanted_out: list[Rule] = [("udp", spec.port, spec.port, r[3]) for r in wanted if r[0] == "udp"]
+    wanted_out += [("-1", None, None, c) for c in site.cidrs] + [HTTPS_OUT]
+    have_out = {(x.protocol, x.from_port, x.to_port, x.cidr) for x in group.egress} if group else {EC2_DEFAULT_EGRESS}
+    missing_out = tuple(r for r in wanted_out if r not in have_out)
+    extra_out = tuple(sorted(have_out - set(wanted_out), key=str))
+    if missing_out:
+        add(Phase.FOUNDATION, Action.UPDATE, Kind.SECURITY_GROUP_EGRESS, str(group_id),
+            "to the peers, the site VPC and the AWS APIs only", ("group", group_id), ("rules", missing_out))
+    if extra_out:
+        add(Phase.FOUNDATION, Action.DELETE, Kind.SECURITY_GROUP_EGRESS, str(group_id), "no open egress",
+            ("group", group_id), ("rules", extra_out))
 
     out += _plan_iam(inputs, site, link)
 

@@ -72,13 +72,15 @@ def built(spec: LinkSpec, region: str) -> RegionFacts:
                    for t in rf.route_tables)
     rules = frozenset({Permission("udp", spec.port, spec.port, f"{IP[p]}/32") for p in peers}
                       | {Permission("-1", None, None, CIDR[region])})
+    egress = frozenset({Permission("udp", spec.port, spec.port, f"{IP[p]}/32") for p in peers}
+                       | {Permission("-1", None, None, CIDR[region]), Permission("tcp", 443, 443, "0.0.0.0/0")})
     role = naming.resource_name(LINK, region)
     doc = membership_of(LINK, [PlannedSite(r, r, IP[r], (CIDR[r],), spec.port) for r in spec.regions]).to_json()
     inputs = gateway_inputs(spec, region, naming.bucket_name(LINK, region, ACCOUNT), PACKAGE)
     return replace(
         rf, route_tables=tables, bucket=replace(rf.bucket, exists=True, tags=tags(region), keys=(PACKAGE.key,)),
         eips=(Eip(f"eipalloc-{region}", IP[region], f"eipassoc-{region}", f"i-{region}", tags(region)),),
-        security_groups=(SecurityGroup(f"sg-{region}", f"vpc-{region}", rules, tags(region)),),
+        security_groups=(SecurityGroup(f"sg-{region}", f"vpc-{region}", rules, tags(region), egress),),
         instances=(Instance(f"i-{region}", "running", eni, f"subnet-pub-{region}", spec.instance_type, False,
                             "required", "2026-01-01", tags(region, **{naming.TAG_CONFIG: instance_config(
                                 spec, inputs)})),),
@@ -267,3 +269,22 @@ def test_a_bucket_name_taken_by_another_account_is_refused() -> None:
     rf = replace(rf, bucket=replace(rf.bucket, exists=True, accessible=False))
     with pytest.raises(ConflictError, match="bucket"):
         plan(SPEC, facts(bare("us-east-1"), rf), PACKAGE)
+
+
+def test_a_new_gateway_group_gets_least_privilege_egress_and_loses_the_open_default() -> None:
+    changes = plan(SPEC, facts(bare("us-east-1"), bare("eu-west-1")), PACKAGE)
+    egress = {(c.region, c.action): dict(c.params)["rules"] for c in changes if c.kind == "security-group-egress"}
+    assert egress[("us-east-1", "delete")] == (("-1", None, None, "0.0.0.0/0"),)
+    added = egress[("us-east-1", "update")]
+    assert ("tcp", 443, 443, "0.0.0.0/0") in added and ("-1", None, None, CIDR["us-east-1"]) in added
+    assert [r for r in added if r[0] == "udp"] and all(r[1] == r[2] == SPEC.port for r in added if r[0] == "udp")
+    assert not [r for r in added if r[0] == "-1" and r[3] == "0.0.0.0/0"]
+
+
+def test_an_open_egress_rule_added_by_hand_is_removed() -> None:
+    east = built(SPEC, "us-east-1")
+    group = east.security_groups[0]
+    opened = replace(group, egress=group.egress | {Permission("-1", None, None, "0.0.0.0/0")})
+    changes = plan(SPEC, facts(replace(east, security_groups=(opened,)), built(SPEC, "eu-west-1")), PACKAGE)
+    assert [(c.action, c.kind, dict(c.params)["rules"]) for c in changes] == [
+        ("delete", "security-group-egress", (("-1", None, None, "0.0.0.0/0"),))]

@@ -30,7 +30,8 @@ MODULE = REPO / "terraform" / "modules" / "gateway"
 KINDS = {
     "aws_s3_bucket": {"bucket"}, "aws_s3_bucket_public_access_block": {"bucket"}, "aws_s3_object": {"package"},
     "aws_ssm_parameter": {"membership"}, "aws_eip": {"eip"}, "aws_eip_association": {"eip-association"},
-    "aws_security_group": {"security-group", "security-group-ingress"}, "aws_iam_role": {"iam-role"},
+    "aws_security_group": {"security-group", "security-group-ingress", "security-group-egress"},
+    "aws_iam_role": {"iam-role"},
     "aws_iam_role_policy": {"iam-role-policy"}, "aws_iam_role_policy_attachment": {"iam-attach-policy"},
     "aws_iam_instance_profile": {"instance-profile", "instance-profile-role"}, "aws_instance": {"instance"},
     "aws_route": {"route"},

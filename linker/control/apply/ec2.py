@@ -79,26 +79,39 @@ def _permissions(run: Applier, rules: tuple) -> list[dict[str, Any]]:
     return out
 
 
-def update_security_group_ingress(run: Applier, c: Change) -> None:
-    ec2, group = run.clients.ec2(c.region), run.resolve(c.param("group"))
-    perms = _permissions(run, c.param("rules"))
+def _authorize(run: Applier, c: Change, authorize: Any) -> None:
+    group, perms = run.resolve(c.param("group")), _permissions(run, c.param("rules"))
     try:
-        ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=perms)
+        authorize(GroupId=group, IpPermissions=perms)
     except ClientError as exc:
         if error_code(exc) != "InvalidPermission.Duplicate":
             raise
         for perm in perms:  # some were added by a run that died: add the rest one by one
             try:
-                ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[perm])
+                authorize(GroupId=group, IpPermissions=[perm])
             except ClientError as again:
                 if error_code(again) != "InvalidPermission.Duplicate":
                     raise
 
 
+def update_security_group_ingress(run: Applier, c: Change) -> None:
+    _authorize(run, c, run.clients.ec2(c.region).authorize_security_group_ingress)
+
+
+def update_security_group_egress(run: Applier, c: Change) -> None:
+    _authorize(run, c, run.clients.ec2(c.region).authorize_security_group_egress)
+
+
 def delete_security_group_ingress(run: Applier, c: Change) -> None:
     ec2 = run.clients.ec2(c.region)
     ignore_not_found(ec2.revoke_security_group_ingress, GroupId=run.resolve(c.param("group")),
-                      IpPermissions=_permissions(run, c.param("rules")))
+                     IpPermissions=_permissions(run, c.param("rules")))
+
+
+def delete_security_group_egress(run: Applier, c: Change) -> None:
+    ec2 = run.clients.ec2(c.region)
+    ignore_not_found(ec2.revoke_security_group_egress, GroupId=run.resolve(c.param("group")),
+                     IpPermissions=_permissions(run, c.param("rules")))
 
 
 def delete_security_group(run: Applier, c: Change) -> None:
@@ -115,17 +128,30 @@ def delete_security_group(run: Applier, c: Change) -> None:
 
 
 # --- instance ---
+def _encrypted_root(ec2: Any, ami: str) -> dict[str, Any]:
+    """The image's own root device, encrypted (the account's default EBS key) and gp3, as terraform/ does; its size
+    and snapshot as the image has them."""
+    image = ec2.describe_images(ImageIds=[ami])["Images"][0]
+    device = image.get("RootDeviceName", "/dev/xvda")
+    ebs = next((m.get("Ebs", {}) for m in image.get("BlockDeviceMappings", []) if m.get("DeviceName") == device), {})
+    root = {"Encrypted": True, "VolumeType": "gp3", "DeleteOnTermination": True,
+            "VolumeSize": int(ebs.get("VolumeSize") or 8)}
+    return {"DeviceName": device, "Ebs": root}
+
+
 def create_instance(run: Applier, c: Change) -> None:
     ec2 = run.clients.ec2(c.region)
     tags = run.tags(c, naming.ROLE_INSTANCE, {naming.TAG_CONFIG: c.param("config"), "Name": c.target})
     kwargs = dict(
+        BlockDeviceMappings=[_encrypted_root(ec2, c.param("ami"))],
         ImageId=c.param("ami"), InstanceType=c.param("instance_type"), MinCount=1, MaxCount=1,
         SubnetId=c.param("subnet"), SecurityGroupIds=[run.resolve(c.param("group"))],
         IamInstanceProfile={"Name": c.param("profile")}, UserData=c.param("user_data"),
         MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 1},
         ClientToken=run.token(c.site, "instance", c.param("config")),
         TagSpecifications=[{"ResourceType": "instance", "Tags": tags},
-                           {"ResourceType": "network-interface", "Tags": run.tags(c, naming.ROLE_INSTANCE)}])
+                           {"ResourceType": "network-interface", "Tags": run.tags(c, naming.ROLE_INSTANCE)},
+                           {"ResourceType": "volume", "Tags": run.tags(c, naming.ROLE_INSTANCE)}])
     deadline = time.monotonic() + min(run.timeout, 120.0)
     while True:
         try:
@@ -213,6 +239,8 @@ HANDLERS: dict[tuple[Action, Kind], Handler] = {
     (Action.CREATE, Kind.SECURITY_GROUP): create_security_group,
     (Action.UPDATE, Kind.SECURITY_GROUP_INGRESS): update_security_group_ingress,
     (Action.DELETE, Kind.SECURITY_GROUP_INGRESS): delete_security_group_ingress,
+    (Action.UPDATE, Kind.SECURITY_GROUP_EGRESS): update_security_group_egress,
+    (Action.DELETE, Kind.SECURITY_GROUP_EGRESS): delete_security_group_egress,
     (Action.DELETE, Kind.SECURITY_GROUP): delete_security_group,
     (Action.CREATE, Kind.INSTANCE): create_instance,
     (Action.UPDATE, Kind.SOURCE_DEST_CHECK): update_source_dest_check,

@@ -80,6 +80,7 @@ class SecurityGroup:
     vpc_id: str
     ingress: frozenset[Permission]
     tags: Tags
+    egress: frozenset[Permission] = frozenset()
 
 
 @dataclass(frozen=True)

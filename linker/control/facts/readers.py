@@ -169,11 +169,12 @@ def _route_table(t: dict[str, Any]) -> RouteTable:
 
 
 def _security_group(g: dict[str, Any]) -> SecurityGroup:
-    perms = set()
-    for p in g.get("IpPermissions", []):
-        for r in p.get("IpRanges", []):
-            perms.add(Permission(str(p["IpProtocol"]), p.get("FromPort"), p.get("ToPort"), r["CidrIp"]))
-    return SecurityGroup(g["GroupId"], g.get("VpcId", ""), frozenset(perms), _tags(g.get("Tags")))
+    def permissions(key: str) -> frozenset[Permission]:
+        return frozenset(Permission(str(p["IpProtocol"]), p.get("FromPort"), p.get("ToPort"), r["CidrIp"])
+                         for p in g.get(key, []) for r in p.get("IpRanges", []))
+
+    return SecurityGroup(g["GroupId"], g.get("VpcId", ""), permissions("IpPermissions"), _tags(g.get("Tags")),
+                         permissions("IpPermissionsEgress"))
 
 
 def _instance(i: dict[str, Any]) -> Instance:
