@@ -26,7 +26,7 @@ from linker.control.lock import acquire, lock_region
 from linker.control.plan import managed_by_terraform_error, plan, refuse_managed_elsewhere
 from linker.control.teardown import teardown
 from linker.errors import ContractError, ContractVersionError, DegradedError
-from linker.spec import LinkSpec, validate_regions
+from linker.spec import LinkSpec, gateway_architecture, validate_regions
 
 log = logging.getLogger("linker.control")
 Confirm = Callable[[list[Change]], bool]
@@ -51,7 +51,7 @@ def plan_link(target: Target, spec: LinkSpec, hooks: tuple = (), session: Any = 
     clients = Clients(target, read_only=True, hooks=hooks, session=session)
     validate_regions(spec.regions, clients.known_regions())
     facts = facts_mod.gather(clients, spec.name, spec.regions, spec.instance_type)
-    return plan(spec, facts, package.build())
+    return plan(spec, facts, package.build(gateway_architecture(spec.instance_type)))
 
 
 def up_link(target: Target, spec: LinkSpec, confirm: Confirm, progress: Progress | None = None,
@@ -64,7 +64,7 @@ def up_link(target: Target, spec: LinkSpec, confirm: Confirm, progress: Progress
     lock = acquire(clients, spec.name, lock_region(spec.regions), f"linker up {' '.join(spec.regions)}",
                    force=options.force_unlock)
     try:
-        wheel = package.build()
+        wheel = package.build(gateway_architecture(spec.instance_type))
         changes = plan(spec, facts_mod.gather(clients, spec.name, spec.regions, spec.instance_type,
                                               options.max_workers), wheel)
         if changes and confirm(changes):

@@ -1,30 +1,30 @@
-"""The controller's own linker, as a wheel, so every gateway runs exactly the controller's version.
+"""What a gateway installs: the wheelhouse of the controller's own linker, so every gateway runs exactly its code.
 
-linker is not on a public package index: ``up`` puts this wheel in the site's S3 bucket and the user-data installs
-it with the instance role. The wheel is built from the running package's files, byte for byte reproducible
-(sorted entries, fixed timestamps), so its hash (part of the instance's configuration) changes only when the code
-does.
+linker is not on a public package index, and a gateway reaches none: ``up`` puts one tar in the site's S3 bucket
+holding the gateway wheel (linker.control.gateway_wheel: only what a gateway runs, built by setuptools,
+reproducible) and pinned wheels of its dependencies for the gateway's Python and architecture
+(linker.control.wheelhouse). The user-data fetches it with the instance role, checks its SHA-256 and installs
+``linker-gateway`` from it with ``pip install --no-index``. Its hash is part of the instance's configuration and
+changes only when a wheel in it does.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import importlib.metadata
-import io
-import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import linker
+from linker.control import gateway_wheel, wheelhouse
+from linker.control.gateway_wheel import DIST_NAME, PackageError
 
-_EPOCH = (1980, 1, 1, 0, 0, 0)
+__all__ = ["DIST_NAME", "Package", "PackageError", "build", "main", "write"]
 
 
 @dataclass(frozen=True)
 class Package:
-    """A wheel: its file name, bytes and sha256 (hex)."""
+    """An artifact the gateway installs from the site's bucket: its file name, bytes and sha256 (hex)."""
 
     filename: str
     data: bytes
@@ -36,67 +36,43 @@ class Package:
         return f"wheels/{self.sha256[:16]}/{self.filename}"
 
 
-def _requirements() -> list[str]:
-    try:
-        requires = importlib.metadata.distribution("linker").requires or []
-    except importlib.metadata.PackageNotFoundError:
-        requires = []
-    return [r for r in requires if "extra ==" not in r]
+@lru_cache(maxsize=4)
+def build(arch: str = "x86_64") -> Package:
+    """The wheelhouse of the running linker for a gateway of ``arch`` (x86_64 or arm64). Builds the gateway wheel
+    and downloads the dependency wheels on the first call for these sources and pins (then from the cache).
+    Raises PackageError."""
+    target = wheelhouse.Target(arch)
+    wheel = gateway_wheel.gateway_wheel()
+    deps = wheelhouse.dependency_wheels(target, gateway_wheel.gateway_sources().requirements)
+    data = wheelhouse.bundle([wheel, *deps])
+    name = f"linker-{linker.__version__}-gateway-{target.abi}-{arch}.tar"
+    return Package(name, data, hashlib.sha256(data).hexdigest())
 
 
-def _record_line(name: str, data: bytes) -> str:
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-    return f"{name},sha256={digest},{len(data)}"
-
-
-@lru_cache(maxsize=1)
-def build() -> Package:
-    """The wheel of the running linker (pure Python, any platform)."""
-    root = Path(linker.__file__).resolve().parent
-    version = linker.__version__
-    info = f"linker-{version}.dist-info"
-    files: list[tuple[str, bytes]] = []
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts and path.suffix not in (".pyc", ".pyo"):
-            files.append((f"linker/{path.relative_to(root).as_posix()}", path.read_bytes()))
-    metadata = "\n".join(["Metadata-Version: 2.1", "Name: linker", f"Version: {version}",
-                          "Requires-Python: >=3.11", *(f"Requires-Dist: {r}" for r in _requirements())]) + "\n"
-    files += [
-        (f"{info}/METADATA", metadata.encode()),
-        (f"{info}/WHEEL", b"Wheel-Version: 1.0\nGenerator: linker\nRoot-Is-Purelib: true\nTag: py3-none-any\n"),
-        (f"{info}/entry_points.txt", b"[console_scripts]\nlinker = linker.cli:main\n"),
-    ]
-    record = "\n".join([*(_record_line(n, d) for n, d in files), f"{info}/RECORD,,"]) + "\n"
-    files.append((f"{info}/RECORD", record.encode()))
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as wheel:
-        for name, data in files:
-            entry = zipfile.ZipInfo(name, date_time=_EPOCH)
-            entry.external_attr = 0o644 << 16
-            entry.compress_type = zipfile.ZIP_DEFLATED
-            wheel.writestr(entry, data)
-    data = buffer.getvalue()
-    return Package(f"linker-{version}-py3-none-any.whl", data, hashlib.sha256(data).hexdigest())
-
-
-def write(directory: Path) -> Path:
-    """Write the wheel of the running linker into ``directory`` (for the Terraform module's ``wheel``)."""
-    wheel = build()
-    path = Path(directory) / wheel.filename
-    path.write_bytes(wheel.data)
+def write(directory: Path, arch: str = "x86_64") -> Path:
+    """Write the wheelhouse into ``directory`` (for the Terraform module's ``wheel``); returns its path."""
+    package = build(arch)
+    path = Path(directory) / package.filename
+    path.write_bytes(package.data)
     return path
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m linker.control.package DIR``: write the controller's wheel into DIR; print its path and SHA-256."""
+    """``python -m linker.control.package DIR [ARCH]``: write the gateway wheelhouse into DIR; print its path and
+    SHA-256."""
     import sys
 
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or not Path(args[0]).is_dir():
-        print("usage: python -m linker.control.package DIR (an existing directory)", file=sys.stderr)
+    if len(args) not in (1, 2) or not Path(args[0]).is_dir() or args[1:] not in ([], ["x86_64"], ["arm64"]):
+        print("usage: python -m linker.control.package DIR [x86_64|arm64] (DIR an existing directory)",
+              file=sys.stderr)
         return 2
-    path = write(Path(args[0]))
-    print(f"{path}\nsha256 {build().sha256}")
+    try:
+        path = write(Path(args[0]), *args[1:])
+    except PackageError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    print(f"{path}\nsha256 {build(*args[1:]).sha256}")
     return 0
 
 

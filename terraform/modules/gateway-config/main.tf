@@ -1,9 +1,9 @@
-# The provider-free half of the gateway module: what lands on a gateway, rendered from templates/ (the very files
+# The provider-free half of the gateway module: what lands on a gateway, rendered from linker/templates/ (the very files
 # and variables the CLI renders them with, linker/control/render.py), and the link's membership document in the
 # schema of linker.gateway.membership.Membership. tests/terraform compares every output with the CLI's.
 
 locals {
-  templates        = "${path.module}/../../../templates"
+  templates        = "${path.module}/../../../linker/templates"
   parameter_prefix = "/linker/${var.link}"
 
   agent_settings = templatefile("${local.templates}/agent.json.tftpl", {

@@ -65,12 +65,12 @@ variable "ami_parameter" {
 }
 
 variable "wheel" {
-  description = "Path to the linker wheel the gateway runs (python -m linker.control.package DIR writes the CLI's own). It is uploaded to the site's bucket under wheels/<sha256[:16]>/ and the user-data installs it after checking its SHA-256."
+  description = "Path to the linker wheelhouse the gateway installs from: the gateway wheel and its pinned dependencies for the instance's architecture (python -m linker.control.package DIR [x86_64|arm64] writes the CLI's own). It is uploaded to the site's bucket under wheels/<sha256[:16]>/ and the user-data installs from it with pip --no-index after checking its SHA-256."
   type        = string
 
   validation {
-    condition     = can(regex("^linker-[^-]+-.*\\.whl$", basename(var.wheel)))
-    error_message = "The wheel must be a linker wheel file (linker-<version>-...whl), as python -m linker.control.package writes."
+    condition     = can(regex("^linker-[^-]+-gateway-.*\\.tar$", basename(var.wheel)))
+    error_message = "The wheel must be a linker wheelhouse (linker-<version>-gateway-...tar), as python -m linker.control.package writes."
   }
 }
 

@@ -47,7 +47,7 @@ mock_provider "aws" {
 }
 
 variables {
-  wheel = "../../modules/gateway/tests/linker-0.0.0-py3-none-any.whl"
+  wheel = "../../modules/gateway/tests/linker-0.0.0-gateway-cp311-x86_64.tar"
   east  = { region = "us-east-1", vpc_id = "vpc-0e", subnet_id = "subnet-0e", route_table_ids = ["rtb-0e"] }
   west  = { region = "eu-west-1", vpc_id = "vpc-0w", subnet_id = "subnet-0w", route_table_ids = ["rtb-0w"] }
 }

@@ -35,7 +35,7 @@ variables {
     { site = "eu-west-1", region = "eu-west-1", eip = "198.51.100.20", cidrs = ["10.20.0.0/16"] },
     { site = "ap-south-1", region = "ap-south-1", eip = "192.0.2.30", cidrs = ["10.30.0.0/16", "10.31.0.0/16"] },
   ]
-  wheel = "tests/linker-0.0.0-py3-none-any.whl"
+  wheel = "tests/linker-0.0.0-gateway-cp311-x86_64.tar"
 }
 
 run "one_site" {
