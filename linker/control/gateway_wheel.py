@@ -32,6 +32,9 @@ from linker.errors import UserError
 DIST_NAME = "linker-gateway"
 # the subcommands a gateway runs or an operator runs on it; the CLI's lazy table skips the areas not shipped
 GATEWAY_COMMANDS = ("gateway", "daemon", "genkey", "pubkey", "genpsk")
+# The CLI modules behind GATEWAY_COMMANDS, by name: the controller does not import the CLI above it (the floors,
+# ARCHITECTURE.md); tests/package checks these against linker.cli.COMMANDS.
+GATEWAY_COMMAND_MODULES = ("linker.cli.daemon", "linker.cli.gateway")
 SOURCE_DATE_EPOCH = 315532800  # 1980-01-01T00:00:00Z, the earliest time a zip entry can carry
 BUILD_TIMEOUT = 300.0
 
@@ -83,9 +86,7 @@ def _imports(path: Path, module: str) -> set[str]:
 
 def gateway_roots() -> list[str]:
     """The modules a gateway starts from: the CLI and the modules of the gateway's subcommands."""
-    from linker import cli
-
-    return ["linker.__main__", "linker.cli", *sorted({cli.COMMANDS[c].split(":")[0] for c in GATEWAY_COMMANDS})]
+    return ["linker.__main__", "linker.cli", *GATEWAY_COMMAND_MODULES]
 
 
 def gateway_sources(roots: list[str] | None = None) -> GatewaySources:

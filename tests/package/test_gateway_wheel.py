@@ -13,14 +13,14 @@ import pytest
 from linker.control import gateway_wheel, package, wheelhouse
 from tests.package.conftest import make_venv
 
-AREAS_NOT_SHIPPED = ("control/", "sandbox/", "spec.py")
+AREAS_NOT_SHIPPED = ("control/", "sandbox/", "spec.py", "cli/link.py", "cli/local.py", "cli/sandbox.py")
 
 
 def test_the_gateway_ships_what_it_runs_and_nothing_of_the_controller_or_the_sandbox() -> None:
     sources = gateway_wheel.gateway_sources()
     files = set(sources.files)
-    assert {"cli.py", "errors.py", "naming.py", "log.py", "wg/noise.py", "dataplane/daemon.py",
-            "gateway/agent.py", "gateway/commands.py", "dataplane/commands.py"} <= files
+    assert {"cli/__init__.py", "cli/gateway.py", "cli/daemon.py", "cli/output.py", "errors.py", "naming.py", "log.py",
+            "contract.py", "wg/noise.py", "dataplane/daemon.py", "gateway/agent.py"} <= files
     assert not [f for f in files if f.startswith(AREAS_NOT_SHIPPED)]
     names = {r.split(">")[0].split("=")[0] for r in sources.requirements}
     assert {"boto3", "cryptography", "pyroute2", "click"} <= names and "jinja2" not in names
@@ -79,3 +79,10 @@ def test_the_gateway_installs_from_its_wheelhouse_alone_and_runs_its_commands(
     assert imports.returncode == 0, imports.stderr
     for missing in ("linker.control", "linker.sandbox", "jinja2"):
         assert run_in(venv, "python", "-c", f"import {missing}").returncode != 0
+
+
+def test_the_gateway_command_modules_are_those_the_cli_names() -> None:
+    from linker import cli
+
+    named = {cli.COMMANDS[c].split(":")[0] for c in gateway_wheel.GATEWAY_COMMANDS}
+    assert named == set(gateway_wheel.GATEWAY_COMMAND_MODULES)
