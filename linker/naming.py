@@ -55,12 +55,14 @@ ROLE_INSTANCE_PROFILE = "instance-profile"
 ROLE_BUCKET = "bucket"
 IAM_PATH = "/linker/"
 INLINE_POLICY = "linker-gateway"
-SSM_CORE_POLICY_ARN = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+
+
+RESOURCE_PREFIX = "linker-"
 
 
 def resource_name(link: str, site: str) -> str:
     """Name of the site's security group, IAM role and instance profile (IAM names are global: include both)."""
-    return f"linker-{link}-{site}"
+    return f"{RESOURCE_PREFIX}{link}-{site}"
 
 
 def lock_parameter(link: str) -> str:

@@ -241,9 +241,11 @@ def _plan_iam(inputs: GatewayInputs, site: Site, link: str) -> list[Change]:
     if iam.inline_policy != policy:
         out.append(Change(name, name, Phase.FOUNDATION, Action.UPDATE, Kind.IAM_ROLE_POLICY, role,
                           (("policy", policy),), "read the link's parameters, write the site's own"))
-    if naming.SSM_CORE_POLICY_ARN not in iam.attached_policies:
-        out.append(Change(name, name, Phase.FOUNDATION, Action.UPDATE, Kind.IAM_ATTACH_POLICY, role,
-                          (("arn", naming.SSM_CORE_POLICY_ARN),), "SSM agent and Session Manager instead of SSH"))
+    # Session Manager's own actions are in the inline policy: a managed policy (AmazonSSMManagedInstanceCore, which
+    # linker attached before) would let an internet-facing process read every parameter of the account.
+    for arn in iam.attached_policies:
+        out.append(Change(name, name, Phase.FOUNDATION, Action.DELETE, Kind.IAM_ATTACH_POLICY, role,
+                          (("arn", arn),), "the inline policy holds all the gateway may do"))
     if not iam.profile_exists:
         out.append(Change(name, name, Phase.FOUNDATION, Action.CREATE, Kind.INSTANCE_PROFILE, role,
                           tags, "lets the instance assume the role"))

@@ -64,13 +64,16 @@ def test_up_makes_a_hardened_gateway_per_site_and_twice_changes_nothing(aws) -> 
     role = "linker-demo-us-east-1"
     policy = iam.get_role_policy(RoleName=role, PolicyName=naming.INLINE_POLICY)["PolicyDocument"]
     resources = [r for st in policy["Statement"] for r in st["Resource"] if isinstance(st["Resource"], list)]
-    assert all("parameter/linker/demo/" in r for r in resources if ":ssm:" in r)
+    assert all("parameter/linker/demo/" in r for r in resources if ":ssm:" in r and ":instance/" not in r)
     assert [r for r in resources if ":s3:" in r] == ["arn:aws:s3:::linker-demo-us-east-1-123456789012/wheels/*"]
     wheel_key = next(k for k in aws.client("s3").list_objects_v2(
         Bucket="linker-demo-us-east-1-123456789012")["Contents"])["Key"]
     assert wheel_key in user_data
-    assert naming.SSM_CORE_POLICY_ARN in [p["PolicyArn"] for p in iam.list_attached_role_policies(
-        RoleName=role)["AttachedPolicies"]]
+    # no managed policy: Session Manager's own actions are in the inline policy, not every parameter of the account
+    assert iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"] == []
+    actions = {a for st in policy["Statement"] for a in st["Action"]}
+    assert {"ssm:UpdateInstanceInformation", "ssmmessages:OpenDataChannel"} <= actions
+    assert not [a for a in actions if a.endswith("*")]
 
     assert plan_link(Target(), spec) == []
     assert up_link(Target(), spec, yes, options=FAST) == []

@@ -84,7 +84,7 @@ def built(spec: LinkSpec, region: str) -> RegionFacts:
         instances=(Instance(f"i-{region}", "running", eni, f"subnet-pub-{region}", spec.instance_type, False,
                             "required", "2026-01-01", tags(region, **{naming.TAG_CONFIG: instance_config(
                                 spec, inputs)})),),
-        iam=IamFacts(True, tags(region), role_policy(inputs), (naming.SSM_CORE_POLICY_ARN,),
+        iam=IamFacts(True, tags(region), role_policy(inputs), (),
                      True, (role,)),
         parameters=((naming.membership_parameter(LINK), doc),))
 
@@ -288,3 +288,12 @@ def test_an_open_egress_rule_added_by_hand_is_removed() -> None:
     changes = plan(SPEC, facts(replace(east, security_groups=(opened,)), built(SPEC, "eu-west-1")), PACKAGE)
     assert [(c.action, c.kind, dict(c.params)["rules"]) for c in changes] == [
         ("delete", "security-group-egress", (("-1", None, None, "0.0.0.0/0"),))]
+
+
+def test_a_managed_policy_attached_to_the_gateway_role_is_detached() -> None:
+    """Links made before attached AmazonSSMManagedInstanceCore (every parameter of the account): up detaches it."""
+    east = built(SPEC, "us-east-1")
+    core = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+    changes = plan(SPEC, facts(replace(east, iam=replace(east.iam, attached_policies=(core,))),
+                               built(SPEC, "eu-west-1")), PACKAGE)
+    assert [(c.action, c.kind, dict(c.params)["arn"]) for c in changes] == [("delete", "iam-attach-policy", core)]

@@ -104,16 +104,16 @@ def test_security_group_admits_the_tunnel_port_from_each_peer_eip_and_its_own_vp
 
 
 @pytest.mark.parametrize("region", [E, W])
-def test_instance_role_has_the_cli_policies_and_the_ssm_core(cli_link: CliLink, example: Module,
-                                                             region: str) -> None:
+def test_instance_role_has_the_cli_policies_and_no_managed_policy(cli_link: CliLink, example: Module,
+                                                                  region: str) -> None:
     cli, module = cli_link.sites[region], gateway(example, region)
     role = module.attributes("aws_iam_role", "gateway")
     assert json.loads(role["assume_role_policy"]) == policy(cli.role["AssumeRolePolicyDocument"])
     inline = module.attributes("aws_iam_role_policy", "gateway")
     assert inline["name"] == naming.INLINE_POLICY and inline["role"] == cli.role["RoleName"]
     assert json.loads(inline["policy"]) == policy(cli.role_policy)  # same actions, same resources
-    attachment = module.attributes("aws_iam_role_policy_attachment", "ssm_core")
-    assert [attachment["policy_arn"]] == cli.attached
+    assert cli.attached == []
+    assert not [r for r in module.resources if r[0] == "aws_iam_role_policy_attachment"]
     assert module.attributes("aws_iam_instance_profile", "gateway")["role"] == cli.role["RoleName"]
 
 

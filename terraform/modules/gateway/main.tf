@@ -182,11 +182,6 @@ resource "aws_iam_role_policy" "gateway" {
   policy = module.config.role_policy
 }
 
-resource "aws_iam_role_policy_attachment" "ssm_core" {
-  role       = aws_iam_role.gateway.name
-  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"
-}
-
 resource "aws_iam_instance_profile" "gateway" {
   name = local.name
   path = "/linker/"
@@ -224,7 +219,7 @@ resource "aws_instance" "gateway" {
   })
 
   # The wheel and the role's policy must exist before the user-data runs.
-  depends_on = [aws_s3_object.wheel, aws_iam_role_policy.gateway, aws_iam_role_policy_attachment.ssm_core]
+  depends_on = [aws_s3_object.wheel, aws_iam_role_policy.gateway]
 }
 
 resource "aws_eip_association" "gateway" {
