@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from linker import naming
-from linker.control.apply.calls import ignore_not_found
+from linker.control.apply.calls import ignore_not_found, settled
 from linker.control.aws import error_code, is_not_found
 from linker.control.changes import Action, Change, Kind
+from linker.control.cost import burstable
 from linker.errors import CloudError
 
 if TYPE_CHECKING:
@@ -29,8 +30,8 @@ def create_eip(run: Applier, c: Change) -> None:
 def update_eip_association(run: Applier, c: Change) -> None:
     ec2, instance = run.clients.ec2(c.region), run.resolve(c.param("instance"))
     _wait_state(run, c.region, [instance], {"running"})
-    ec2.associate_address(AllocationId=run.resolve(c.param("allocation")), InstanceId=instance,
-                          AllowReassociation=True)
+    settled(ec2.associate_address, run.settle_delays, AllocationId=run.resolve(c.param("allocation")),
+            InstanceId=instance, AllowReassociation=True)
 
 
 def delete_eip(run: Applier, c: Change) -> None:
@@ -82,7 +83,7 @@ def _permissions(run: Applier, rules: tuple) -> list[dict[str, Any]]:
 def _authorize(run: Applier, c: Change, authorize: Any) -> None:
     group, perms = run.resolve(c.param("group")), _permissions(run, c.param("rules"))
     try:
-        authorize(GroupId=group, IpPermissions=perms)
+        settled(authorize, run.settle_delays, GroupId=group, IpPermissions=perms)
     except ClientError as exc:
         if error_code(exc) != "InvalidPermission.Duplicate":
             raise
@@ -149,6 +150,8 @@ def create_instance(run: Applier, c: Change) -> None:
         IamInstanceProfile={"Name": c.param("profile")}, UserData=c.param("user_data"),
         MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 1},
         ClientToken=run.token(c.site, "instance", c.param("config")),
+        # burstable types: standard credits, so a CPU-bound data plane is throttled, never billed for surplus
+        **({"CreditSpecification": {"CpuCredits": "standard"}} if burstable(c.param("instance_type")) else {}),
         TagSpecifications=[{"ResourceType": "instance", "Tags": tags},
                            {"ResourceType": "network-interface", "Tags": run.tags(c, naming.ROLE_INSTANCE)},
                            {"ResourceType": "volume", "Tags": run.tags(c, naming.ROLE_INSTANCE)}])
@@ -165,11 +168,13 @@ def create_instance(run: Applier, c: Change) -> None:
             time.sleep(run.poll)
     run.set_ref("instance", c.site, instance["InstanceId"])
     run.set_ref("eni", c.site, instance["NetworkInterfaces"][0]["NetworkInterfaceId"])
-    ec2.modify_instance_attribute(InstanceId=instance["InstanceId"], SourceDestCheck={"Value": False})
+    settled(ec2.modify_instance_attribute, run.settle_delays, InstanceId=instance["InstanceId"],
+            SourceDestCheck={"Value": False})
 
 
 def update_source_dest_check(run: Applier, c: Change) -> None:
-    run.clients.ec2(c.region).modify_instance_attribute(InstanceId=c.target, SourceDestCheck={"Value": False})
+    settled(run.clients.ec2(c.region).modify_instance_attribute, run.settle_delays, InstanceId=c.target,
+            SourceDestCheck={"Value": False})
 
 
 def update_metadata_options(run: Applier, c: Change) -> None:
@@ -199,6 +204,13 @@ def _wait_state(run: Applier, region: str, instances: list[str], states: set[str
                 return
         if found and all(i["State"]["Name"] in states for i in found):
             return
+        lost = [i for i in found if "running" in states and i["State"]["Name"] in ("shutting-down", "terminated")]
+        if lost:  # it will never run: say why now, not after the timeout (a missing KMS grant, a capacity error)
+            why = "; ".join(f"{i['InstanceId']}: {i.get('StateReason', {}).get('Message') or i['State']['Name']}"
+                            for i in lost)
+            raise CloudError(f"{region}: the gateway instance stopped while starting ({why})",
+                             fix="fix the cause named (e.g. grant EC2 use of the EBS encryption key), then run "
+                                 "`linker up` again: it replaces the instance")
         if time.monotonic() > deadline:
             raise CloudError(f"{region}: instances {', '.join(instances)} did not reach {'/'.join(states)} "
                              f"within {run.timeout:.0f} s")
@@ -209,10 +221,11 @@ def _wait_state(run: Applier, region: str, instances: list[str], states: set[str
 def create_route(run: Applier, c: Change) -> None:
     ec2 = run.clients.ec2(c.region)
     # the tag first: a run that dies between the two leaves a record, never an unrecorded route
-    ec2.create_tags(Resources=[c.param("table")], Tags=[{"Key": c.param("tag"), "Value": c.site}])
+    settled(ec2.create_tags, run.settle_delays, Resources=[c.param("table")],
+            Tags=[{"Key": c.param("tag"), "Value": c.site}])
     try:
-        ec2.create_route(RouteTableId=c.param("table"), DestinationCidrBlock=c.param("cidr"),
-                         NetworkInterfaceId=run.resolve(c.param("eni")))
+        settled(ec2.create_route, run.settle_delays, RouteTableId=c.param("table"),
+                DestinationCidrBlock=c.param("cidr"), NetworkInterfaceId=run.resolve(c.param("eni")))
     except ClientError as exc:
         if error_code(exc) != "RouteAlreadyExists":
             raise
@@ -221,9 +234,10 @@ def create_route(run: Applier, c: Change) -> None:
 
 def update_route(run: Applier, c: Change) -> None:
     ec2 = run.clients.ec2(c.region)
-    ec2.create_tags(Resources=[c.param("table")], Tags=[{"Key": c.param("tag"), "Value": c.site}])
-    ec2.replace_route(RouteTableId=c.param("table"), DestinationCidrBlock=c.param("cidr"),
-                      NetworkInterfaceId=run.resolve(c.param("eni")))
+    settled(ec2.create_tags, run.settle_delays, Resources=[c.param("table")],
+            Tags=[{"Key": c.param("tag"), "Value": c.site}])
+    settled(ec2.replace_route, run.settle_delays, RouteTableId=c.param("table"), DestinationCidrBlock=c.param("cidr"),
+            NetworkInterfaceId=run.resolve(c.param("eni")))
 
 
 def delete_route(run: Applier, c: Change) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from linker import naming
 from linker.control.apply import ec2, iam, s3, ssm
+from linker.control.apply.calls import SETTLE_DELAYS
 from linker.control.aws import Clients, cloud_call
 from linker.control.changes import Action, Change, Kind, Ref, by_phase
 from linker.control.package import Package
@@ -39,6 +40,8 @@ class Applier:
         self.clients, self.link, self.run_id, self.package = clients, link, run_id, package
         self.progress = progress or (lambda change, status: None)
         self.max_workers, self.poll, self.timeout = max_workers, poll, timeout
+        # backoff for a just-created resource not visible yet; tests that poll without waiting retry at once
+        self.settle_delays = SETTLE_DELAYS if poll > 0 else (0.0,) * len(SETTLE_DELAYS)
         self._refs: dict[Ref, str] = {}
         self._lock = threading.Lock()
 

@@ -201,6 +201,15 @@ resource "aws_instance" "gateway" {
   user_data                   = module.config.user_data
   user_data_replace_on_change = true # a new configuration is a new gateway, as with the CLI
 
+  # Burstable types (t2, t3, t3a, t4g) run with standard credits, as with the CLI: a CPU-bound data plane is
+  # throttled to the baseline, never billed for surplus credits.
+  dynamic "credit_specification" {
+    for_each = length(regexall("^t(2|3|3a|4g)\\.", var.instance_type)) > 0 ? [1] : []
+    content {
+      cpu_credits = "standard"
+    }
+  }
+
   root_block_device {
     encrypted   = true # with the account's default EBS key (aws/ebs) unless the account sets another default
     volume_type = "gp3"

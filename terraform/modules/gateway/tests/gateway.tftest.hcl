@@ -75,6 +75,10 @@ run "one_site" {
     error_message = "A gateway forwards other hosts' packets: source/dest check off."
   }
   assert {
+    condition     = aws_instance.gateway.credit_specification[0].cpu_credits == "standard"
+    error_message = "A burstable gateway runs with standard credits (no surplus charges)."
+  }
+  assert {
     condition     = aws_instance.gateway.root_block_device[0].encrypted == true
     error_message = "The root volume is encrypted."
   }
