@@ -19,17 +19,20 @@ from linker import naming
 from linker.contract import GatewayHealth
 from linker.control import package
 from linker.control.apply import Applier, Progress
-from linker.control.aws import Clients, Target, cloud_call, is_not_found
+from linker.control.aws import Clients, Target, cloud_call, error_code, is_not_found
 from linker.control.changes import Change
 from linker.control.facts import readers as facts_mod
 from linker.control.lock import acquire, lock_region
 from linker.control.plan import managed_by_terraform_error, plan, refuse_managed_elsewhere
 from linker.control.teardown import teardown
-from linker.errors import ContractError, ContractVersionError, DegradedError
+from linker.errors import CloudError, ContractError, ContractVersionError, DegradedError
 from linker.spec import LinkSpec, gateway_architecture, validate_regions
 
 log = logging.getLogger("linker.control")
 Confirm = Callable[[list[Change]], bool]
+# what a region answers an identity that may not use it: an SCP's deny, a region not opted in
+REGION_REFUSED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation",
+                            "UnrecognizedClientException", "InvalidClientTokenId", "AuthFailure"})
 DISCOVERY_REGION = "us-east-1"  # where DescribeRegions is asked when no region is given (always enabled)
 
 
@@ -77,23 +80,40 @@ def up_link(target: Target, spec: LinkSpec, confirm: Confirm, progress: Progress
 
 
 def link_regions(clients: Clients, link: str, regions: Iterable[str] = ()) -> list[str]:
-    """The regions where ``link`` has a membership document or a lock (given ``regions``, only those)."""
+    """The regions where ``link`` has a parameter (its lock, membership or a site's); given ``regions``, only those.
+
+    Every page of GetParametersByPath is followed: SSM may answer a page with no parameter and a NextToken. When
+    the regions are discovered (none given), a region this identity may not use (an SCP, a region not opted in) is
+    reported in a warning with its fix and the others are still searched; a region named by the user is an error."""
     candidates = list(regions)
-    if not candidates:
+    discovered = not candidates
+    if discovered:
         ec2 = clients.ec2(DISCOVERY_REGION)
         with cloud_call("DescribeRegions", DISCOVERY_REGION):
             candidates = sorted(r["RegionName"] for r in ec2.describe_regions()["Regions"])
 
     def present(region: str) -> bool:
-        ssm = clients.ssm(region)
-        with cloud_call("GetParametersByPath", region, naming.parameter_prefix(link)):
-            try:
-                return bool(ssm.get_parameters_by_path(Path=naming.parameter_prefix(link), Recursive=True,
-                                                       MaxResults=1)["Parameters"])
-            except ClientError as exc:
-                if is_not_found(exc):
-                    return False
+        ssm, token = clients.ssm(region), None
+        try:
+            with cloud_call("GetParametersByPath", region, naming.parameter_prefix(link)):
+                while True:
+                    page = ssm.get_parameters_by_path(Path=naming.parameter_prefix(link), Recursive=True,
+                                                      MaxResults=10, **({"NextToken": token} if token else {}))
+                    token = page.get("NextToken")
+                    if page["Parameters"]:
+                        return True
+                    if not token:
+                        return False
+        except CloudError as err:  # CredentialsError too: a region not opted in rejects the credentials
+            cause = err.__cause__
+            if isinstance(cause, ClientError) and is_not_found(cause):
+                return False
+            if not discovered or not isinstance(cause, ClientError) or error_code(cause) not in REGION_REFUSED:
                 raise
+            log.warning("%s: skipped, this identity may not use the region (%s); if the link has resources "
+                        "there, run again with --region %s and a role allowed there", region,
+                        error_code(cause), region, extra={"region": region})
+            return False
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         found = list(pool.map(present, candidates))
