@@ -123,6 +123,7 @@ def check_overlap(sites: Sequence[SiteCidrs]) -> None:
 
 
 def gateway_architecture(instance_type: str) -> str:
-    """``arm64`` for Graviton families (a 'g' after the generation digit: t4g, c7gn, m6gd), else ``x86_64``."""
+    """``arm64`` for Graviton families (a 'g' after the generation digit: t4g, c7gn, m6gd; and a1, the first
+    Graviton), else ``x86_64``."""
     family = instance_type.split(".")[0]
-    return "arm64" if re.match(r"^[a-z]+\d+g", family) else "x86_64"
+    return "arm64" if family == "a1" or re.match(r"^[a-z]+\d+g", family) else "x86_64"

@@ -11,7 +11,7 @@ import json
 from linker import naming
 
 EC2_READ = ("DescribeVpcs", "DescribeSubnets", "DescribeRouteTables", "DescribeAddresses", "DescribeSecurityGroups",
-            "DescribeInstances", "DescribeRegions", "DescribeImages")
+            "DescribeInstances", "DescribeRegions", "DescribeImages", "DescribeInstanceTypeOfferings")
 EC2_WRITE = ("AllocateAddress", "AssociateAddress", "DisassociateAddress", "ReleaseAddress", "CreateSecurityGroup",
              "AuthorizeSecurityGroupIngress", "RevokeSecurityGroupIngress",
              "AuthorizeSecurityGroupEgress", "RevokeSecurityGroupEgress", "DeleteSecurityGroup", "RunInstances",

@@ -7,7 +7,7 @@ Pure functions of the facts (``linker.control.facts.model``), so the planner's t
 from __future__ import annotations
 
 from linker import naming
-from linker.control.facts.model import RegionFacts, RouteTable, Vpc
+from linker.control.facts.model import RegionFacts, RouteTable, Subnet, Vpc
 from linker.errors import SpecError
 
 
@@ -44,12 +44,19 @@ def vpc_route_tables(rf: RegionFacts, vpc_id: str) -> tuple[RouteTable, ...]:
     return tuple(t for t in rf.route_tables if t.vpc_id == vpc_id and (t.is_main or t.subnet_ids))
 
 
-def public_subnet(rf: RegionFacts, vpc_id: str) -> str | None:
-    """A subnet whose route table (its own, else the VPC's main table) sends 0.0.0.0/0 to an internet gateway."""
+def public_subnets(rf: RegionFacts, vpc_id: str) -> list[Subnet]:
+    """Subnets whose route table (their own, else the VPC's main table) send 0.0.0.0/0 to an internet gateway."""
     main = next((t for t in rf.route_tables if t.vpc_id == vpc_id and t.is_main), None)
+    out = []
     for subnet in sorted((s for s in rf.subnets if s.vpc_id == vpc_id), key=lambda s: (s.availability_zone, s.id)):
         table = next((t for t in rf.route_tables if subnet.id in t.subnet_ids), main)
         default = table.route("0.0.0.0/0") if table else None
         if default is not None and default.target.startswith("igw-"):
-            return subnet.id
-    return None
+            out.append(subnet)
+    return out
+
+
+def public_subnet(rf: RegionFacts, vpc_id: str) -> str | None:
+    """The first public subnet in an availability zone that offers the gateway's instance type."""
+    offered = [s for s in public_subnets(rf, vpc_id) if rf.offered_azs is None or s.availability_zone in rf.offered_azs]
+    return offered[0].id if offered else None

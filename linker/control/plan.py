@@ -17,7 +17,7 @@ from linker.control.changes import Action, Change, Kind, Phase, Ref
 from linker.control.facts.model import Eip, Instance, LinkFacts, RegionFacts
 from linker.control.membership_doc import PlannedSite, membership_of
 from linker.control.package import Package
-from linker.control.placement import choose_vpc, public_subnet, vpc_route_tables
+from linker.control.placement import choose_vpc, public_subnet, public_subnets, vpc_route_tables
 from linker.control.render import GatewayInputs, assume_role_policy, role_policy, user_data
 from linker.control.teardown import teardown
 from linker.errors import CloudError, ConflictError, ManagedElsewhereError, SpecError
@@ -86,6 +86,14 @@ def managed_by_terraform_error(link: str, found: dict[str, tuple[str, ...]], com
 def resolve_site(spec: LinkSpec, rf: RegionFacts) -> Site:
     vpc, reason = choose_vpc(rf, spec.vpc_for(rf.region))
     subnet = public_subnet(rf, vpc.id)
+    public = public_subnets(rf, vpc.id)
+    if subnet is None and public:
+        zones = ", ".join(sorted({s.availability_zone for s in public}))
+        raise SpecError(f"{rf.region}: {spec.instance_type} is not offered in the availability zones of VPC "
+                        f"{vpc.id}'s public subnets ({zones})",
+                        fix="choose another --instance-type, or add a public subnet in a zone that offers it "
+                            f"(aws ec2 describe-instance-type-offerings --location-type availability-zone "
+                            f"--filters Name=instance-type,Values={spec.instance_type} --region {rf.region})")
     if subnet is None:
         raise SpecError(f"{rf.region}: VPC {vpc.id} ({reason}) has no public subnet: no subnet's route table sends "
                         "0.0.0.0/0 to an internet gateway, so a gateway there could not reach its peers",

@@ -13,6 +13,7 @@ from linker.errors import SandboxError
 from linker.sandbox import addressing
 from linker.sandbox.cloudview import TAG_INDEX, TAG_ROLE
 from linker.sandbox.lifecycle import START_TIMEOUT, Sandbox
+from linker.spec import DEFAULT_INSTANCE_TYPE
 
 
 def ensure_vpcs(sandbox: Sandbox, regions: tuple[str, ...]) -> dict[str, int]:
@@ -45,10 +46,15 @@ def _ensure_vpc(sandbox: Sandbox, region: str, plan: addressing.VpcPlan, vpc: st
         vpc = ec2.create_vpc(CidrBlock=plan.cidr, TagSpecifications=tags(
             "vpc", f"sandbox-{region}", "vpc", {TAG_INDEX: str(plan.index), "linker:site": region}))["Vpc"]["VpcId"]
     in_vpc = [{"Name": "vpc-id", "Values": [vpc]}]
+    zone = min(o["Location"] for o in ec2.describe_instance_type_offerings(
+        LocationType="availability-zone", Filters=[{"Name": "instance-type", "Values": [DEFAULT_INSTANCE_TYPE]}],
+    )["InstanceTypeOfferings"])
     subnets = {s["CidrBlock"]: s["SubnetId"] for s in ec2.describe_subnets(Filters=in_vpc)["Subnets"]}
     for cidr, name in ((plan.public_subnet, "public"), (plan.private_subnet, "private")):
         if cidr not in subnets:
-            subnets[cidr] = ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, TagSpecifications=tags(
+            # a zone that offers the gateway's default type (given no zone, EC2 may pick one that does not)
+            subnets[cidr] = ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, AvailabilityZone=zone,
+                                              TagSpecifications=tags(
                 "subnet", f"sandbox-{region}-{name}", name))["Subnet"]["SubnetId"]
     igws = ec2.describe_internet_gateways(Filters=[{"Name": "attachment.vpc-id", "Values": [vpc]}])
     if igws["InternetGateways"]:

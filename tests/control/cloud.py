@@ -26,8 +26,12 @@ def make_vpc(session: Any, region: str, cidr: str, public: bool = True, endpoint
     ec2 = session.client("ec2", region_name=region, endpoint_url=endpoint_url)
     vpc = ec2.create_vpc(CidrBlock=cidr)["Vpc"]["VpcId"]
     net = cidr.split(".")
-    pub = ec2.create_subnet(VpcId=vpc, CidrBlock=f"{net[0]}.{net[1]}.1.0/24")["Subnet"]["SubnetId"]
-    priv = ec2.create_subnet(VpcId=vpc, CidrBlock=f"{net[0]}.{net[1]}.2.0/24")["Subnet"]["SubnetId"]
+    # a zone that offers the gateway's type (moto, like EC2, places a subnet given no zone in any, us-east-1e too)
+    zone = f"{region}a"
+    pub = ec2.create_subnet(VpcId=vpc, CidrBlock=f"{net[0]}.{net[1]}.1.0/24",
+                            AvailabilityZone=zone)["Subnet"]["SubnetId"]
+    priv = ec2.create_subnet(VpcId=vpc, CidrBlock=f"{net[0]}.{net[1]}.2.0/24",
+                             AvailabilityZone=zone)["Subnet"]["SubnetId"]
     main = next(t["RouteTableId"] for t in ec2.describe_route_tables(
         Filters=[{"Name": "vpc-id", "Values": [vpc]}])["RouteTables"]
         if any(a.get("Main") for a in t.get("Associations", [])))

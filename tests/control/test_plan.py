@@ -297,3 +297,17 @@ def test_a_managed_policy_attached_to_the_gateway_role_is_detached() -> None:
     changes = plan(SPEC, facts(replace(east, iam=replace(east.iam, attached_policies=(core,))),
                                built(SPEC, "eu-west-1")), PACKAGE)
     assert [(c.action, c.kind, dict(c.params)["arn"]) for c in changes] == [("delete", "iam-attach-policy", core)]
+
+
+def test_a_public_subnet_in_a_zone_that_does_not_offer_the_type_is_passed_over_or_refused() -> None:
+    east = bare("us-east-1")
+    offered_elsewhere = replace(east, offered_azs=frozenset({"us-east-1b"}))
+    with pytest.raises(SpecError, match=r"t3.micro is not offered .*us-east-1a") as err:
+        plan(SPEC, facts(offered_elsewhere, bare("eu-west-1")), PACKAGE)
+    assert "describe-instance-type-offerings" in (err.value.fix or "")
+    second = Subnet("subnet-pub2-us-east-1", east.subnets[0].vpc_id, "us-east-1b")
+    table = next(t for t in east.route_tables if "subnet-pub-us-east-1" in t.subnet_ids)
+    both = replace(offered_elsewhere, subnets=(*east.subnets, second), route_tables=tuple(
+        replace(t, subnet_ids=(*t.subnet_ids, second.id)) if t is table else t for t in east.route_tables))
+    launches = [c for c in plan(SPEC, facts(both, bare("eu-west-1")), PACKAGE) if c.kind == "instance"]
+    assert [dict(c.params)["subnet"] for c in launches if c.region == "us-east-1"] == [second.id]

@@ -81,5 +81,5 @@ def test_names_ports_and_types() -> None:
     assert validate_instance_type("t4g.nano") == "t4g.nano"
     with pytest.raises(SpecError):
         validate_instance_type("t3 micro")
-    assert [gateway_architecture(t) for t in ("t3.micro", "t4g.nano", "c7gn.large", "m6gd.large", "c5n.large")] == [
-        "x86_64", "arm64", "arm64", "arm64", "x86_64"]
+    assert [gateway_architecture(t) for t in ("t3.micro", "t4g.nano", "c7gn.large", "m6gd.large", "c5n.large",
+                                               "a1.medium")] == ["x86_64", "arm64", "arm64", "arm64", "x86_64", "arm64"]

@@ -173,7 +173,8 @@ def test_membership_document_is_the_cli_schema_in_each_region(cli_link: CliLink,
         "aws_ssm_parameter", "membership")["value"]
 
 
-@pytest.mark.parametrize("instance_type", ["t3.micro", "t4g.small", "c7gn.large", "m6gd.xlarge", "c5.large"])
+@pytest.mark.parametrize("instance_type", ["t3.micro", "t4g.small", "c7gn.large", "m6gd.xlarge", "c5.large",
+                                           "a1.medium"])
 def test_gateway_image_follows_the_instance_architecture_as_in_the_cli(cli_link: CliLink, wheel: Path,
                                                                        instance_type: str) -> None:
     module = Module(MODULE, {

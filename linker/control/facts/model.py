@@ -136,6 +136,8 @@ class RegionFacts:
     parameters: tuple[tuple[str, str], ...] = ()  # the link's own SSM parameters here: (name, value)
     ami: str | None = None
     bucket: Bucket | None = None
+    # the availability zones that offer the gateway's instance type; None: not looked up (not a gateway region)
+    offered_azs: frozenset[str] | None = None
 
     def parameter(self, name: str) -> str | None:
         return dict(self.parameters).get(name)

@@ -47,7 +47,7 @@ def gather(clients: Clients, link: str, regions: Iterable[str], instance_type: s
     arch = gateway_architecture(instance_type)
     account = account_id(clients)
     with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(wanted)))) as pool:
-        found = list(pool.map(lambda r: gather_region(clients, link, r, arch, account), wanted))
+        found = list(pool.map(lambda r: gather_region(clients, link, r, arch, account, instance_type), wanted))
     extra = sorted({s for rf in found for s in rf.membership_sites(link)} - set(wanted))
     if extra:
         with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(extra)))) as pool:
@@ -91,8 +91,10 @@ def account_id(clients: Clients) -> str:
         return str(clients.get("sts", "us-east-1").get_caller_identity()["Account"])
 
 
-def gather_region(clients: Clients, link: str, region: str, arch: str | None, account: str) -> RegionFacts:
-    """Facts of one region; ``arch`` set: also look up the gateway AMI for that architecture."""
+def gather_region(clients: Clients, link: str, region: str, arch: str | None, account: str,
+                  instance_type: str | None = None) -> RegionFacts:
+    """Facts of one region; ``arch`` set: also look up the gateway AMI for that architecture; ``instance_type``
+    set: also the availability zones that offer it."""
     ec2 = clients.ec2(region)
     flt = [{"Name": f"tag:{naming.TAG_LINK}", "Values": [link]}]
     with cloud_call("DescribeVpcs", region):
@@ -118,7 +120,15 @@ def gather_region(clients: Clients, link: str, region: str, arch: str | None, ac
             for res in page["Reservations"] for i in res["Instances"])
     params, ami = _parameters(clients, link, region, arch)
     return RegionFacts(region, vpcs, subnets, tables, eips, groups, instances, _iam(clients, link, region),
-                       params, ami, _bucket(clients, naming.bucket_name(link, region, account), region))
+                       params, ami, _bucket(clients, naming.bucket_name(link, region, account), region),
+                       _offered_azs(ec2, region, instance_type) if instance_type else None)
+
+
+def _offered_azs(ec2: Any, region: str, instance_type: str) -> frozenset[str]:
+    with cloud_call("DescribeInstanceTypeOfferings", region, instance_type):
+        return frozenset(o["Location"] for o in _pages(
+            ec2, "describe_instance_type_offerings", "InstanceTypeOfferings", LocationType="availability-zone",
+            Filters=[{"Name": "instance-type", "Values": [instance_type]}]))
 
 
 def _bucket(clients: Clients, name: str, region: str) -> Bucket:

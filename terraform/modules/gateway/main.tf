@@ -5,8 +5,9 @@
 locals {
   name   = "linker-${var.link}-${var.site}"
   region = data.aws_region.current.name
-  # Graviton families (t4g, c7gn, m6gd: a "g" after the generation digit) run the arm64 image, as in the CLI.
-  arch          = length(regexall("^[a-z]+[0-9]+g", split(".", var.instance_type)[0])) > 0 ? "arm64" : "x86_64"
+  # Graviton families (t4g, c7gn, m6gd: a "g" after the generation digit; a1, the first) run the arm64 image, as
+  # in the CLI.
+  arch          = split(".", var.instance_type)[0] == "a1" || length(regexall("^[a-z]+[0-9]+g", split(".", var.instance_type)[0])) > 0 ? "arm64" : "x86_64"
   ami_parameter = coalesce(var.ami_parameter, "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-${local.arch}")
   cidrs         = [for a in data.aws_vpc.this.cidr_block_associations : a.cidr_block if a.state == "associated"]
 
