@@ -64,7 +64,7 @@ def fmt_endpoint(endpoint: tuple) -> str:
 
 def render_get(device: Device, listen_port: int, fwmark: int) -> str:
     """The ``get=1`` answer, in wireguard-go's order, ending with ``errno=0`` and the blank line."""
-    out = [f"private_key={device.private_key.hex()}"]
+    out = [f"private_key={device.private_key.hex()}"] if device.keyed else []  # wireguard-go: none until set
     if listen_port:
         out.append(f"listen_port={listen_port}")
     if fwmark:
@@ -164,7 +164,7 @@ def _device_line(device: Device, host: Host, key: str, value: str, now: float) -
         if value == ZERO_KEY_HEX:
             raise UapiFailure(-errno.EINVAL, "linker's daemon needs a private key (an all-zero key was given)")
         new = _hex_key(value, "private_key")
-        if new != device.private_key:
+        if not device.keyed or new != device.private_key:
             device.set_private_key(new, now)
     elif key == "listen_port":
         port = _uint(value, "listen_port", 16)

@@ -38,8 +38,11 @@ class Device(Transport, Handshakes):
     """A WireGuard interface's protocol state. The packet paths are those of ``Transport``, the handshake
     messages those of ``Handshakes``; this class holds what they share: peers, the index table, counters."""
 
-    def __init__(self, private_key: bytes, *, rng: Callable[[int], bytes], wallclock: Callable[[], float],
+    def __init__(self, private_key: bytes | None, *, rng: Callable[[int], bytes], wallclock: Callable[[], float],
                  mtu: int = DEFAULT_MTU) -> None:
+        """``private_key`` None: a device with no key yet, as wireguard-go starts before `wg setconf` gives it one.
+        It neither sends nor answers handshake messages until ``set_private_key``; its placeholder identity (a
+        random key that never leaves the object) only keeps the peers' precomputed secrets well-formed."""
         self._rng = rng
         self._wallclock = wallclock
         self.mtu = mtu
@@ -49,7 +52,8 @@ class Device(Transport, Handshakes):
         self.counters: Counter[str] = Counter()
         self.jitter = timers.Jitter(rng)
         self._init_handshakes()
-        self._set_identity(private_key)
+        self.keyed = private_key is not None
+        self._set_identity(private_key if private_key is not None else rng(KEY_LEN))
 
     # ------------------------------------------------------------------ configuration
 
@@ -71,6 +75,7 @@ class Device(Transport, Handshakes):
     def set_private_key(self, private_key: bytes, now: float) -> None:
         """Change our static key: every session is dropped, a peer with our new public key is removed."""
         self._set_identity(private_key)
+        self.keyed = True
         self.remove_peer(self.identity.public)
         for peer in list(self.peers.values()):
             peer.secrets = noise.PeerSecrets.derive(self.identity, peer.public_key, peer.secrets.preshared_key)

@@ -50,6 +50,7 @@ class Handshakes:
 
     # the device's state that the handshake side uses (set by Device.__init__)
     identity: noise.Identity
+    keyed: bool  # False until the device has a private key: no handshake is sent or answered
     peers: dict[bytes, Peer]
     counters: Counter[str]
     jitter: timers.Jitter
@@ -82,6 +83,9 @@ class Handshakes:
         try:
             if kind == MESSAGE_TRANSPORT:
                 return self._receive_transports([datagram], src, now)
+            if kind in (MESSAGE_INITIATION, MESSAGE_RESPONSE, MESSAGE_COOKIE_REPLY) and not self.keyed:
+                self.counters["drop_no_private_key"] += 1
+                return []
             if kind == MESSAGE_INITIATION:
                 return self._receive_initiation(datagram, src, now)
             if kind == MESSAGE_RESPONSE:
@@ -225,7 +229,7 @@ class Handshakes:
     def _send_initiation(self, peer: Peer, now: float, retry: bool) -> list[Action]:
         if not retry:
             peer.handshake_attempts = 0
-        if now - peer.last_sent_handshake < REKEY_TIMEOUT or peer.endpoint is None:
+        if now - peer.last_sent_handshake < REKEY_TIMEOUT or peer.endpoint is None or not self.keyed:
             return []
         if peer.secrets.static_static == noise.ZERO_KEY:
             self.counters["handshake_low_order_key"] += 1
