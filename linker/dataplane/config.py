@@ -55,7 +55,7 @@ class PeerConfig:
 
 @dataclass(frozen=True)
 class InterfaceConfig:
-    private_key: bytes
+    private_key: bytes | None  # None: none yet (linker-wg, before `wg setconf` gives it one); a file always has one
     listen_port: int = 0
     addresses: tuple[ipaddress.IPv4Interface | ipaddress.IPv6Interface, ...] = ()
     mtu: int = DEFAULT_MTU

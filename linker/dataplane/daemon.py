@@ -33,10 +33,15 @@ class DaemonError(UserError):
 
 
 class Daemon:
-    def __init__(self, config_path: Path, interface: str, socket_dir: Path = SOCKET_DIR) -> None:
+    """``config_path`` None: the device starts bare, as wireguard-go does for wg-quick (``linker-wg``): no key, no
+    peers, no address, no routes of its own, a random port; everything comes over the UAPI socket, and the
+    interface's removal (``wg-quick down`` deletes it) ends the daemon normally instead of as a failure."""
+
+    def __init__(self, config_path: Path | None, interface: str, socket_dir: Path = SOCKET_DIR) -> None:
         self.config_path = config_path
         self.interface = cfg.check_interface_name(interface)
-        self.config = cfg.load(config_path)
+        self.config = (cfg.load(config_path) if config_path is not None
+                       else cfg.DaemonConfig(cfg.InterfaceConfig(None, manage_routes=False)))
         iface = self.config.interface
         self.device = Device(iface.private_key, rng=os.urandom, wallclock=time.time, mtu=iface.mtu)
         self.fwmark = iface.fwmark
@@ -113,6 +118,9 @@ class Daemon:
 
     def reload(self) -> None:
         """SIGHUP: re-read the file. A bad file is logged and the running configuration kept."""
+        if self.config_path is None:
+            log.info("SIGHUP: no configuration file to re-read (configure with `wg`)", extra={"iface": self.interface})
+            return
         try:
             new = cfg.load(self.config_path)
         except LinkerError as exc:
@@ -121,7 +129,7 @@ class Daemon:
             return
         now = time.monotonic()
         iface = new.interface
-        if iface.private_key != self.device.private_key:
+        if iface.private_key is not None and iface.private_key != self.device.private_key:
             self.device.set_private_key(iface.private_key, now)
             log.info("private key changed: sessions dropped", extra={"iface": self.interface,
                                                                        "peer": short(self.device.public_key)})
@@ -189,7 +197,9 @@ class Daemon:
             failure = self.loop.failure
         finally:
             self.close()
-        if failure:
+        if failure and self.config_path is None:
+            log.info("interface %s was removed: stopping", self.interface, extra={"iface": self.interface})
+        elif failure:
             raise DaemonError(f"interface {self.interface}: {failure}",
                               "something removed it; start the daemon again (systemd's Restart= and the gateway "
                               "agent do)")
