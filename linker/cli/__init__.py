@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "pubkey": "linker.cli.daemon:pubkey",
     "genpsk": "linker.cli.daemon:genpsk",
     "daemon": "linker.cli.daemon:daemon",
+    "systemd-unit": "linker.cli.daemon:systemd_unit",
     "up": "linker.cli.link:up",
     "plan": "linker.cli.link:plan",
     "status": "linker.cli.link:status",

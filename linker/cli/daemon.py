@@ -56,13 +56,15 @@ def pubkey() -> None:
 @click.option("--interface", "-i", default=None, help="TUN interface name (default: the file's name, as wg-quick)")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))
-def daemon(config: Path, interface: str | None, log_level: str) -> None:
+@click.option("--user", default=None, metavar="NAME",
+              help="after opening the device and sockets as root, run as this user (keeping only CAP_NET_ADMIN)")
+def daemon(config: Path, interface: str | None, log_level: str, user: str | None) -> None:
     """Run the WireGuard-protocol TUN daemon in the foreground for CONFIG (a wg-quick file).
 
     \b
     SIGHUP re-reads CONFIG and applies peer changes without dropping unchanged peers' sessions.
     SIGTERM or SIGINT stops it and removes its interface. SIGUSR1 logs its counters.
-    `wg show IFACE` works while it runs.
+    `wg show IFACE` works while it runs (as root: the socket stays root's after --user).
 
     \b
     LINKER_OFFLOADS=gso,gro,coalesce (the default) batches packets at the kernel boundary;
@@ -72,4 +74,20 @@ def daemon(config: Path, interface: str | None, log_level: str) -> None:
     from linker.dataplane.daemon import Daemon  # pyroute2 is paid for only here
 
     logsetup.setup(log_level)
-    Daemon(config, interface or interface_name_for(config)).run()
+    Daemon(config, interface or interface_name_for(config), user=user).run()
+
+
+UNITS = {"daemon": "linker-daemon@.service"}
+
+
+@click.command("systemd-unit")
+@click.argument("which", type=click.Choice(sorted(UNITS)), default="daemon")
+def systemd_unit(which: str) -> None:
+    """Print linker's hardened systemd unit for WHICH (daemon: the template unit linker-daemon@IFACE).
+
+    \b
+    linker systemd-unit daemon > /etc/systemd/system/linker-daemon@.service
+    """
+    from importlib.resources import files
+
+    click.echo(files("linker").joinpath("templates", "systemd", UNITS[which]).read_text(), nl=False)

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from linker.dataplane import config as cfg
+from linker.dataplane import privilege
 from linker.dataplane.loop import Loop, offloads_from_env
 from linker.dataplane.tun import RouteSync, TunDevice
 from linker.dataplane.uapi import SOCKET_DIR, UapiServer, fmt_endpoint, handle_request
@@ -37,9 +38,14 @@ class Daemon:
     peers, no address, no routes of its own, a random port; everything comes over the UAPI socket, and the
     interface's removal (``wg-quick down`` deletes it) ends the daemon normally instead of as a failure."""
 
-    def __init__(self, config_path: Path | None, interface: str, socket_dir: Path = SOCKET_DIR) -> None:
+    def __init__(self, config_path: Path | None, interface: str, socket_dir: Path = SOCKET_DIR,
+                 user: str | None = None) -> None:
+        """``user``: once everything that needs root is open, run as this user (privilege.drop_to), keeping
+        CAP_NET_ADMIN only if routes, MTU or fwmark may change later (not with ``Table = off`` in a file)."""
         self.config_path = config_path
         self.interface = cfg.check_interface_name(interface)
+        if user is not None:
+            privilege.resolve(user)  # an unknown user is refused before anything is made
         self.config = (cfg.load(config_path) if config_path is not None
                        else cfg.DaemonConfig(cfg.InterfaceConfig(None, manage_routes=False)))
         iface = self.config.interface
@@ -64,6 +70,11 @@ class Daemon:
             self.loop = Loop(self.device, self.tun.fd, self.udp, offloads)
             self.loop.add(self.uapi.listener.fileno(), self._uapi_accept)
             self._apply_peers(self.config, time.monotonic())
+            if user is not None:
+                keep = config_path is None or iface.manage_routes or bool(iface.fwmark)
+                who = privilege.drop_to(user, keep_net_admin=keep)
+                log.info("running as uid %d, capabilities %s", who.uid, "CAP_NET_ADMIN" if keep else "none",
+                         extra={"iface": self.interface})
         except BaseException:
             self.close()
             raise

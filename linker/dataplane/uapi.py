@@ -13,7 +13,6 @@ applied, as wireguard-go does) and is answered with -EINVAL.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import ipaddress
 import logging
@@ -332,5 +331,9 @@ class UapiServer:
         for fd in list(self.clients):
             self.drop(fd)
         self.listener.close()
-        with contextlib.suppress(FileNotFoundError):
+        try:
             self.path.unlink()
+        except FileNotFoundError:
+            pass
+        except PermissionError:  # dropped to a user that may not write the directory: the next start reclaims it
+            log.info("the socket %s stays until the next start (this user may not remove it)", self.path)

@@ -17,6 +17,7 @@ import os
 import signal
 import socket
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,12 +116,13 @@ class Node:
         self.conf.chmod(mode)
         return self.conf
 
-    def start(self, write: bool = True, log_level: str = "debug") -> subprocess.Popen:
-        """Start `linker daemon` on this node's config; returns once its UAPI socket answers."""
+    def start(self, write: bool = True, log_level: str = "debug", extra: Sequence[str] = ()) -> subprocess.Popen:
+        """Start `linker daemon` on this node's config (``extra``: more options); returns once its UAPI socket
+        answers."""
         if write:
             self.write_config()
         self.proc = self.lab.spawn(self.ns, [*LINKER, "daemon", str(self.conf), "--interface", self.iface,
-                                             "--log-level", log_level], log=self.log)
+                                             "--log-level", log_level, *extra], log=self.log)
         self._wait_ready()
         return self.proc
 
