@@ -35,6 +35,7 @@ from linker.wg.device import Device
 log = logging.getLogger("linker.daemon")
 
 TICK = 0.1  # seconds between timer runs (the core asks for at least every 100 ms)
+LANE_SYNC = 1.0  # seconds between matching the peer lanes (udp.py) to the peers' endpoints
 BATCH = 64  # packets read per fd per wake-up
 MAX_PACKET = 65535 + VNET_HDR_LEN
 GSO_MAX_SEGMENTS = 64  # UDP_MAX_SEGMENTS of older kernels
@@ -127,6 +128,7 @@ class Loop:
         tun_fd = self.tun_fd
         wake_fd = self._wake_r.fileno()
         ready: set[int] = set()  # the fds the previous wake-up found readable
+        next_lane_sync = 0.0
         while self.running:
             timeout = next_tick - monotonic()
             events = poll(timeout if timeout > 0 else 0)
@@ -149,6 +151,15 @@ class Loop:
             if now >= next_tick:
                 self.perform(self.device.tick(now))
                 next_tick = now + tick
+                if now >= next_lane_sync:
+                    self.sync_lanes()
+                    next_lane_sync = now + LANE_SYNC
+
+    def sync_lanes(self) -> None:
+        """A lane (a socket connected to it) per peer endpoint the core knows now, registered with epoll."""
+        endpoints = {(p.endpoint[0], p.endpoint[1]) for p in self.device.peers.values() if p.endpoint is not None}
+        if self.udp.sync_lanes(endpoints):
+            self.watch_udp()
 
     def stats(self) -> Counter[str]:
         """The loop's counters that are not zero (a Counter: a name never counted reads as 0)."""

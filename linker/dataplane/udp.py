@@ -2,6 +2,13 @@
 
 Two sockets rather than one dual-stack socket keep IPv4 endpoints plain ``(dotted, port)`` tuples on the hot path:
 nothing to map or un-map per datagram. Where IPv6 is unavailable (disabled in a namespace) only IPv4 is bound.
+
+Peer lanes: for each peer endpoint the device knows, one more socket on the same port, connected to that endpoint
+(SO_REUSEPORT; the kernel delivers a datagram to the connected socket whose 4-tuple it matches before the unbound
+one). A peer's datagrams then queue apart from everyone else's: a flood of handshake initiations from other
+addresses fills the main socket's buffer, not the lanes, so a real peer's handshake still gets in while the daemon
+is flooded. An attacker who spoofs a peer's own address still shares its lane; the cookie mechanism and the
+per-source rate limits are the defence there. At most ``MAX_LANES`` lanes (the first endpoints, in order).
 """
 
 from __future__ import annotations
@@ -19,6 +26,9 @@ SOL_UDP = 17
 UDP_SEGMENT = 103  # send: one sendmsg carries many datagrams of one size (GSO)
 UDP_GRO = 104  # receive: one recvmsg returns many datagrams of one size, the size in a cmsg
 SOCKET_BUFFER = 4 << 20  # room for bursts while the loop is busy with the other direction
+MAX_LANES = 64
+
+Endpoint = tuple[str, int]
 
 
 class PortInUseError(UserError):
@@ -28,16 +38,47 @@ class PortInUseError(UserError):
 
 
 class UdpSockets:
-    def __init__(self, port: int = 0, fwmark: int = 0, gro: bool = True) -> None:
+    def __init__(self, port: int = 0, fwmark: int = 0, gro: bool = True, lanes: bool = True) -> None:
         self.gro = gro
+        self.use_lanes = lanes
         self.v4: socket.socket | None = None
         self.v6: socket.socket | None = None
+        self.lanes: dict[Endpoint, socket.socket] = {}
         self.port = 0
+        self.fwmark = fwmark
         self.bind(port, fwmark)
 
     @property
     def sockets(self) -> list[socket.socket]:
-        return [s for s in (self.v4, self.v6) if s is not None]
+        """Every socket to read from: the two bound to the port, then the peer lanes."""
+        return [s for s in (self.v4, self.v6) if s is not None] + list(self.lanes.values())
+
+    def sync_lanes(self, endpoints: set[Endpoint]) -> bool:
+        """One lane per endpoint in ``endpoints`` (up to MAX_LANES), none for the others; True if any changed.
+
+        A lane that cannot be made (the address family has no socket, a transient error) is simply not made: its
+        peer's datagrams reach the main socket as before."""
+        if not self.use_lanes:
+            return False
+        changed = False
+        for endpoint in [e for e in self.lanes if e not in endpoints]:
+            self.lanes.pop(endpoint).close()
+            changed = True
+        for endpoint in sorted(endpoints - set(self.lanes)):
+            if len(self.lanes) >= MAX_LANES:
+                break
+            family = socket.AF_INET6 if ":" in endpoint[0] else socket.AF_INET
+            if (self.v6 if family == socket.AF_INET6 else self.v4) is None:
+                continue
+            try:
+                sock = self._open(family, self.port, self.fwmark)
+                sock.connect(endpoint)
+            except OSError as exc:
+                log.debug("no lane for %s: %s", endpoint[0], exc.strerror)
+                continue
+            self.lanes[endpoint] = sock
+            changed = True
+        return changed
 
     def bind(self, port: int, fwmark: int = 0) -> None:
         """(Re)bind both sockets to ``port`` (0: a random free port). Raises PortInUseError."""
@@ -58,13 +99,15 @@ class UdpSockets:
                     raise
             break
         self.close()
-        self.v4, self.v6, self.port = v4, v6, chosen
+        self.v4, self.v6, self.port, self.fwmark = v4, v6, chosen, fwmark
 
     def _open(self, family: int, port: int, fwmark: int) -> socket.socket:
         sock = socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
         try:
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if self.use_lanes:  # lanes join the port; only sockets of this same user may (the kernel checks)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
                 sock.setsockopt(socket.SOL_SOCKET, opt, SOCKET_BUFFER)
             if fwmark:
@@ -83,6 +126,7 @@ class UdpSockets:
         return sock
 
     def set_fwmark(self, fwmark: int) -> None:
+        self.fwmark = fwmark
         for s in self.sockets:
             s.setsockopt(socket.SOL_SOCKET, SO_MARK, fwmark)
 
@@ -90,6 +134,8 @@ class UdpSockets:
         return self.v6 if ":" in host else self.v4
 
     def close(self) -> None:
+        """Close every socket, lanes included (a rebind makes new lanes on the new port at the next sync)."""
         for s in self.sockets:
             s.close()
         self.v4 = self.v6 = None
+        self.lanes = {}

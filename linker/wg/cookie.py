@@ -17,6 +17,7 @@ from linker.wg.constants import COOKIE_REFRESH_TIME, LABEL_COOKIE, LABEL_MAC1
 from linker.wg.messages import CookieReply
 
 MAC_SIZE = 16
+MAX_CACHED_COOKIES = 4096  # a flood from many sources clears the cache rather than growing it
 
 
 def source_bytes(endpoint: tuple) -> bytes:
@@ -33,6 +34,8 @@ class CookieChecker:
         self._cookie_key = crypto.hash_(LABEL_COOKIE, public_key)
         self._secret = b""
         self._secret_set = float("-inf")
+        self._cookies: dict[tuple, bytes] = {}  # source -> its cookie under the current secret (under load, the
+        # same sources send again and again: one MAC per source and secret, not one per message)
 
     def check_mac1(self, msg: bytes) -> bool:
         expected = crypto.mac(self._mac1_key, msg[:-32])
@@ -42,7 +45,14 @@ class CookieChecker:
         if now - self._secret_set > COOKIE_REFRESH_TIME:
             self._secret = self._rng(32)
             self._secret_set = now
-        return crypto.mac(self._secret, source_bytes(src))
+            self._cookies = {}
+        key = (src[0], src[1])
+        cookie = self._cookies.get(key)
+        if cookie is None:
+            if len(self._cookies) >= MAX_CACHED_COOKIES:
+                self._cookies = {}
+            cookie = self._cookies[key] = crypto.mac(self._secret, source_bytes(src))
+        return cookie
 
     def check_mac2(self, msg: bytes, src: tuple, now: float) -> bool:
         expected = crypto.mac(self._cookie(src, now), msg[:-16])

@@ -16,12 +16,12 @@ _GC_INTERVAL = 1.0
 
 class RateLimiter:
     def __init__(self) -> None:
-        self._buckets: dict[bytes, tuple[float, float]] = {}  # key -> (tokens, last time)
+        self._buckets: dict[str | bytes, tuple[float, float]] = {}  # key -> (tokens, last time)
         self._last_gc = float("-inf")
 
     def allow(self, host: str, now: float) -> bool:
-        addr = ipaddress.ip_address(host)
-        key = addr.packed if addr.version == 4 else addr.packed[:8]
+        # an IPv4 source is its own key (the dotted text, as the socket gives it); IPv6 is limited per /64
+        key: str | bytes = host if ":" not in host else ipaddress.ip_address(host).packed[:8]
         if now - self._last_gc > _GC_INTERVAL:
             self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] <= _GC_INTERVAL}
             self._last_gc = now
