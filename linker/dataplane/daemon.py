@@ -55,7 +55,12 @@ class Daemon:
             offloads = offloads_from_env(os.environ.get("LINKER_OFFLOADS"))
         except ValueError as exc:
             raise DaemonError(f"LINKER_OFFLOADS: {exc}", "unset it to use every offload") from None
-        self.udp = UdpSockets(iface.listen_port, iface.fwmark, gro="gro" in offloads)
+        # Without --user the port is claimed first, so that a taken port fails before any interface is made. With
+        # --user the sockets are made after the drop: the peer lanes that join the port later (udp.py) must belong
+        # to the same user as the port's first socket (SO_REUSEPORT's rule). A port below 1024 then needs root.
+        self.udp: UdpSockets | None = None
+        if user is None:
+            self.udp = UdpSockets(iface.listen_port, iface.fwmark, gro="gro" in offloads)
         self.tun: TunDevice | None = None
         self.uapi: UapiServer | None = None
         self.loop: Loop | None = None
@@ -67,25 +72,27 @@ class Daemon:
             except OSError as exc:
                 raise DaemonError(f"cannot serve the configuration socket: {exc.strerror or exc}",
                                   f"is another daemon running for {self.interface}?") from None
-            self.loop = Loop(self.device, self.tun.fd, self.udp, offloads)
-            self.loop.add(self.uapi.listener.fileno(), self._uapi_accept)
-            self._apply_peers(self.config, time.monotonic())
             if user is not None:
                 keep = config_path is None or iface.manage_routes or bool(iface.fwmark)
                 who = privilege.drop_to(user, keep_net_admin=keep)
                 log.info("running as uid %d, capabilities %s", who.uid, "CAP_NET_ADMIN" if keep else "none",
                          extra={"iface": self.interface})
+                self.udp = UdpSockets(iface.listen_port, iface.fwmark, gro="gro" in offloads)
+            assert self.udp is not None
+            self.loop = Loop(self.device, self.tun.fd, self.udp, offloads)
+            self.loop.add(self.uapi.listener.fileno(), self._uapi_accept)
+            self._apply_peers(self.config, time.monotonic())
         except BaseException:
             self.close()
             raise
-        log.info("listening on UDP port %d", self.udp.port,
+        log.info("listening on UDP port %d", self.listen_port,
                  extra={"iface": self.interface, "peer": short(self.device.public_key)})
 
     # ------------------------------------------------------------------ the UAPI's view of us (uapi.Host)
 
     @property
     def listen_port(self) -> int:
-        return self.udp.port
+        return self.udp.port if self.udp is not None else 0
 
     def rebind(self, port: int) -> None:
         self.udp.bind(port, self.fwmark)
@@ -234,4 +241,5 @@ class Daemon:
         if self.tun is not None:
             self.tun.close()
             self.tun = None
-        self.udp.close()
+        if self.udp is not None:
+            self.udp.close()

@@ -71,7 +71,7 @@ class UdpSockets:
             if (self.v6 if family == socket.AF_INET6 else self.v4) is None:
                 continue
             try:
-                sock = self._open(family, self.port, self.fwmark)
+                sock = self._open(family, self.port, self.fwmark, lane=True)
                 sock.connect(endpoint)
             except OSError as exc:
                 log.debug("no lane for %s: %s", endpoint[0], exc.strerror)
@@ -101,7 +101,16 @@ class UdpSockets:
         self.close()
         self.v4, self.v6, self.port, self.fwmark = v4, v6, chosen, fwmark
 
-    def _open(self, family: int, port: int, fwmark: int) -> socket.socket:
+    def _open(self, family: int, port: int, fwmark: int, lane: bool = False) -> socket.socket:
+        """A socket bound to ``port``; the port's first socket (not a ``lane``) must be the only one there."""
+        if self.use_lanes and not lane:
+            try:
+                port = self._claim(family, port)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE and family == socket.AF_INET:
+                    raise PortInUseError(f"UDP port {port} is already in use",
+                                         "stop what listens there or pick another ListenPort") from None
+                raise
         sock = socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
         try:
             if family == socket.AF_INET6:
@@ -119,11 +128,25 @@ class UdpSockets:
             sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", port))
         except OSError as exc:
             sock.close()
-            if exc.errno == errno.EADDRINUSE and family == socket.AF_INET:
+            if exc.errno == errno.EADDRINUSE and family == socket.AF_INET and not lane:
                 raise PortInUseError(f"UDP port {port} is already in use",
                                      "stop what listens there or pick another ListenPort") from None
             raise
         return sock
+
+    @staticmethod
+    def _claim(family: int, port: int) -> int:
+        """Check that nobody holds ``port`` by binding it without SO_REUSEPORT (another daemon on the port, ours or
+        not, makes that fail with EADDRINUSE); returns the port (the kernel's choice for 0). The reuse option is
+        only for this daemon's own lanes: without this check a second daemon could share the port."""
+        probe = socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        try:
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            probe.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", port))
+            return int(probe.getsockname()[1])
+        finally:
+            probe.close()
 
     def set_fwmark(self, fwmark: int) -> None:
         self.fwmark = fwmark

@@ -128,7 +128,7 @@ class Agent:
         self.cloud = cloud or Cloud(settings.link, settings.site, settings.region)
         self.last_good = LastGood(settings.last_good_path)
         self.supervisor = DaemonSupervisor.for_config(settings.daemon_config_path, settings.interface,
-                                                      settings.daemon_command or None)
+                                                      settings.daemon_command or None, settings.daemon_user)
         self.private_key = b""
         self._written_config = ""
         self._published_shape: tuple = ()  # (peer site, healthy) of each tunnel, as last published

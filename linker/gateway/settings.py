@@ -29,6 +29,9 @@ class AgentSettings:
     health_interval: float = 30.0
     clamp_mss: bool = True
     daemon_command: list[str] = field(default_factory=list)  # empty: this Python's `linker daemon`
+    # the daemon opens its device and sockets as root, then runs as this user with CAP_NET_ADMIN only (it parses
+    # the internet's datagrams); "" keeps it root (a host without the user, a troubleshooting session)
+    daemon_user: str = "nobody"
 
     @property
     def key_path(self) -> Path:

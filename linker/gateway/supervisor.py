@@ -24,9 +24,11 @@ class DaemonSupervisor:
         self._next_start = 0.0
 
     @classmethod
-    def for_config(cls, config: Path, interface: str, command: list[str] | None = None) -> DaemonSupervisor:
+    def for_config(cls, config: Path, interface: str, command: list[str] | None = None,
+                   user: str = "") -> DaemonSupervisor:
+        """``user``: the daemon drops to it once its device and sockets are open (``linker daemon --user``)."""
         base = command or [sys.executable, "-m", "linker", "daemon"]
-        return cls([*base, str(config), "--interface", interface], interface)
+        return cls([*base, str(config), "--interface", interface, *(["--user", user] if user else [])], interface)
 
     @property
     def socket(self) -> Path:

@@ -74,3 +74,20 @@ def test_lanes_are_bounded_and_can_be_turned_off() -> None:
         assert not off.sync_lanes({("127.0.0.1", 9)}) and off.lanes == {}
     finally:
         off.close()
+
+
+def test_a_second_daemon_cannot_share_the_port() -> None:
+    """SO_REUSEPORT is for this daemon's own lanes: another UdpSockets (another daemon) on the port is refused."""
+    from linker.dataplane.udp import PortInUseError
+
+    first = UdpSockets(0, gro=False)
+    try:
+        try:
+            second = UdpSockets(first.port, gro=False)
+        except PortInUseError as err:
+            assert str(first.port) in err.message
+        else:
+            second.close()
+            raise AssertionError("a second daemon bound the same port")
+    finally:
+        first.close()
