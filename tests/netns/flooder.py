@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import base64
+import ctypes
+import ctypes.util
 import hashlib
 import ipaddress
 import json
@@ -40,6 +42,42 @@ def initiations(public_key: bytes, count: int) -> list[bytes]:
     return out
 
 
+class _Iovec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+class _Msghdr(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_void_p), ("namelen", ctypes.c_uint32), ("iov", ctypes.POINTER(_Iovec)),
+                ("iovlen", ctypes.c_size_t), ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t),
+                ("flags", ctypes.c_int)]
+
+
+class _Mmsghdr(ctypes.Structure):
+    _fields_ = [("hdr", _Msghdr), ("len", ctypes.c_uint)]
+
+
+class Batch:
+    """``count`` messages for sendmmsg(2) on a connected socket: one system call sends them all (the standard
+    library has no sendmmsg; a Python loop of sendto tops out near 50 thousand a second on one core)."""
+
+    def __init__(self, msgs: list[bytes], count: int) -> None:
+        self._bufs = [ctypes.create_string_buffer(m, len(m)) for m in msgs]
+        self._iov = (_Iovec * count)()
+        self.vec = (_Mmsghdr * count)()
+        for i in range(count):
+            buf = self._bufs[i % len(self._bufs)]
+            self._iov[i] = _Iovec(ctypes.cast(buf, ctypes.c_void_p), len(msgs[i % len(msgs)]))
+            self.vec[i].hdr.iov = ctypes.pointer(self._iov[i])
+            self.vec[i].hdr.iovlen = 1
+        self.count = count
+        self._libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+    def send(self, fd: int, count: int) -> int:
+        """Messages sent (fewer when the socket's buffer is full; 0 on an error)."""
+        sent = self._libc.sendmmsg(fd, self.vec, min(count, self.count), 0x40)  # MSG_DONTWAIT
+        return max(0, sent)
+
+
 def sources(spec: str) -> list[str]:
     """``203.0.113.100/64``: 64 consecutive addresses from 203.0.113.100."""
     first, _, count = spec.partition("/")
@@ -47,7 +85,8 @@ def sources(spec: str) -> list[str]:
     return [str(start + i) for i in range(min(int(count or 1), MAX_SOURCES))]
 
 
-def flood(target: tuple[str, int], public_key: bytes, addrs: list[str], rate: float, seconds: float) -> dict:
+def flood(target: tuple[str, int], public_key: bytes, addrs: list[str], rate: float, seconds: float,
+          batch: int = 64) -> dict:
     socks = []
     for addr in addrs:
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -55,26 +94,29 @@ def flood(target: tuple[str, int], public_key: bytes, addrs: list[str], rate: fl
         s.setblocking(False)
         socks.append(s)
     msgs = initiations(public_key, 1024)
+    for sock in socks:
+        sock.connect(target)
+    batch_msgs = Batch(msgs, 256)
     replies = [0] * len(socks)
     seconds = min(seconds, MAX_SECONDS)
     sent = dropped = attempts = 0
     start = time.monotonic()
     deadline = start + seconds
-    batch = 64
+    batch = max(1, min(batch, 256))
+    turn = 0
     while (now := time.monotonic()) < deadline:
         due = int((now - start) * rate) - attempts
         if due <= 0:
             time.sleep(min(0.001, deadline - now))
             continue
-        for _ in range(min(due, batch)):
-            n = attempts
-            attempts += 1
-            try:
-                socks[n % len(socks)].sendto(msgs[n % len(msgs)], target)
-                sent += 1
-            except OSError:  # our own buffer is full (EAGAIN) or the route went: counted, not retried
-                dropped += 1
-        if attempts % 4096 < batch:
+        want = min(due, batch)
+        # one sendmmsg per source in turn: the sources interleave in batches, as independent senders would
+        done = batch_msgs.send(socks[turn % len(socks)].fileno(), want)
+        turn += 1
+        attempts += want
+        sent += done
+        dropped += want - done  # our own buffer was full: counted, not retried
+        if turn % 64 == 0:
             _drain(socks, replies)
     elapsed = time.monotonic() - start
     time.sleep(0.2)
@@ -105,11 +147,12 @@ def main() -> None:
     ap.add_argument("--sources", required=True, help="FIRST/COUNT source addresses, e.g. 203.0.113.100/64")
     ap.add_argument("--rate", type=float, default=40000, help="initiations per second (0: as fast as possible)")
     ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--batch", type=int, default=64, help="initiations per system call (at most 256)")
     args = ap.parse_args()
     host, _, port = args.target.rpartition(":")
     rate = args.rate if args.rate > 0 else 1e9
     print(json.dumps(flood((host, int(port)), base64.b64decode(args.public_key), sources(args.sources), rate,
-                           args.seconds)))
+                           args.seconds, args.batch)))
 
 
 if __name__ == "__main__":

@@ -46,7 +46,8 @@ def _hwm_mb(pid: int) -> float:
     return int(found.group(1)) / 1024 if found else 0.0
 
 
-def run_flood(lab: Lab, victim: str, rate: float, seconds: float, restart_at: float) -> FloodResult:
+def run_flood(lab: Lab, victim: str, rate: float, seconds: float, restart_at: float,
+              batch: int = 64) -> FloodResult:
     """One run; ``victim`` is "linker" or "wireguard-go". Bounded: the flood lasts ``seconds`` (at most 60)."""
     a, b, x = lab.host("a"), lab.host("b"), lab.host("x")
     lab.link(a, "192.0.2.1/24", b, "192.0.2.2/24")
@@ -68,7 +69,7 @@ def run_flood(lab: Lab, victim: str, rate: float, seconds: float, restart_at: fl
     out = lab.dir / "flood.json"
     flooder = lab.spawn(x, [sys.executable, "-m", "tests.netns.flooder", "--target", "203.0.113.1:51820",
                             "--public-key", na.pub, "--sources", SOURCES, "--rate", str(rate),
-                            "--seconds", str(seconds)], log=out)
+                            "--seconds", str(seconds), "--batch", str(batch)], log=out)
     started = time.monotonic()
     time.sleep(restart_at)
     lab.stop(nb.proc)  # b's daemon goes, its interface with it
