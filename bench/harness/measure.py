@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import subprocess
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bench.harness.ns import Underlay, listening, run
@@ -68,6 +72,33 @@ def parse_iperf3(doc: dict[str, Any]) -> dict[str, float]:
             "retransmits": float(sent.get("retransmits", 0))}
 
 
+def loaded_pinger(procs: ProcessTable, ns: str, target: str, duration: float, interval: float,
+                  log: Path) -> subprocess.Popen[Any]:
+    """Pings ``interval`` apart for about ``duration`` s, started beside a transfer: the latency an interactive
+    flow sees while the tunnel is busy (the standing queue a bulk flow builds in front of it). Started through
+    ``procs``, so an interrupted run stops it too."""
+    count = max(1, int((duration - 0.5) / interval))
+    return procs.spawn(["ping", "-n", "-c", str(count), "-i", str(interval), "-W", "1",
+                        "-w", str(math.ceil(duration + 5)), target], ns=ns, log=log)
+
+
+def loaded_latency(procs: ProcessTable, proc: subprocess.Popen[Any], log: Path, timeout: float) -> dict[str, float]:
+    """p50 and p99 (ms) and the loss of the pings of ``loaded_pinger``."""
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        procs.stop(proc.pid)
+    out = log.read_text(errors="replace") if log.exists() else ""
+    rtts = parse_ping(out)
+    sent = re.search(r"(\d+) packets transmitted", out)
+    if not rtts:
+        raise MeasureError(f"no ping reply under load: {out.strip()[-200:]}")
+    total = int(sent.group(1)) if sent else len(rtts)
+    return {"p50_ms": percentile(rtts, 50), "p99_ms": percentile(rtts, 99), "loss": 1 - len(rtts) / max(1, total)}
+
+
 def iperf3(ns: str, target: str, streams: int, duration: float) -> dict[str, float]:
     """One iperf3 TCP run from ``ns`` to the server on ``target``, bounded to ``duration`` + 30 s."""
     argv = ["iperf3", "-c", target, "-p", str(IPERF_PORT), "-t", str(duration), "-P", str(streams), "-J",
@@ -88,7 +119,8 @@ def per_gb(cpu_s: float, nbytes: float) -> float | None:
 def measure(net: Underlay, target: str, pids: list[int], procs: ProcessTable, settings: Settings) -> dict[str, Any]:
     """Measure the system whose daemons are ``pids`` (none for the raw link); returns the round's figures.
 
-    Keys: ``rtt_avg_ms``, ``rtt_p99_ms``, ``tcp<N>_mbps`` and ``cpu_s_per_gb_tcp<N>`` per stream count,
+    Keys: ``rtt_avg_ms``, ``rtt_p99_ms``, ``loaded_p50_ms`` and ``loaded_p99_ms`` (pings during the 1-stream
+    run), ``tcp<N>_mbps`` and ``cpu_s_per_gb_tcp<N>`` per stream count,
     ``cpu_s_per_gb`` over all iperf3 runs (None without daemons), and ``detail`` with the raw figures.
     Raises MeasureError (or SandboxError when a tool fails or hangs).
     """
@@ -107,8 +139,21 @@ def measure(net: Underlay, target: str, pids: list[int], procs: ProcessTable, se
         total_cpu = total_bytes = 0.0
         for n in settings.streams:
             before = cpu_seconds(pids)
+            pinger, ping_log = None, Path(os.devnull)
+            if n == 1:  # latency under load: pings beside the single stream
+                fd, name = tempfile.mkstemp(prefix="linker-bench-ping-")
+                os.close(fd)
+                ping_log = Path(name)
+                pinger = loaded_pinger(procs, net.ns_a, target, settings.duration, settings.ping_interval, ping_log)
             run_ = iperf3(net.ns_a, target, n, settings.duration)
             run_["cpu_s"] = cpu_seconds(pids) - before
+            if pinger is not None:
+                try:
+                    detail["loaded_ping"] = loaded_latency(procs, pinger, ping_log, settings.duration + 15)
+                finally:
+                    ping_log.unlink(missing_ok=True)
+                out["loaded_p50_ms"] = detail["loaded_ping"]["p50_ms"]
+                out["loaded_p99_ms"] = detail["loaded_ping"]["p99_ms"]
             detail[f"tcp{n}"] = run_
             out[f"tcp{n}_mbps"] = run_["mbps"]
             out[f"cpu_s_per_gb_tcp{n}"] = per_gb(run_["cpu_s"], run_["bytes"]) if pids else None

@@ -88,11 +88,13 @@ def test_quick_run_measures_raw_and_wireguard_go_and_cleans_up(tmp_path: Path) -
         assert s["tcp4_mbps"]["median"] > 0
         assert 0 < s["rtt_avg_ms"]["median"] <= s["rtt_p99_ms"]["median"]
         assert entry["rounds"][0]["detail"]["ping"]["loss"] < 0.5
+        assert 0 < s["loaded_p50_ms"]["median"] <= s["loaded_p99_ms"]["median"]  # pings beside the single stream
         assert entry["label"] in out  # the table names it
     assert doc["systems"]["raw"]["summary"]["cpu_s_per_gb"] is None  # no daemon to charge
     assert doc["systems"]["wireguard-go"]["summary"]["cpu_s_per_gb"]["median"] > 0
     assert doc["systems"]["wireguard-go"]["ratios"]["wireguard-go"]["tcp1_mbps"] == pytest.approx(1.0)
     assert "ratio to wireguard-go" in out
+    assert out.index("daemon CPU") < out.index("TCP 1 stream"), "CPU per GB is the first figure"
 
     assert not set(doc["namespaces"]) & namespaces()
     assert [p["program"] for p in doc["processes"]].count("wireguard-go") == 2
