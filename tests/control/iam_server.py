@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import urllib.request
@@ -159,8 +160,9 @@ class EnforcedCloud:
 def running_server() -> Iterator[str]:
     """The server in its own process (only there is moto's check replaced); yields its URL."""
     repo = Path(__file__).resolve().parents[2]
-    proc = subprocess.Popen([sys.executable, "-m", "tests.control.iam_server"], cwd=repo, stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    env = {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}  # AdministratorAccess, the legacy SSM policy
+    proc = subprocess.Popen([sys.executable, "-m", "tests.control.iam_server"], cwd=repo, env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         url = proc.stdout.readline().strip()

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 from linker import naming
 from linker.cli import main
 from linker.control.aws import Clients, Target
-from linker.control.iam_policy import controller_policy
+from linker.control.iam_policy import boundary_arn, controller_policy
 from linker.control.operations import Options, down_link, up_link
 from linker.errors import CloudError, ExitCode
 from linker.spec import LinkSpec
@@ -23,6 +23,7 @@ from tests.control.iam_server import EnforcedCloud, enforce
 from tests.control.test_faults import INJECTOR, Died
 
 E, W = "us-east-1", "eu-west-1"
+ACCOUNT = "123456789012"  # moto's
 
 
 def _sites(admin: Any, url: str) -> None:
@@ -109,6 +110,44 @@ def test_what_the_policy_does_not_grant_is_denied(cloud: EnforcedCloud, capsys: 
     iam, role = cloud.controller.client("iam", endpoint_url=cloud.url), naming.resource_name("default", E)
     admin_policy = "arn:aws:iam::aws:policy/AdministratorAccess"
     assert denied(iam.attach_role_policy, RoleName=role, PolicyArn=admin_policy)
+    # not an escalation path: no role without the boundary, the boundary stays, and its text cannot change
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                                "Principal": {"Service": "ec2.amazonaws.com"}}]})
+    assert denied(iam.create_role, RoleName="linker-mint", Path=naming.IAM_PATH, AssumeRolePolicyDocument=trust)
+    other_boundary = cloud.admin.client("iam", endpoint_url=cloud.url).create_policy(
+        PolicyName="wide", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "*", "Resource": "*"}]}))["Policy"]["Arn"]
+    assert denied(iam.create_role, RoleName="linker-mint", Path=naming.IAM_PATH, AssumeRolePolicyDocument=trust,
+                  PermissionsBoundary=other_boundary)
+    assert denied(iam.delete_role_permissions_boundary, RoleName=role)
+    assert denied(iam.put_role_permissions_boundary, RoleName=role, PermissionsBoundary=other_boundary)
+    assert denied(iam.create_policy_version, PolicyArn=boundary_arn("aws", ACCOUNT), SetAsDefault=True,
+                  PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+                      {"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+    assert denied(iam.create_policy, PolicyName="mine", PolicyDocument="{}")
+    assert denied(iam.detach_role_policy, RoleName=role, PolicyArn=admin_policy)
+    # EC2: only what carries linker:link
+    admin_ec2 = cloud.admin.client("ec2", region_name=E, endpoint_url=cloud.url)
+    image = admin_ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    other = admin_ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro")
+    other_id = other["Instances"][0]["InstanceId"]
+    ec2 = cloud.controller.client("ec2", region_name=E, endpoint_url=cloud.url)
+    assert denied(ec2.terminate_instances, InstanceIds=[other_id])
+    assert denied(ec2.modify_instance_attribute, InstanceId=other_id, SourceDestCheck={"Value": False})
+    assert denied(ec2.create_tags, Resources=[other_id], Tags=[{"Key": naming.TAG_LINK, "Value": "default"}])
+    assert denied(ec2.run_instances, ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro")
+    assert denied(ec2.allocate_address, Domain="vpc")
+    table = admin_ec2.describe_route_tables()["RouteTables"][0]["RouteTableId"]
+    assert denied(ec2.create_tags, Resources=[table], Tags=[{"Key": "Name", "Value": "mine"}])
+    # PassRole: only linker's roles, only to EC2
+    admin_iam = cloud.admin.client("iam", endpoint_url=cloud.url)
+    admin_iam.create_role(RoleName="admin-role", AssumeRolePolicyDocument=trust)
+    admin_iam.create_instance_profile(InstanceProfileName="admin-profile")
+    admin_iam.add_role_to_instance_profile(InstanceProfileName="admin-profile", RoleName="admin-role")
+    tagged = [{"ResourceType": kind, "Tags": [{"Key": naming.TAG_LINK, "Value": "default"}]}
+              for kind in ("instance", "volume", "network-interface")]
+    assert denied(ec2.run_instances, ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro",
+                  IamInstanceProfile={"Name": "admin-profile"}, TagSpecifications=tagged)
     ssm = cloud.controller.client("ssm", region_name=E, endpoint_url=cloud.url)
     cloud.admin.client("ssm", region_name=E, endpoint_url=cloud.url).put_parameter(
         Name="/prod/db/password", Value="secret", Type="SecureString")
@@ -116,3 +155,40 @@ def test_what_the_policy_does_not_grant_is_denied(cloud: EnforcedCloud, capsys: 
     assert denied(iam.create_user, UserName="mallory")
     assert denied(iam.put_role_policy, RoleName="someone-elses", PolicyName="x",
                   PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
+
+
+def test_without_the_boundary_up_stops_with_the_command_that_creates_it(
+        iam_server: str, aws_env: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    def no_boundary(admin: Any) -> None:
+        _sites(admin, iam_server)
+        admin.client("iam", endpoint_url=iam_server).delete_policy(PolicyArn=boundary_arn("aws", ACCOUNT))
+    made = enforce(iam_server, controller_policy(), no_boundary)
+    monkeypatch.setenv("LINKER_ENDPOINT_URL", iam_server)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", made.keys[0])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", made.keys[1])
+    code, out, err = run(capsys, "up", E, W, "--yes", "--no-wait", "--json")
+    doc = json.loads(out)
+    assert code == ExitCode.CLOUD, out + err
+    assert "linker iam-policy --boundary" in doc["fix"] and "aws iam create-policy" in doc["fix"]
+    assert not inventory(made.admin, "default", [E, W], iam_server)["roles"]
+
+
+def test_up_puts_an_older_role_within_the_boundary_and_drops_its_managed_policy(
+        cloud: EnforcedCloud, capsys: pytest.CaptureFixture[str]) -> None:
+    iam = cloud.admin.client("iam", endpoint_url=cloud.url)
+    code, out, err = run(capsys, "up", E, W, "--yes", "--no-wait", "--json")
+    assert code == 0, out + err
+    role = naming.resource_name("default", E)
+    legacy = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+    # what an older linker left: no boundary, the managed policy attached (an administrator plays the old run)
+    iam.delete_role_permissions_boundary(RoleName=role)
+    iam.attach_role_policy(RoleName=role, PolicyArn=legacy)
+    code, out, err = run(capsys, "up", E, W, "--yes", "--no-wait", "--json")
+    assert code == 0, out + err
+    got = iam.get_role(RoleName=role)["Role"]
+    assert got["PermissionsBoundary"]["PermissionsBoundaryArn"] == boundary_arn("aws", ACCOUNT)
+    assert iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"] == []
+    iam.delete_role_permissions_boundary(RoleName=role)  # and down handles such a role as well
+    code, out, err = run(capsys, "down", "--yes", "--json")
+    assert code == 0, out + err
+    assert gone(cloud)
