@@ -191,7 +191,11 @@ def iam_checks(world: World, account: str, action: str, p: Params) -> list[Reque
         found = world.profile(name)
         path = p.get("Path", "/") if action == "CreateInstanceProfile" else "/"
         context = request_tag_keys(tag_pairs(p, "Tags.member"))
-        return [Request(f"iam:{action}", found.arn if found else f"{iam}:instance-profile{path}{name}", context)]
+        out = [Request(f"iam:{action}", found.arn if found else f"{iam}:instance-profile{path}{name}", context)]
+        role = world.role(p.get("RoleName", "")) if action == "AddRoleToInstanceProfile" else None
+        if role is not None:  # AWS: "the caller must be granted the PassRole permission on the role" (to EC2)
+            out.append(Request("iam:PassRole", role.arn, {"iam:passedtoservice": ("ec2.amazonaws.com",)}))
+        return out
     if action in POLICY_ACTIONS:
         arn = p.get("PolicyArn") or f"{iam}:policy{p.get('Path', '/')}{p.get('PolicyName', '')}"
         return [Request(f"iam:{action}", arn, {})]
