@@ -93,9 +93,11 @@ def ec2_statements(p: str) -> list[dict[str, Any]]:
         _statement("Ec2CreateTagged", EC2_CREATE, _ec2(p, "instance", "volume", "network-interface", "elastic-ip",
                                                        "security-group"), "ec2",
                    {"Null": {f"aws:RequestTag/{naming.TAG_LINK}": TAG_PRESENT}}),
-        # what a launch or a new group uses that is the user's or AWS's (subnets, VPCs, public images)
+        # what a launch or a new group uses that is the user's or AWS's (subnets, VPCs, public images and their
+        # snapshots, which belong to no account in their ARN)
         _statement("Ec2LaunchInto", ("RunInstances", "CreateSecurityGroup"),
-                   [*_ec2(p, "subnet", "vpc"), arn(p, "ec2", "image/*", account="")], "ec2"),
+                   [*_ec2(p, "subnet", "vpc"), arn(p, "ec2", "image/*", account=""),
+                    arn(p, "ec2", "snapshot/*", account="")], "ec2"),
         _statement("Ec2TagOnCreate", ("CreateTags",), _ec2(p, "instance", "volume", "network-interface",
                                                            "elastic-ip", "security-group"), "ec2",
                    {"StringEquals": {"ec2:CreateAction": list(EC2_CREATE)}}),
