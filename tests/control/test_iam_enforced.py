@@ -1,6 +1,7 @@
 """The policy ``linker iam-policy`` prints, held by a user against a moto server that enforces IAM as AWS does
 (resource ARNs and conditions: tests/control/iam_server.py): plan, up, status and down work with it, runs that
-fail half way recover with it, and what it must not allow is denied."""
+fail half way (test_faults' injector) or meet a resource not visible yet (test_eventual's) recover with it, and
+what it must not allow is denied."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from linker.errors import CloudError, ExitCode
 from linker.spec import LinkSpec
 from tests.control.cloud import inventory, make_vpc
 from tests.control.iam_server import EnforcedCloud, enforce
+from tests.control.test_eventual import AFTER_CREATE, NotYetVisible
 from tests.control.test_faults import INJECTOR, Died
 
 E, W = "us-east-1", "eu-west-1"
@@ -192,3 +194,14 @@ def test_up_puts_an_older_role_within_the_boundary_and_drops_its_managed_policy(
     code, out, err = run(capsys, "down", "--yes", "--json")
     assert code == 0, out + err
     assert gone(cloud)
+
+
+def test_resources_not_yet_visible_after_their_create_are_waited_for_with_the_printed_policy(
+        cloud: EnforcedCloud) -> None:
+    hook, target = NotYetVisible(2), Target(endpoint_url=cloud.url)
+    clients = Clients(target, hooks=(("before-call.*.*", hook),), session=cloud.controller)
+    up_link(target, LinkSpec("settle", (E, W)), lambda _: True,
+            options=Options(poll=0.0, timeout=30.0, max_workers=1, clients=clients))
+    assert set(hook.seen) == set(AFTER_CREATE)
+    down_link(target, "settle", lambda _: True, regions=(E, W), options=_options(cloud))
+    assert gone(cloud, "settle")
