@@ -21,7 +21,8 @@ from linker.cli.output import console, emit
 from linker.control import operations
 from linker.control.changes import Change
 from linker.control.cost import estimate
-from linker.control.iam_policy import policy_json
+from linker.control.iam_policy import boundary_json, policy_json
+from linker.control.partition import PARTITIONS
 from linker.errors import DegradedError, UserError
 from linker.spec import (
     DEFAULT_INSTANCE_TYPE,
@@ -233,6 +234,11 @@ def down(name: str, as_json: bool, endpoint_url: str | None, profile: str | None
 
 
 @click.command("iam-policy")
-def iam_policy() -> None:
+@click.option("--boundary", is_flag=True,
+              help="print instead the permissions boundary of the roles linker makes (an administrator creates it "
+                   "once per account: see the README's Permissions)")
+@click.option("--partition", type=click.Choice(PARTITIONS), default="aws", show_default=True,
+              help="the partition of the account: aws-cn for China, aws-us-gov for GovCloud")
+def iam_policy(boundary: bool, partition: str) -> None:
     """Print the least-privilege IAM policy the controller needs (JSON)."""
-    click.echo(policy_json())
+    click.echo(boundary_json(partition) if boundary else policy_json(partition))

@@ -54,6 +54,8 @@ class Kind(StrEnum):
     IAM_ATTACH_POLICY = "iam-attach-policy"
     INSTANCE_PROFILE = "instance-profile"
     INSTANCE_PROFILE_ROLE = "instance-profile-role"
+    IAM_BOUNDARY = "iam-boundary"  # linker's permissions boundary policy (an administrator's, made once)
+    IAM_ROLE_BOUNDARY = "iam-role-boundary"  # the boundary set on a role
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,9 @@ from linker.control.changes import Action, Change, Kind, Phase, Ref
 from linker.control.facts.model import Eip, Instance, LinkFacts, RegionFacts
 from linker.control.membership_doc import PlannedSite, membership_of
 from linker.control.package import Package
+from linker.control.partition import partition_of
 from linker.control.placement import choose_vpc, public_subnet, public_subnets, vpc_route_tables
+from linker.control.plan_iam import plan_boundary, role_boundary
 from linker.control.render import GatewayInputs, assume_role_policy, role_policy, user_data
 from linker.control.teardown import teardown
 from linker.errors import CloudError, ConflictError, ManagedElsewhereError, SpecError
@@ -50,7 +52,7 @@ def plan(spec: LinkSpec, facts: LinkFacts, package: Package) -> list[Change]:
     check_overlap([SiteCidrs(r, vpc.id, _ipv4(vpc.cidrs)) for r, vpc, _ in chosen])
     sites = [resolve_site(spec, facts.region(r)) for r in spec.regions]
     removed = [s for s in facts.known_sites() if s not in spec.regions]
-    changes: list[Change] = []
+    changes: list[Change] = plan_boundary([(s.name, s.facts.iam) for s in sites])
     for site in sites:
         peers = [p for p in sites if p.name != site.name]
         changes += plan_site(spec, site, peers, facts.link, package)
@@ -116,7 +118,7 @@ def _own(resources: Sequence[Any], site: str) -> list[Any]:
 
 def gateway_inputs(spec: LinkSpec, site: str, bucket: str, package: Package) -> GatewayInputs:
     return GatewayInputs(link=spec.name, site=site, region=site, port=spec.port, package_bucket=bucket,
-                         package_key=package.key, package_sha256=package.sha256)
+                         package_key=package.key, package_sha256=package.sha256, partition=partition_of(site))
 
 
 def instance_config(spec: LinkSpec, inputs: GatewayInputs) -> str:
@@ -244,7 +246,10 @@ def _plan_iam(inputs: GatewayInputs, site: Site, link: str) -> list[Change]:
     out = []
     if not iam.role_exists:
         out.append(Change(name, name, Phase.FOUNDATION, Action.CREATE, Kind.IAM_ROLE, role,
-                          (("document", assume_role_policy()), *tags), "the gateway's identity"))
+                          (("document", assume_role_policy()), ("boundary", iam.boundary_arn), *tags),
+                          "the gateway's identity, within linker's permissions boundary"))
+    else:
+        out += role_boundary(iam, name, role, Phase.FOUNDATION)
     policy = role_policy(inputs)
     if iam.inline_policy != policy:
         out.append(Change(name, name, Phase.FOUNDATION, Action.UPDATE, Kind.IAM_ROLE_POLICY, role,

@@ -12,6 +12,7 @@ from __future__ import annotations
 from linker import naming
 from linker.control.changes import Action, Change, Kind, Phase
 from linker.control.facts.model import RegionFacts
+from linker.control.plan_iam import role_boundary
 
 
 def teardown(rf: RegionFacts, link: str) -> list[Change]:
@@ -37,6 +38,8 @@ def teardown(rf: RegionFacts, link: str) -> list[Change]:
             add(Kind.INSTANCE_PROFILE_ROLE, role, ("role", r))
         add(Kind.INSTANCE_PROFILE, role)
     if rf.iam.role_exists and ours:
+        if rf.iam.attached_policies or rf.iam.inline_policy is not None:
+            out += role_boundary(rf.iam, site, role, Phase.CLEANUP)
         for arn in rf.iam.attached_policies:
             add(Kind.IAM_ATTACH_POLICY, role, ("arn", arn))
         if rf.iam.inline_policy is not None:

@@ -8,6 +8,8 @@ from functools import lru_cache
 from typing import Any
 
 from linker import naming
+from linker.control.iam_policy import BOUNDARY_NAME, boundary_json
+from linker.control.partition import partition_of
 
 
 @dataclass(frozen=True)
@@ -22,7 +24,9 @@ class SiteVpc:
 def make_vpc(session: Any, region: str, cidr: str, public: bool = True, endpoint_url: str | None = None,
              tables: int = 3) -> SiteVpc:
     """A VPC with a public subnet (own table, 0.0.0.0/0 -> igw) and a private subnet (own table); with
-    ``tables=1`` only the main table, with the default route, serving both subnets (fewer calls, faster tests)."""
+    ``tables=1`` only the main table, with the default route, serving both subnets (fewer calls, faster tests).
+    The account's permissions boundary for linker's roles is made too, as its administrator would."""
+    make_boundary(session, region, endpoint_url)
     ec2 = session.client("ec2", region_name=region, endpoint_url=endpoint_url)
     vpc = ec2.create_vpc(CidrBlock=cidr)["Vpc"]["VpcId"]
     net = cidr.split(".")
@@ -46,6 +50,16 @@ def make_vpc(session: Any, region: str, cidr: str, public: bool = True, endpoint
         ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
         ec2.create_route(RouteTableId=public_table, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
     return SiteVpc(region, vpc, public_table, private_table, main)
+
+
+def make_boundary(session: Any, region: str = "us-east-1", endpoint_url: str | None = None) -> None:
+    """linker's permissions boundary, made as an administrator makes it once per account (README, Permissions)."""
+    iam = session.client("iam", region_name="us-east-1", endpoint_url=endpoint_url)
+    try:
+        iam.create_policy(PolicyName=BOUNDARY_NAME, Path=naming.IAM_PATH,
+                          PolicyDocument=boundary_json(partition_of(region)))
+    except iam.exceptions.EntityAlreadyExistsException:
+        pass
 
 
 @lru_cache(maxsize=64)

@@ -44,3 +44,11 @@ def aws():  # type: ignore[no-untyped-def]
     """moto in-process for the duration of a test; yields a boto3 session for the test's own calls."""
     with mock_aws(config=MOTO_CONFIG):
         yield boto3.session.Session()
+
+
+@pytest.fixture(scope="session")
+def iam_server():  # type: ignore[no-untyped-def]
+    """The URL of a moto server, in its own process, that enforces IAM as AWS does (tests/control/iam_server.py)."""
+    from tests.control.iam_server import running_server
+    with running_server() as url:
+        yield url

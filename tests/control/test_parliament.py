@@ -1,6 +1,7 @@
 """parliament, the IAM checker users' security teams run, over every policy linker prints or attaches: the
-gateway's role policy has no finding, and the controller's has only those linker/control/iam_policy.py explains.
-Skipped, saying why, where parliament is not installed (scripts/setup puts it in .tools/)."""
+gateway's role policy and the permissions boundary have no finding, and the controller's has only those
+linker/control/iam_policy.py explains. Skipped, saying why, where parliament is not installed (scripts/setup puts
+it in .tools/)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from linker.control.iam_policy import PARLIAMENT_FINDINGS, controller_policy
+from linker.control.iam_policy import PARLIAMENT_FINDINGS, boundary_policy, controller_policy
 from linker.control.render import GatewayInputs, assume_role_policy, role_policy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,8 +40,8 @@ GATEWAY = GatewayInputs(link="prod", site="eu-west-1", region="eu-west-1", port=
                         package_sha256="0" * 64, version="0.1.0")
 
 
-def test_the_gateway_role_policy_has_no_finding() -> None:
-    assert findings(role_policy(GATEWAY)) == [[]]
+def test_the_gateway_role_policy_and_the_boundary_have_no_finding() -> None:
+    assert findings(role_policy(GATEWAY), json.dumps(boundary_policy())) == [[], []]
 
 
 def test_the_controller_policy_has_only_the_explained_findings() -> None:

@@ -26,5 +26,7 @@ def test_every_action_the_controller_called_is_in_the_policy(aws) -> None:  # ty
     down_link(Target(), "policy", lambda _: True, options=Options(poll=0.0))
     assert {"ec2:RunInstances", "ssm:PutParameter", "iam:CreateRole", "ec2:DeleteRoute", "s3:PutObject"} <= CALLED
     assert len(CALLED) >= 30
-    missing = sorted({action_of(op) for op in CALLED} - allowed_actions())
+    # iam:CreatePolicy: up makes the permissions boundary only where it is missing and the identity may (an
+    # administrator's); the controller's policy never grants it
+    missing = sorted({action_of(op) for op in CALLED} - allowed_actions() - {"iam:CreatePolicy"})
     assert not missing, f"add to linker/control/iam_policy.py: {missing}"

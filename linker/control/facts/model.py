@@ -110,6 +110,10 @@ class IamFacts:
     attached_policies: tuple[str, ...] = ()
     profile_exists: bool = False
     profile_roles: tuple[str, ...] = ()
+    role_boundary: str | None = None  # the role's permissions boundary (ARN), None when it has none
+    # linker's permissions boundary in this account and partition ("": not read, as in hand-made facts of tests)
+    boundary_arn: str = ""
+    boundary_exists: bool = True
 
 
 @dataclass(frozen=True)

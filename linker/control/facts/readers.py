@@ -31,6 +31,8 @@ from linker.control.facts.model import (
     Tags,
     Vpc,
 )
+from linker.control.iam_policy import boundary_arn
+from linker.control.partition import partition_of
 from linker.spec import gateway_architecture
 
 LIVE_STATES = ("pending", "running", "stopping", "stopped", "shutting-down")
@@ -119,7 +121,7 @@ def gather_region(clients: Clients, link: str, region: str, arch: str | None, ac
             *flt, {"Name": "instance-state-name", "Values": list(LIVE_STATES)}])
             for res in page["Reservations"] for i in res["Instances"])
     params, ami = _parameters(clients, link, region, arch)
-    return RegionFacts(region, vpcs, subnets, tables, eips, groups, instances, _iam(clients, link, region),
+    return RegionFacts(region, vpcs, subnets, tables, eips, groups, instances, _iam(clients, link, region, account),
                        params, ami, _bucket(clients, naming.bucket_name(link, region, account), region),
                        _offered_azs(ec2, region, instance_type) if instance_type else None)
 
@@ -218,8 +220,9 @@ def ami_parameter(arch: str) -> str:
     return f"/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{arch}"
 
 
-def _iam(clients: Clients, link: str, site: str) -> IamFacts:
+def _iam(clients: Clients, link: str, site: str, account: str) -> IamFacts:
     iam, name = clients.iam(), naming.resource_name(link, site)
+    boundary = boundary_arn(partition_of(site), account)
     with cloud_call("GetRole", None, name):
         try:
             role = iam.get_role(RoleName=name)["Role"]
@@ -247,7 +250,20 @@ def _iam(clients: Clients, link: str, site: str) -> IamFacts:
                 raise
             profile = None
     return IamFacts(role is not None, _tags(role.get("Tags")) if role else (), inline, attached,
-                    profile is not None, tuple(r["RoleName"] for r in profile["Roles"]) if profile else ())
+                    profile is not None, tuple(r["RoleName"] for r in profile["Roles"]) if profile else (),
+                    role.get("PermissionsBoundary", {}).get("PermissionsBoundaryArn") if role else None,
+                    boundary, _policy_exists(clients, boundary))
+
+
+def _policy_exists(clients: Clients, arn: str) -> bool:
+    with cloud_call("GetPolicy", None, arn):
+        try:
+            clients.iam().get_policy(PolicyArn=arn)
+            return True
+        except ClientError as exc:
+            if not is_not_found(exc):
+                raise
+            return False
 
 
 def canonical_policy(doc: Any) -> str:
