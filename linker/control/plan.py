@@ -15,6 +15,7 @@ from typing import Any
 from linker import naming
 from linker.control.changes import Action, Change, Kind, Phase, Ref
 from linker.control.facts.model import Eip, Instance, LinkFacts, RegionFacts
+from linker.control.home import plan_home
 from linker.control.membership_doc import PlannedSite, membership_of
 from linker.control.package import Package
 from linker.control.placement import choose_vpc, public_subnet, public_subnets, vpc_route_tables
@@ -57,7 +58,7 @@ def plan(spec: LinkSpec, facts: LinkFacts, package: Package) -> list[Change]:
     changes += plan_membership(spec, sites, facts, removed)
     for name in removed:
         changes += teardown(facts.region(name), facts.link)
-    return changes
+    return changes + plan_home(facts, spec.regions, removed)
 
 
 def refuse_managed_elsewhere(facts: LinkFacts, command: str = "up") -> None:

@@ -56,7 +56,8 @@ def teardown(rf: RegionFacts, link: str) -> list[Change]:
     membership = naming.membership_parameter(link)
     lock = naming.lock_parameter(link)
     for name, _ in rf.parameters:
-        if name not in (membership, lock):
+        # the home record goes last of all, after every region (control/home.py), by down or by plan
+        if name not in (membership, lock, naming.home_parameter(link)):
             add(Kind.PARAMETER, name)
     if rf.parameter(membership) is not None:
         add(Kind.PARAMETER, membership)

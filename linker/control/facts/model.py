@@ -200,8 +200,9 @@ class LinkFacts:
 
 
 def has_link_resources(rf: RegionFacts, link: str) -> bool:
-    """Whether the region holds anything of ``link`` besides its lock."""
-    params = [n for n, _ in rf.parameters if n != naming.lock_parameter(link)]
+    """Whether the region holds anything of ``link`` besides its lock and its home record (the home region stays
+    the home when the link leaves it)."""
+    params = [n for n, _ in rf.parameters if n not in (naming.lock_parameter(link), naming.home_parameter(link))]
     return bool(rf.eips or rf.security_groups or rf.instances or rf.iam.role_exists or rf.iam.profile_exists
                 or (rf.bucket is not None and rf.bucket.exists and rf.bucket.accessible) or params
                 or any(t.linker_routes(link) for t in rf.route_tables))
