@@ -11,7 +11,8 @@ import json
 from linker import naming
 
 EC2_READ = ("DescribeVpcs", "DescribeSubnets", "DescribeRouteTables", "DescribeAddresses", "DescribeSecurityGroups",
-            "DescribeInstances", "DescribeRegions", "DescribeImages", "DescribeInstanceTypeOfferings")
+            "DescribeInstances", "DescribeRegions", "DescribeImages", "DescribeInstanceTypeOfferings",
+            "GetManagedPrefixListEntries")
 EC2_WRITE = ("AllocateAddress", "AssociateAddress", "DisassociateAddress", "ReleaseAddress", "CreateSecurityGroup",
              "AuthorizeSecurityGroupIngress", "RevokeSecurityGroupIngress",
              "AuthorizeSecurityGroupEgress", "RevokeSecurityGroupEgress", "DeleteSecurityGroup", "RunInstances",

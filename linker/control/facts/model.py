@@ -138,6 +138,8 @@ class RegionFacts:
     bucket: Bucket | None = None
     # the availability zones that offer the gateway's instance type; None: not looked up (not a gateway region)
     offered_azs: frozenset[str] | None = None
+    # the CIDRs of each managed prefix list a route table here sends somewhere: (pl-id, cidrs)
+    prefix_lists: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def parameter(self, name: str) -> str | None:
         return dict(self.parameters).get(name)
