@@ -1,7 +1,8 @@
 """``plan(spec, facts) -> [Change]``: what ``up`` must change so that AWS matches the spec. Pure.
 
 Every refusal happens here, before any change: a link managed by Terraform, overlapping CIDRs, no public subnet,
-no AMI, a route to a peer CIDR that linker did not make, an IAM role of the same name that is not the link's.
+no AMI, a route to a peer CIDR that linker did not make, a less specific route of another owner that covers a peer
+CIDR (unless the user accepts it), an IAM role of the same name that is not the link's.
 An empty list means everything already exists as asked.
 """
 

@@ -4,7 +4,7 @@ Used by ``down`` (every region) and by ``up`` when a region leaves the link. Ord
 its own (never another route of the same table), the instances (then wait until they are terminated, which frees
 the ENI the security group and EIP are attached to), the instance profile and role, the security groups, the EIPs,
 the link's SSM parameters with the membership document last, so that a run that dies half way can still find
-the region again.
+the region again. The home record is not among them: ``home.py`` removes it after everything else.
 """
 
 from __future__ import annotations
