@@ -18,7 +18,7 @@ from linker import naming
 from linker.control.changes import Action, Change, Kind, Phase, Ref
 from linker.control.facts.model import Eip, Instance, LinkFacts, RegionFacts, Route, RouteTable
 from linker.control.home import plan_home
-from linker.control.membership_doc import PlannedSite, membership_of
+from linker.control.membership_doc import PlannedSite, check_size, membership_of
 from linker.control.package import Package
 from linker.control.placement import choose_vpc, public_subnet, public_subnets, vpc_route_tables
 from linker.control.render import GatewayInputs, assume_role_policy, role_policy, user_data
@@ -352,6 +352,7 @@ def plan_membership(spec: LinkSpec, sites: list[Site], facts: LinkFacts, removed
     """Seed each region's document before anything is made there, and write the final one last."""
     planned = [PlannedSite(s.name, s.name, s.eip.public_ip if s.eip else Ref("eip-ip", s.name), s.cidrs, spec.port)
                for s in sites]
+    check_size(facts.link, planned)
     # while an address is still to be allocated the final document is unknown, and so differs from any stored one
     final = membership_of(facts.link, planned) if all(p.known for p in planned) else None
     name = naming.membership_parameter(facts.link)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import os
 
+import pytest
+
 from linker.contract import STANDARD_TIER_BYTES, GatewayHealth, Membership, SiteEntry, TunnelHealth
 
 REGIONS = ("us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "eu-west-1", "eu-west-2", "eu-west-3",
@@ -49,3 +51,17 @@ def test_the_full_report_outgrew_the_standard_tier_and_is_still_read() -> None:
     full = health(m, REGIONS[-1])
     assert len(full.to_json().encode()) > STANDARD_TIER_BYTES
     assert GatewayHealth.from_json(full.to_json()) == full
+
+
+def test_a_membership_over_the_standard_tier_is_refused_before_anything_is_made() -> None:
+    from linker.control.changes import Ref
+    from linker.control.membership_doc import PlannedSite, check_size
+    from linker.errors import SpecError
+
+    def sites(n: int) -> list[PlannedSite]:
+        return [PlannedSite(f"site-{i:02d}-southeast", "ap-southeast-2", Ref("eip-ip", str(i)),
+                            (f"10.{i}.0.0/16", f"172.{16 + i % 16}.{i}.0/24"), 51820) for i in range(n)]
+
+    check_size(LINK, sites(20))
+    with pytest.raises(SpecError, match="membership document of 40 sites"):
+        check_size(LINK, sites(40))
