@@ -7,7 +7,8 @@ Three documents, one writer each:
 - ``PublicKey`` (``naming.public_key_parameter``): written by each gateway agent, read by its peers. The bare
   base64 key, as ``wg pubkey`` prints it; a single value, so it carries no version.
 - ``GatewayHealth`` (``naming.health_parameter``): written by each gateway agent, read by ``linker status``. JSON
-  with ``"schema": 1``; reports of agents older than the field carry none and read as version 1.
+  with ``"schema": 1``; reports of agents older than the field carry none and read as version 1. Stored compact
+  (``to_document``), so that a 20-site link's reports fit SSM's standard tier.
 
 Both halves import this module and nothing else to read or write these documents, so their formats cannot drift.
 A reader refuses a document of a newer schema (``ContractVersionError``: upgrade this side) and a malformed one
@@ -30,6 +31,8 @@ from linker.errors import ContractError, ContractVersionError
 
 MEMBERSHIP_SCHEMA = 1
 HEALTH_SCHEMA = 1
+STANDARD_TIER_BYTES = 4096  # SSM Parameter Store's standard tier (free) holds values up to 4 KB
+_DERIVED_TUNNEL_FIELDS = ("endpoint", "public_key")  # left out of the stored health report (``to_document``)
 KEY_LEN = 32  # a Curve25519 public key, as linker.wg.constants.KEY_LEN (the ground floor does not import wg)
 
 T = TypeVar("T")
@@ -293,6 +296,15 @@ class GatewayHealth:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
+
+    def to_document(self) -> str:
+        """The report as the agent stores it in SSM: schema 1, compact, each tunnel without its ``endpoint`` and
+        ``public_key`` (the membership and the peer's key parameter hold both; readers have always taken them as
+        optional). So a 19-tunnel report is about 3 KB and fits SSM's free standard tier (``STANDARD_TIER_BYTES``)
+        where ``to_json`` is about 5 KB (tests/unit/test_document_sizes.py)."""
+        doc = self.to_dict()
+        doc["tunnels"] = [{k: v for k, v in t.items() if k not in _DERIVED_TUNNEL_FIELDS} for t in doc["tunnels"]]
+        return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_dict(cls, obj: Any) -> GatewayHealth:

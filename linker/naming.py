@@ -70,6 +70,11 @@ def lock_parameter(link: str) -> str:
     return f"{parameter_prefix(link)}/lock"
 
 
+def home_parameter(link: str) -> str:
+    """The link's home region (where its lock lives), recorded in every region of the link (control/home.py)."""
+    return f"{parameter_prefix(link)}/home"
+
+
 def route_tag(link: str, cidr: str) -> str:
     """Tag key on a route table recording that linker added the route to ``cidr`` for ``link`` (value: the site).
 

@@ -31,6 +31,9 @@ class LinkSpec:
     port: int = naming.DEFAULT_PORT
     instance_type: str = DEFAULT_INSTANCE_TYPE
     vpcs: tuple[tuple[str, str], ...] = field(default=())
+    # --override-covering-routes: the user accepts that linker's routes take peer CIDRs away from a less specific
+    # route of another owner (a transit gateway, a peering, ...: see plan._plan_routes)
+    override_covering_routes: bool = False
 
     def vpc_for(self, region: str) -> str | None:
         return dict(self.vpcs).get(region)

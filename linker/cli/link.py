@@ -49,6 +49,10 @@ def _spec_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option("--vpc", "vpcs", multiple=True, metavar="REGION=VPC-ID",
                       help="the VPC of a region (repeatable); otherwise the one tagged linker:site, the only "
                            "non-default one, or the default VPC")(fn)
+    fn = click.option("--override-covering-routes", is_flag=True,
+                      help="add linker's routes even where a less specific route of another owner (a transit "
+                           "gateway, a VPC peering, a VPN, a prefix list, ...) covers a peer's CIDR: that "
+                           "traffic then goes through linker")(fn)
     fn = click.argument("regions", nargs=-1, required=True)(fn)
     return fn
 
@@ -59,9 +63,10 @@ def _sandbox_option(fn: Callable[..., Any]) -> Callable[..., Any]:
                              "(root; `linker down --sandbox` removes it)")(fn)
 
 
-def _spec(name: str, regions: tuple[str, ...], vpcs: tuple[str, ...], port: int, instance_type: str) -> LinkSpec:
+def _spec(name: str, regions: tuple[str, ...], vpcs: tuple[str, ...], port: int, instance_type: str,
+          override_covering_routes: bool = False) -> LinkSpec:
     return LinkSpec(validate_link_name(name), tuple(regions), validate_port(port),
-                    validate_instance_type(instance_type), parse_vpc_options(vpcs, regions))
+                    validate_instance_type(instance_type), parse_vpc_options(vpcs, regions), override_covering_routes)
 
 
 def _changes_table(changes: list[Change], title: str) -> Table:
@@ -107,12 +112,12 @@ def _progress(as_json: bool) -> Callable[[Change, str], None] | None:
 @click.option("--timeout", type=float, default=600.0, show_default=True, help="seconds --wait waits")
 @click.option("--force-unlock", is_flag=True, help="break the link's lock even if its lease has not expired")
 @_sandbox_option
-def up(regions: tuple[str, ...], vpcs: tuple[str, ...], instance_type: str, port: int, name: str, as_json: bool,
-       endpoint_url: str | None, profile: str | None, yes: bool, wait: bool, timeout: float,
+def up(regions: tuple[str, ...], vpcs: tuple[str, ...], instance_type: str, port: int, override_covering_routes: bool,
+       name: str, as_json: bool, endpoint_url: str | None, profile: str | None, yes: bool, wait: bool, timeout: float,
        force_unlock: bool, sandbox: bool) -> None:
     """Link one VPC in each REGION (full mesh): gateways, tunnels, routes. Idempotent."""
     logsetup.setup("INFO" if as_json else "WARNING")
-    spec = _spec(name, regions, vpcs, port, instance_type)
+    spec = _spec(name, regions, vpcs, port, instance_type, override_covering_routes)
     where = local.for_up(sandbox, spec.regions, endpoint_url, profile)
     show = lambda changes: console().print(_changes_table(changes, f"link {spec.name}: changes"))  # noqa: E731
     made = operations.up_link(where.target, spec, _confirm(yes, as_json, show), _progress(as_json),
@@ -137,11 +142,12 @@ def up(regions: tuple[str, ...], vpcs: tuple[str, ...], instance_type: str, port
 @click.command()
 @_spec_options
 @_target_options
-def plan(regions: tuple[str, ...], vpcs: tuple[str, ...], instance_type: str, port: int, name: str, as_json: bool,
-         endpoint_url: str | None, profile: str | None) -> None:
+def plan(regions: tuple[str, ...], vpcs: tuple[str, ...], instance_type: str, port: int,
+         override_covering_routes: bool, name: str, as_json: bool, endpoint_url: str | None,
+         profile: str | None) -> None:
     """Print every change `up` would make and a monthly cost estimate; change nothing."""
     logsetup.setup("INFO" if as_json else "WARNING")
-    spec = _spec(name, regions, vpcs, port, instance_type)
+    spec = _spec(name, regions, vpcs, port, instance_type, override_covering_routes)
     changes = operations.plan_link(local.aws(endpoint_url, profile).target, spec)
     cost = estimate(len(spec.regions), spec.instance_type)
     if as_json:

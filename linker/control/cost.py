@@ -5,7 +5,9 @@ What a link pays for: each gateway's instance hours, its public IPv4 address, it
 CloudWatch custom metrics its agent publishes (4 per tunnel: with n sites, n-1 tunnels per gateway, so metrics grow
 with the square of the sites) and the PutMetricData requests; and, per GB, the traffic between regions. Gateways of
 the burstable families launch with standard CPU credits (no surplus charges); their network baseline is shown,
-since it is what a link carries for long.
+since it is what a link carries for long. The link's SSM parameters cost nothing: they stay in the standard tier
+(4 KB a value), a 20-site link's membership and health reports included (tests/unit/test_document_sizes.py), so no
+advanced-tier parameter ($0.05 a month each, plus charged API calls) is ever made.
 """
 
 from __future__ import annotations

@@ -23,7 +23,8 @@ from linker import naming
 from linker.control.render import METRIC_NAMESPACE
 
 EC2_READ = ("DescribeVpcs", "DescribeSubnets", "DescribeRouteTables", "DescribeAddresses", "DescribeSecurityGroups",
-            "DescribeInstances", "DescribeRegions", "DescribeImages", "DescribeInstanceTypeOfferings")
+            "DescribeInstances", "DescribeRegions", "DescribeImages", "DescribeInstanceTypeOfferings",
+            "GetManagedPrefixListEntries")
 EC2_CREATE = ("RunInstances", "AllocateAddress", "CreateSecurityGroup")
 EC2_ON_LINK_RESOURCES = ("TerminateInstances", "ModifyInstanceAttribute", "ModifyInstanceMetadataOptions",
                          "AssociateAddress", "DisassociateAddress", "ReleaseAddress", "DeleteSecurityGroup",

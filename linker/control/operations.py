@@ -1,7 +1,8 @@
 """The controller's operations, as the CLI and the sandbox call them: plan, up, down, status.
 
 Each is facts -> pure plan -> apply. ``plan_link`` builds read-only clients only. ``up_link`` and ``down_link``
-hold the link's lock in AWS from before the facts are read until the last change is made.
+hold the link's lock in AWS (in its home region, see home.py and lock.py) from before the facts are read until the
+last change is made.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from linker.control.apply import Applier, Progress
 from linker.control.aws import Clients, Target, cloud_call, error_code, is_not_found
 from linker.control.changes import Change
 from linker.control.facts import readers as facts_mod
-from linker.control.lock import acquire, lock_region
+from linker.control.home import forget_home
+from linker.control.lock import lock_link
 from linker.control.plan import managed_by_terraform_error, plan, refuse_managed_elsewhere
 from linker.control.teardown import teardown
 from linker.errors import CloudError, ContractError, ContractVersionError, DegradedError
@@ -64,8 +66,8 @@ def up_link(target: Target, spec: LinkSpec, confirm: Confirm, progress: Progress
     validate_regions(spec.regions, clients.known_regions())
     refuse_terraform(clients, spec.name, spec.regions, "up", options.max_workers)  # before even the lock
     # the facts are read under the lock; a refusal releases it, so a refused run leaves nothing behind
-    lock = acquire(clients, spec.name, lock_region(spec.regions), f"linker up {' '.join(spec.regions)}",
-                   force=options.force_unlock)
+    lock = lock_link(clients, spec.name, spec.regions, f"linker up {' '.join(spec.regions)}",
+                     force=options.force_unlock)
     try:
         wheel = package.build(gateway_architecture(spec.instance_type))
         changes = plan(spec, facts_mod.gather(clients, spec.name, spec.regions, spec.instance_type,
@@ -128,11 +130,11 @@ def down_link(target: Target, link: str, confirm: Confirm, progress: Progress | 
     if not where:
         return []
     refuse_terraform(clients, link, where, "down", options.max_workers)  # before even the lock
-    lock = acquire(clients, link, lock_region(where), f"linker down --name {link}", force=options.force_unlock)
+    lock = lock_link(clients, link, where, f"linker down --name {link}", force=options.force_unlock)
     try:
         facts = facts_mod.gather(clients, link, where, "t3.micro", options.max_workers)
         refuse_managed_elsewhere(facts, "down")
-        changes = [c for rf in facts.regions for c in teardown(rf, link)]
+        changes = [c for rf in facts.regions for c in teardown(rf, link)] + forget_home(facts)
         if changes and confirm(changes):
             Applier(clients, link, lock.owner, progress, options.max_workers, options.poll,
                     options.timeout).apply(changes)

@@ -1,21 +1,24 @@
 """``plan(spec, facts) -> [Change]``: what ``up`` must change so that AWS matches the spec. Pure.
 
 Every refusal happens here, before any change: a link managed by Terraform, overlapping CIDRs, no public subnet,
-no AMI, a route to a peer CIDR that linker did not make, an IAM role of the same name that is not the link's.
+no AMI, a route to a peer CIDR that linker did not make, a less specific route of another owner that covers a peer
+CIDR (unless the user accepts it), an IAM role of the same name that is not the link's.
 An empty list means everything already exists as asked.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from linker import naming
 from linker.control.changes import Action, Change, Kind, Phase, Ref
-from linker.control.facts.model import Eip, Instance, LinkFacts, RegionFacts
-from linker.control.membership_doc import PlannedSite, membership_of
+from linker.control.facts.model import Eip, Instance, LinkFacts, RegionFacts, Route, RouteTable
+from linker.control.home import plan_home
+from linker.control.membership_doc import PlannedSite, check_size, membership_of
 from linker.control.package import Package
 from linker.control.partition import partition_of
 from linker.control.placement import choose_vpc, public_subnet, public_subnets, vpc_route_tables
@@ -59,7 +62,7 @@ def plan(spec: LinkSpec, facts: LinkFacts, package: Package) -> list[Change]:
     changes += plan_membership(spec, sites, facts, removed)
     for name in removed:
         changes += teardown(facts.region(name), facts.link)
-    return changes
+    return changes + plan_home(facts, spec.regions, removed)
 
 
 def refuse_managed_elsewhere(facts: LinkFacts, command: str = "up") -> None:
@@ -213,7 +216,7 @@ def plan_site(spec: LinkSpec, site: Site, peers: list[Site], link: str, package:
     if site.eip is None or keep is None or site.eip.instance_id != keep.id:
         add(Phase.GATEWAY, Action.UPDATE, Kind.EIP_ASSOCIATION, str(eip_alloc), "the gateway's public endpoint",
             ("allocation", eip_alloc), ("instance", instance_id))
-    _plan_routes(site, peers, link, eni, add)
+    _plan_routes(site, peers, link, eni, add, spec.override_covering_routes)
     retired = [i.id for i in _own(rf.instances, name) if keep is None or i.id != keep.id]
     for old in retired:
         add(Phase.CLEANUP, Action.DELETE, Kind.INSTANCE, old, "replaced by a gateway with the current configuration")
@@ -268,8 +271,10 @@ def _plan_iam(inputs: GatewayInputs, site: Site, link: str) -> list[Change]:
     return out
 
 
-def _plan_routes(site: Site, peers: list[Site], link: str, eni: str | Ref, add: Callable[..., None]) -> None:
-    """Each peer CIDR -> this gateway's ENI in each route table of the VPC; never over a route linker did not make."""
+def _plan_routes(site: Site, peers: list[Site], link: str, eni: str | Ref, add: Callable[..., None],
+                 override_covering: bool = False) -> None:
+    """Each peer CIDR -> this gateway's ENI in each route table of the VPC; never over a route linker did not make,
+    nor, unless ``override_covering``, under a less specific one of another owner (``refuse_covering``)."""
     rf = site.facts
     desired = {c: p.name for p in peers for c in p.cidrs}
     vpc_tables = {t.id for t in vpc_route_tables(rf, site.vpc_id)}
@@ -284,6 +289,8 @@ def _plan_routes(site: Site, peers: list[Site], link: str, eni: str | Ref, add: 
                     f"{rf.region}: route table {table.id} already has a route to {cidr} (peer {desired[cidr]}) via "
                     f"{route.target or 'an unknown target'}, which linker did not create; linker never overwrites it",
                     fix=f"remove that route if it is stale, or link a VPC whose CIDR does not collide with {cidr}")
+            if route is None and not override_covering:
+                refuse_covering(rf, table, cidr, desired[cidr])
             if route is None:
                 add(Phase.GATEWAY, Action.CREATE, Kind.ROUTE, table.id, f"to peer {desired[cidr]}",
                     ("table", table.id), ("cidr", cidr), ("eni", eni), ("tag", naming.route_tag(link, cidr)))
@@ -296,10 +303,61 @@ def _plan_routes(site: Site, peers: list[Site], link: str, eni: str | Ref, add: 
                 ("table", table.id), ("cidr", cidr), ("tag", naming.route_tag(link, cidr)))
 
 
+# what a route's target is, by its id's prefix; a route to an internet gateway (igw-) or the VPC itself (local) is
+# not taken away by a more specific route to a peer: traffic to a private peer CIDR never meant to go there
+TARGET_KINDS = {"tgw-": "a transit gateway", "pcx-": "a VPC peering connection", "nat-": "a NAT gateway",
+                "vgw-": "a virtual private gateway (VPN)", "eni-": "a network interface", "i-": "an instance",
+                "lgw-": "a local gateway", "vpce-": "a VPC endpoint", "cagw-": "a carrier gateway"}
+NOT_TAKEN = ("igw-", "local")
+
+
+def covering_routes(rf: RegionFacts, table: RouteTable, cidr: str) -> list[tuple[Route, str]]:
+    """The routes of ``table`` to another target than the internet whose destination is less specific than
+    ``cidr`` and contains it (a prefix list: one of its CIDRs contains it): (route, the covering CIDR)."""
+    net = ipaddress.ip_network(cidr)
+    lists = dict(rf.prefix_lists)
+    out = []
+    for route in table.routes:
+        if route.target.startswith(NOT_TAKEN) or route.destination == cidr:
+            continue  # the same destination is refused apart, as a route linker did not make
+        if route.destination.startswith("pl-"):
+            found = [c for c in lists.get(route.destination, ()) if _contains(c, net, strict=False)]
+        else:
+            found = [route.destination] if _contains(route.destination, net, strict=True) else []
+        out += [(route, c) for c in found[:1]]
+    return out
+
+
+def _contains(outer: str, net: ipaddress.IPv4Network | ipaddress.IPv6Network, strict: bool) -> bool:
+    try:
+        wider = ipaddress.ip_network(outer, strict=False)
+    except ValueError:
+        return False
+    if wider.version != net.version or not net.subnet_of(wider):  # type: ignore[arg-type]
+        return False
+    return wider.prefixlen < net.prefixlen or not strict
+
+
+def refuse_covering(rf: RegionFacts, table: RouteTable, cidr: str, peer: str) -> None:
+    """ConflictError naming the covering route, its target and the fix, when ``covering_routes`` finds one."""
+    found = covering_routes(rf, table, cidr)
+    if not found:
+        return
+    route, wider = found[0]
+    kind = next((k for p, k in TARGET_KINDS.items() if route.target.startswith(p)), "another target")
+    via = f"{route.destination} ({wider})" if route.destination.startswith("pl-") else route.destination
+    raise ConflictError(
+        f"{rf.region}: route table {table.id} sends {via} to {route.target} ({kind}), which covers peer {peer}'s "
+        f"{cidr}; linker's more specific route to {cidr} would silently take that traffic away from it",
+        fix=f"if {cidr} should reach {peer} through linker, run again with --override-covering-routes; otherwise "
+            f"link a VPC whose CIDR that route does not cover, or narrow the route")
+
+
 def plan_membership(spec: LinkSpec, sites: list[Site], facts: LinkFacts, removed: list[str]) -> list[Change]:
     """Seed each region's document before anything is made there, and write the final one last."""
     planned = [PlannedSite(s.name, s.name, s.eip.public_ip if s.eip else Ref("eip-ip", s.name), s.cidrs, spec.port)
                for s in sites]
+    check_size(facts.link, planned)
     # while an address is still to be allocated the final document is unknown, and so differs from any stored one
     final = membership_of(facts.link, planned) if all(p.known for p in planned) else None
     name = naming.membership_parameter(facts.link)

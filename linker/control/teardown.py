@@ -4,7 +4,7 @@ Used by ``down`` (every region) and by ``up`` when a region leaves the link. Ord
 its own (never another route of the same table), the instances (then wait until they are terminated, which frees
 the ENI the security group and EIP are attached to), the instance profile and role, the security groups, the EIPs,
 the link's SSM parameters with the membership document last, so that a run that dies half way can still find
-the region again.
+the region again. The home record is not among them: ``home.py`` removes it after everything else.
 """
 
 from __future__ import annotations
@@ -59,7 +59,8 @@ def teardown(rf: RegionFacts, link: str) -> list[Change]:
     membership = naming.membership_parameter(link)
     lock = naming.lock_parameter(link)
     for name, _ in rf.parameters:
-        if name not in (membership, lock):
+        # the home record goes last of all, after every region (control/home.py), by down or by plan
+        if name not in (membership, lock, naming.home_parameter(link)):
             add(Kind.PARAMETER, name)
     if rf.parameter(membership) is not None:
         add(Kind.PARAMETER, membership)

@@ -91,7 +91,7 @@ class Cloud:
     def publish_health(self, health: GatewayHealth) -> None:
         ssm = self._ssm_client(self.region)
         self._call("publish health", ssm.put_parameter, Name=naming.health_parameter(self.link, self.site),
-                   Value=health.to_json(), Type="String", Overwrite=True)
+                   Value=health.to_document(), Type="String", Overwrite=True)
         data = cloudwatch_metric_data(health)
         if data:
             cw = self._session.client("cloudwatch", region_name=self.region, config=_BOTO)

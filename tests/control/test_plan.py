@@ -86,7 +86,7 @@ def built(spec: LinkSpec, region: str) -> RegionFacts:
                                 spec, inputs)})),),
         iam=IamFacts(True, tags(region), role_policy(inputs), (),
                      True, (role,)),
-        parameters=((naming.membership_parameter(LINK), doc),))
+        parameters=((naming.membership_parameter(LINK), doc), (naming.home_parameter(LINK), spec.regions[0])))
 
 
 def facts(*regions: RegionFacts) -> LinkFacts:
@@ -100,7 +100,10 @@ def kinds(changes, region: str | None = None) -> list[tuple[str, str]]:  # type:
 def test_a_new_link_makes_everything_eips_first_and_no_ssh() -> None:
     changes = plan(SPEC, facts(bare("us-east-1"), bare("eu-west-1")), PACKAGE)
     assert {c.phase for c in changes if c.kind == "eip"} == {Phase.ADDRESS}
-    assert all(c.phase > Phase.ADDRESS for c in changes if c.kind not in ("eip", "membership"))
+    assert all(c.phase > Phase.ADDRESS for c in changes if c.kind not in ("eip", "membership")
+               and c.target != naming.home_parameter(LINK))  # the home is recorded in the seed phase too
+    assert {(c.region, c.phase, dict(c.params)["value"]) for c in changes if c.target == naming.home_parameter(
+        LINK)} == {("us-east-1", Phase.SEED, "us-east-1"), ("eu-west-1", Phase.SEED, "us-east-1")}
     assert ("create", "eip") in kinds(changes, "us-east-1")
     assert kinds(changes, "us-east-1").count(("create", "instance")) == 1
     ingress = next(c for c in changes if c.kind == "security-group-ingress" and c.region == "us-east-1")
@@ -223,7 +226,8 @@ def test_removing_a_region_tears_it_down_in_order_and_updates_the_others() -> No
     order = [k for k, _ in gone]
     assert order.index("route") < order.index("instance") < order.index("instance-terminated") < order.index(
         "instance-profile") < order.index("iam-role") < order.index("security-group") < order.index("eip")
-    assert gone[-1] == ("parameter", naming.membership_parameter(LINK))
+    # the membership document last but the home record, which goes after it (a region that is not the home)
+    assert gone[-2:] == [("parameter", naming.membership_parameter(LINK)), ("parameter", naming.home_parameter(LINK))]
     east = [c for c in changes if c.region == "us-east-1"]
     assert {(c.action, c.param("cidr")) for c in east if c.kind == "route"} == {("delete", "10.30.0.0/16")}
     revoked = next(c for c in east if c.kind == "security-group-ingress")

@@ -19,11 +19,16 @@ def update_membership(run: Applier, c: Change) -> None:
     run.clients.ssm(c.region).put_parameter(Name=c.target, Value=doc, Type="String", Overwrite=True)
 
 
+def update_parameter(run: Applier, c: Change) -> None:
+    run.clients.ssm(c.region).put_parameter(Name=c.target, Value=c.param("value"), Type="String", Overwrite=True)
+
+
 def delete_parameter(run: Applier, c: Change) -> None:
     ignore_not_found(run.clients.ssm(c.region).delete_parameter, Name=c.target)
 
 
 HANDLERS: dict[tuple[Action, Kind], Handler] = {
     (Action.UPDATE, Kind.MEMBERSHIP): update_membership,
+    (Action.UPDATE, Kind.PARAMETER): update_parameter,
     (Action.DELETE, Kind.PARAMETER): delete_parameter,
 }

@@ -142,6 +142,8 @@ class RegionFacts:
     bucket: Bucket | None = None
     # the availability zones that offer the gateway's instance type; None: not looked up (not a gateway region)
     offered_azs: frozenset[str] | None = None
+    # the CIDRs of each managed prefix list a route table here sends somewhere: (pl-id, cidrs)
+    prefix_lists: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def parameter(self, name: str) -> str | None:
         return dict(self.parameters).get(name)
@@ -204,8 +206,9 @@ class LinkFacts:
 
 
 def has_link_resources(rf: RegionFacts, link: str) -> bool:
-    """Whether the region holds anything of ``link`` besides its lock."""
-    params = [n for n, _ in rf.parameters if n != naming.lock_parameter(link)]
+    """Whether the region holds anything of ``link`` besides its lock and its home record (the home region stays
+    the home when the link leaves it)."""
+    params = [n for n, _ in rf.parameters if n not in (naming.lock_parameter(link), naming.home_parameter(link))]
     return bool(rf.eips or rf.security_groups or rf.instances or rf.iam.role_exists or rf.iam.profile_exists
                 or (rf.bucket is not None and rf.bucket.exists and rf.bucket.accessible) or params
                 or any(t.linker_routes(link) for t in rf.route_tables))

@@ -123,7 +123,18 @@ def gather_region(clients: Clients, link: str, region: str, arch: str | None, ac
     params, ami = _parameters(clients, link, region, arch)
     return RegionFacts(region, vpcs, subnets, tables, eips, groups, instances, _iam(clients, link, region, account),
                        params, ami, _bucket(clients, naming.bucket_name(link, region, account), region),
-                       _offered_azs(ec2, region, instance_type) if instance_type else None)
+                       _offered_azs(ec2, region, instance_type) if instance_type else None,
+                       _prefix_lists(ec2, region, tables))
+
+
+def _prefix_lists(ec2: Any, region: str, tables: tuple[RouteTable, ...]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The CIDRs of each prefix list the route tables route (a covering route may be one, see plan._plan_routes)."""
+    out = []
+    for pl in sorted({r.destination for t in tables for r in t.routes if r.destination.startswith("pl-")}):
+        with cloud_call("GetManagedPrefixListEntries", region, pl):
+            out.append((pl, tuple(sorted(e["Cidr"] for e in _pages(
+                ec2, "get_managed_prefix_list_entries", "Entries", PrefixListId=pl)))))
+    return tuple(out)
 
 
 def _offered_azs(ec2: Any, region: str, instance_type: str) -> frozenset[str]:
