@@ -29,6 +29,7 @@ class AgentSettings:
     health_interval: float = 30.0
     clamp_mss: bool = True
     daemon_command: list[str] = field(default_factory=list)  # empty: this Python's `linker daemon`
+    instance_id: str = ""  # empty: asked of the instance metadata service (linker.gateway.identity)
 
     @property
     def key_path(self) -> Path:
