@@ -77,7 +77,7 @@ def test_same_names_and_tags_as_the_cli_but_managed_by_terraform(cli_link: CliLi
     assert group["tags"] == terraform_tags(tags(cli.group["Tags"]))
     assert (group["name"], group["description"], group["vpc_id"]) == (cli.group["GroupName"],
                                                                       cli.group["Description"], cli.vpc)
-    # linker:config too: the hash of the instance type and user-data, so both see the same configuration
+    # linker:config too (the hash of what the spec decides), and the pinned build: both see the same configuration
     assert module.attributes("aws_instance", "gateway")["tags"] == terraform_tags(tags(cli.instance["Tags"]))
     role = module.attributes("aws_iam_role", "gateway")
     assert role["tags"] == terraform_tags(tags(cli.role["Tags"]))
