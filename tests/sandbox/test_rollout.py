@@ -36,7 +36,9 @@ def test_a_replaced_gateway_takes_over_without_an_outage_longer_than_a_poll(cli:
     assert first["sandbox"]["proof"][0]["transfer"]["verified"]
     old = cli.gateway(W)["instance"]
 
-    ping = cli.popen("sandbox", "exec", E, "--", "ping", "-D", "-n", "-i", "0.2", "-W", "1", "-w", "600",
+    # a count, not a deadline (-w): with one, ping stops at the first ICMP error, and one may come while the
+    # daemons reconfigure; SIGINT stops it
+    ping = cli.popen("sandbox", "exec", E, "--", "ping", "-D", "-n", "-i", "0.2", "-W", "1", "-c", "3000",
                      "10.20.2.10")
     try:
         time.sleep(3)
