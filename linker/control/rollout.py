@@ -86,10 +86,11 @@ def launched_at(instance: Instance) -> float | None:
 
 
 def overdue(rf: RegionFacts, link: str, site: str, instance: Instance, rollout: Rollout) -> bool:
-    """Launched more than ``rollout.unready_after`` ago and never ready."""
+    """Launched more than ``rollout.unready_after`` ago and never ready. An instance of a linker before readiness
+    records (no ``linker:package`` tag) never wrote one: it is not judged by it."""
     launched = launched_at(instance)
     return (rollout.now is not None and launched is not None and rollout.now - launched > rollout.unready_after
-            and not ready(rf, link, site, instance.id))
+            and naming.TAG_PACKAGE in dict(instance.tags) and not ready(rf, link, site, instance.id))
 
 
 def kept_instance(rf: RegionFacts, link: str, site: str, config: str, vpc_id: str, instance_type: str,

@@ -59,6 +59,8 @@ def test_a_gateway_of_a_linker_before_the_pin_is_kept_with_a_note_and_its_wheel_
 
     changes = plan(SPEC, facts(legacy(built(SPEC, E)), legacy(built(SPEC, W))), NEWER)
     assert kinds(changes) == [("note", "gateway-version")] * 2
+    # it wrote no readiness record (its agent knew none): not taken for a gateway that never became ready
+    assert plan(SPEC, facts(legacy(built(SPEC, E)), legacy(built(SPEC, W))), NEWER, Rollout(now=NOW)) == changes
     assert "an earlier linker" in changes[0].reason
     upgraded = of(plan(SPEC, facts(legacy(built(SPEC, E)), legacy(built(SPEC, W))), NEWER, Rollout(upgrade=True)), E)
     assert ("create", "instance") in kinds(upgraded) and ("delete", "package") in kinds(upgraded)
