@@ -140,13 +140,16 @@ def _cidrs(value: Any) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class SiteEntry:
-    """One site of the link: its gateway's region, public address (None until allocated), CIDRs and port."""
+    """One site of the link: its gateway's region, public address (None until allocated), CIDRs and port, and the
+    instance that serves it (``gateway``: peers use that instance's own key; None from a controller or Terraform
+    that does not name one: peers use the site's key)."""
 
     site: str
     region: str
     eip: str | None  # None until the controller allocated it: gateways skip such a peer until it is known
     cidrs: tuple[str, ...]
     port: int
+    gateway: str | None = None
 
     def endpoint(self) -> str | None:
         """``host:port`` of the site's gateway, IPv6 in brackets; None while its address is unknown."""
@@ -156,8 +159,11 @@ class SiteEntry:
         return f"{host}:{self.port}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"site": self.site, "region": self.region, "eip": self.eip, "cidrs": list(self.cidrs),
-                "port": self.port}
+        out: dict[str, Any] = {"site": self.site, "region": self.region, "eip": self.eip,
+                               "cidrs": list(self.cidrs), "port": self.port}
+        if self.gateway is not None:  # absent rather than null: documents without one read as before
+            out["gateway"] = self.gateway
+        return out
 
     @classmethod
     def from_dict(cls, obj: Any, where: str = "a site") -> SiteEntry:
@@ -167,7 +173,8 @@ class SiteEntry:
         site = _field(obj, "site", _str, doc, where)
         where = f"site {site!r}"
         return cls(site, _field(obj, "region", _str, doc, where), _field(obj, "eip", _optional(_ip), doc, where, False),
-                   _field(obj, "cidrs", _cidrs, doc, where), _field(obj, "port", _port, doc, where))
+                   _field(obj, "cidrs", _cidrs, doc, where), _field(obj, "port", _port, doc, where),
+                   _field(obj, "gateway", _optional(_str), doc, where, False))
 
 
 @dataclass(frozen=True)
@@ -278,12 +285,15 @@ class TunnelHealth:
 
 @dataclass(frozen=True)
 class GatewayHealth:
-    """What a gateway agent last reported about its tunnels."""
+    """What a gateway agent last reported about its tunnels, and which instance and linker version reported it
+    (None from agents older than these fields, or that do not know their instance)."""
 
     link: str
     site: str
     reported_at: float  # wall-clock seconds
     tunnels: tuple[TunnelHealth, ...]
+    instance: str | None = None
+    version: str | None = None
 
     @property
     def healthy(self) -> bool:
@@ -291,8 +301,10 @@ class GatewayHealth:
         return all(t.healthy for t in self.tunnels)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema": HEALTH_SCHEMA, "link": self.link, "site": self.site, "reported_at": self.reported_at,
-                "healthy": self.healthy, "tunnels": [t.to_dict() for t in self.tunnels]}
+        out = {"schema": HEALTH_SCHEMA, "link": self.link, "site": self.site, "reported_at": self.reported_at,
+               "healthy": self.healthy, "tunnels": [t.to_dict() for t in self.tunnels]}
+        out.update({k: v for k, v in (("instance", self.instance), ("version", self.version)) if v is not None})
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -319,7 +331,9 @@ class GatewayHealth:
         tunnels = _field(obj, "tunnels", _list, doc, where)
         return cls(_field(obj, "link", _str, doc, where), _field(obj, "site", _str, doc, where),
                    _field(obj, "reported_at", _number, doc, where),
-                   tuple(TunnelHealth.from_dict(t, f"tunnels[{i}]") for i, t in enumerate(tunnels)))
+                   tuple(TunnelHealth.from_dict(t, f"tunnels[{i}]") for i, t in enumerate(tunnels)),
+                   _field(obj, "instance", _optional(_str), doc, where, False),
+                   _field(obj, "version", _optional(_str), doc, where, False))
 
     @classmethod
     def from_json(cls, text: str | bytes) -> GatewayHealth:

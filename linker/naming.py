@@ -35,6 +35,18 @@ def public_key_parameter(link: str, site: str) -> str:
     return f"{parameter_prefix(link)}/sites/{site}/public-key"
 
 
+def gateway_key_parameter(link: str, site: str, instance: str) -> str:
+    """The gateway instance ``instance`` of ``site`` publishes its public key here once it is ready (bootstrapped,
+    daemon and agent running): the controller waits for it before moving the site to that instance, and peers use
+    the key of the instance the membership names, so that a replacement switches keys only when it takes over."""
+    return f"{parameter_prefix(link)}/sites/{site}/gateways/{instance}/public-key"
+
+
+def gateways_prefix(link: str, site: str) -> str:
+    """Where the gateway instances of ``site`` publish their own records (``gateway_key_parameter``)."""
+    return f"{parameter_prefix(link)}/sites/{site}/gateways/"
+
+
 def health_parameter(link: str, site: str) -> str:
     """The gateway of ``site`` publishes its tunnels' health here, for ``linker status``."""
     return f"{parameter_prefix(link)}/sites/{site}/health"
@@ -46,7 +58,9 @@ def base_tags(link: str, site: str, managed_by: str = MANAGED_BY_LINKER) -> dict
 
 # --- controller additions: names of the resources a link makes, derived from (link, site) only ---
 
-TAG_CONFIG = "linker:config"  # on the instance: hash of what its launch depends on (type, user-data)
+TAG_CONFIG = "linker:config"  # on the instance: hash of what the spec decides of its launch (type, port, ...)
+TAG_VERSION = "linker:version"  # on the instance: the linker version it runs (shown to people)
+TAG_PACKAGE = "linker:package"  # on the instance: the bucket key of the wheelhouse it was installed from (the pin)
 ROLE_EIP = "eip"
 ROLE_SECURITY_GROUP = "security-group"
 ROLE_INSTANCE = "instance"

@@ -57,6 +57,12 @@ def _spec_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def _upgrade_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--upgrade", is_flag=True,
+                        help="replace gateways that run another linker build than this one, one by one, each "
+                             "only once its successor is ready (no outage)")(fn)
+
+
 def _sandbox_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--sandbox", is_flag=True,
                         help="a local cloud in network namespaces with an embedded AWS endpoint, instead of AWS "
@@ -111,17 +117,18 @@ def _progress(as_json: bool) -> Callable[[Change, str], None] | None:
               help="wait until every tunnel reports a recent handshake")
 @click.option("--timeout", type=float, default=600.0, show_default=True, help="seconds --wait waits")
 @click.option("--force-unlock", is_flag=True, help="break the link's lock even if its lease has not expired")
+@_upgrade_option
 @_sandbox_option
 def up(regions: tuple[str, ...], vpcs: tuple[str, ...], instance_type: str, port: int, override_covering_routes: bool,
        name: str, as_json: bool, endpoint_url: str | None, profile: str | None, yes: bool, wait: bool, timeout: float,
-       force_unlock: bool, sandbox: bool) -> None:
+       force_unlock: bool, upgrade: bool, sandbox: bool) -> None:
     """Link one VPC in each REGION (full mesh): gateways, tunnels, routes. Idempotent."""
     logsetup.setup("INFO" if as_json else "WARNING")
     spec = _spec(name, regions, vpcs, port, instance_type, override_covering_routes)
     where = local.for_up(sandbox, spec.regions, endpoint_url, profile)
     show = lambda changes: console().print(_changes_table(changes, f"link {spec.name}: changes"))  # noqa: E731
     made = operations.up_link(where.target, spec, _confirm(yes, as_json, show), _progress(as_json),
-                          operations.Options(force_unlock=force_unlock))
+                          operations.Options(force_unlock=force_unlock, upgrade=upgrade))
     proof = None
     if wait:
         # the sandbox proves the link through its workload hosts, then waits for the gateways' own reports
@@ -142,13 +149,14 @@ def up(regions: tuple[str, ...], vpcs: tuple[str, ...], instance_type: str, port
 @click.command()
 @_spec_options
 @_target_options
+@_upgrade_option
 def plan(regions: tuple[str, ...], vpcs: tuple[str, ...], instance_type: str, port: int,
          override_covering_routes: bool, name: str, as_json: bool, endpoint_url: str | None,
-         profile: str | None) -> None:
+         profile: str | None, upgrade: bool) -> None:
     """Print every change `up` would make and a monthly cost estimate; change nothing."""
     logsetup.setup("INFO" if as_json else "WARNING")
     spec = _spec(name, regions, vpcs, port, instance_type, override_covering_routes)
-    changes = operations.plan_link(local.aws(endpoint_url, profile).target, spec)
+    changes = operations.plan_link(local.aws(endpoint_url, profile).target, spec, upgrade=upgrade)
     cost = estimate(len(spec.regions), spec.instance_type)
     if as_json:
         emit({"link": spec.name, "changes": [c.to_dict() for c in changes], "cost": cost.to_dict()})

@@ -16,15 +16,18 @@ class Phase(IntEnum):
     SEED = 0  # membership placeholder in each new region, so a crashed run's resources are always findable
     ADDRESS = 1  # Elastic IPs: peers' endpoints are known before anything else
     FOUNDATION = 2  # security groups and their rules, IAM role, policy, instance profile
-    GATEWAY = 3  # instance, its attributes, EIP association, routes
-    CLEANUP = 4  # replaced instances, removed sites (dependency order inside each region)
-    MEMBERSHIP = 5  # the final membership document in every region, last: until then removed sites stay listed
+    GATEWAY = 3  # instance, its attributes; a replacement is launched beside the old one and awaited until ready
+    SWITCH = 4  # EIP association and routes move to the (ready) gateway of each site
+    MEMBERSHIP = 5  # the membership naming each site's gateway, in every region: peers switch to its key
+    CLEANUP = 6  # replaced instances, removed sites (dependency order inside each region)
+    PRUNE = 7  # the membership without the removed sites, once they are gone: until then they stay listed
 
 
 class Action(StrEnum):
     CREATE = "create"
     UPDATE = "update"
     DELETE = "delete"
+    NOTE = "note"  # changes nothing: what the operator should know (gateways on another linker version)
 
 
 class Kind(StrEnum):
@@ -45,6 +48,8 @@ class Kind(StrEnum):
     SECURITY_GROUP_EGRESS = "security-group-egress"
     INSTANCE = "instance"
     INSTANCE_TERMINATED = "instance-terminated"  # a wait: the old instances are gone, their ENIs freed
+    INSTANCE_READY = "instance-ready"  # a wait: the gateway published its own key (bootstrapped, agent running)
+    GATEWAY_VERSION = "gateway-version"  # a note: the site's gateway runs another linker than this controller
     SOURCE_DEST_CHECK = "source-dest-check"
     METADATA_OPTIONS = "metadata-options"
     ROUTE = "route"

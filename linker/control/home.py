@@ -69,6 +69,6 @@ def plan_home(facts: LinkFacts, sites: Sequence[str], removed: Sequence[str]) ->
 def forget_home(facts: LinkFacts) -> list[Change]:
     """``down``: remove every home record, in the last phase, after everything else of the link."""
     name = naming.home_parameter(facts.link)
-    return [Change(r, r, Phase.MEMBERSHIP, Action.DELETE, Kind.PARAMETER, name, (), "the link is removed")
+    return [Change(r, r, Phase.PRUNE, Action.DELETE, Kind.PARAMETER, name, (), "the link is removed")
             for r, home in sorted(recorded(facts).items()) if home]
 

@@ -20,32 +20,36 @@ EipLookup = Callable[[Ref], "str | None"]
 
 @dataclass(frozen=True)
 class PlannedSite:
-    """A site of the membership as planned: ``eip`` is an address, a ``Ref`` to one still to be made, or None."""
+    """A site of the membership as planned: ``eip`` is an address, a ``Ref`` to one still to be made, or None;
+    ``gateway`` the instance serving the site, a ``Ref`` to one still to be launched, or None."""
 
     site: str
     region: str
     eip: str | Ref | None
     cidrs: tuple[str, ...]
     port: int
+    gateway: str | Ref | None = None
 
     @classmethod
     def of(cls, entry: SiteEntry) -> PlannedSite:
-        return cls(entry.site, entry.region, entry.eip, entry.cidrs, entry.port)
+        return cls(entry.site, entry.region, entry.eip, entry.cidrs, entry.port, entry.gateway)
 
     @property
     def known(self) -> bool:
-        """Whether the address is settled (an address, or no address at all)."""
-        return not isinstance(self.eip, Ref)
+        """Whether the address and the gateway are settled (values, or none at all)."""
+        return not isinstance(self.eip, Ref) and not isinstance(self.gateway, Ref)
 
     def entry(self, lookup: EipLookup) -> SiteEntry:
         """The contract's entry, a ``Ref`` resolved by ``lookup`` (None: written as null, gateways skip it)."""
         eip = lookup(self.eip) if isinstance(self.eip, Ref) else self.eip
-        return SiteEntry(self.site, self.region, eip, tuple(self.cidrs), int(self.port))
+        gateway = lookup(self.gateway) if isinstance(self.gateway, Ref) else self.gateway
+        return SiteEntry(self.site, self.region, eip, tuple(self.cidrs), int(self.port), gateway)
 
     def to_dict(self) -> dict[str, Any]:
-        """As the plan shows it (``--json``): an unknown address as its description."""
+        """As the plan shows it (``--json``): an unknown address or gateway as its description."""
         return {"site": self.site, "region": self.region, "eip": None if self.eip is None else str(self.eip),
-                "cidrs": list(self.cidrs), "port": self.port}
+                "cidrs": list(self.cidrs), "port": self.port,
+                "gateway": None if self.gateway is None else str(self.gateway)}
 
 
 def unknown(_ref: Ref) -> None:

@@ -21,11 +21,12 @@ from linker.contract import GatewayHealth
 from linker.control import package
 from linker.control.apply import Applier, Progress
 from linker.control.aws import Clients, Target, cloud_call, error_code, is_not_found
-from linker.control.changes import Change
+from linker.control.changes import Action, Change
 from linker.control.facts import readers as facts_mod
 from linker.control.home import forget_home
 from linker.control.lock import lock_link
 from linker.control.plan import managed_by_terraform_error, plan, refuse_managed_elsewhere
+from linker.control.rollout import UNREADY_AFTER, Rollout
 from linker.control.teardown import teardown
 from linker.errors import CloudError, ContractError, ContractVersionError, DegradedError
 from linker.spec import LinkSpec, gateway_architecture, validate_regions
@@ -49,14 +50,31 @@ class Options:
     hooks: tuple = field(default=())
     session: Any = None  # a boto3 session to reuse (tests); None: a new one from the standard credential chain
     clients: Clients | None = None  # read-write clients to reuse across runs (tests, a long-lived sandbox)
+    upgrade: bool = False  # replace gateways that run another linker build (make before break)
+    unready_after: float = UNREADY_AFTER  # a gateway never ready this long after launch is replaced
 
 
-def plan_link(target: Target, spec: LinkSpec, hooks: tuple = (), session: Any = None) -> list[Change]:
-    """The changes ``up`` would make, from read-only clients."""
+def _rollout(options: Options) -> Rollout:
+    """How ``up`` treats the gateways it finds, as of now (linker.control.rollout)."""
+    return Rollout(options.upgrade, time.time(), options.unready_after)
+
+
+def _noted(changes: list[Change]) -> list[Change]:
+    """``changes`` without the notes, which are logged (a warning: the CLI shows it) and change nothing."""
+    for c in changes:
+        if c.action == Action.NOTE:
+            log.warning("%s", c.reason, extra={"region": c.region, "resource": c.target})
+    return [c for c in changes if c.action != Action.NOTE]
+
+
+def plan_link(target: Target, spec: LinkSpec, hooks: tuple = (), session: Any = None,
+              upgrade: bool = False) -> list[Change]:
+    """The changes ``up`` (``--upgrade`` when ``upgrade``) would make, notes included, from read-only clients."""
     clients = Clients(target, read_only=True, hooks=hooks, session=session)
     validate_regions(spec.regions, clients.known_regions())
     facts = facts_mod.gather(clients, spec.name, spec.regions, spec.instance_type)
-    return plan(spec, facts, package.build(gateway_architecture(spec.instance_type)))
+    return plan(spec, facts, package.build(gateway_architecture(spec.instance_type)),
+                _rollout(Options(upgrade=upgrade)))
 
 
 def up_link(target: Target, spec: LinkSpec, confirm: Confirm, progress: Progress | None = None,
@@ -70,8 +88,8 @@ def up_link(target: Target, spec: LinkSpec, confirm: Confirm, progress: Progress
                      force=options.force_unlock)
     try:
         wheel = package.build(gateway_architecture(spec.instance_type))
-        changes = plan(spec, facts_mod.gather(clients, spec.name, spec.regions, spec.instance_type,
-                                              options.max_workers), wheel)
+        changes = _noted(plan(spec, facts_mod.gather(clients, spec.name, spec.regions, spec.instance_type,
+                                                     options.max_workers), wheel, _rollout(options)))
         if changes and confirm(changes):
             Applier(clients, spec.name, lock.owner, progress, options.max_workers, options.poll,
                     options.timeout, wheel).apply(changes)

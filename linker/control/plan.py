@@ -8,15 +8,15 @@ An empty list means everything already exists as asked.
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from linker import naming
+from linker.contract import Membership
 from linker.control.changes import Action, Change, Kind, Phase, Ref
-from linker.control.facts.model import Eip, Instance, LinkFacts, RegionFacts, Route, RouteTable
+from linker.control.facts.model import Eip, LinkFacts, RegionFacts, Route, RouteTable
 from linker.control.home import plan_home
 from linker.control.membership_doc import PlannedSite, check_size, membership_of
 from linker.control.package import Package
@@ -24,12 +24,23 @@ from linker.control.partition import partition_of
 from linker.control.placement import choose_vpc, public_subnet, public_subnets, vpc_route_tables
 from linker.control.plan_iam import plan_boundary, role_boundary
 from linker.control.render import GatewayInputs, assume_role_policy, role_policy, user_data
+from linker.control.rollout import (
+    Rollout,
+    gateway_records,
+    instance_config,
+    kept_instance,
+    launch_tags,
+    ready,
+    version_note,
+    wheels_to_delete,
+)
 from linker.control.teardown import teardown
 from linker.errors import CloudError, ConflictError, ManagedElsewhereError, SpecError
 from linker.spec import LinkSpec, SiteCidrs, check_overlap
 
 Rule = tuple[str, int | None, int | None, "str | Ref"]  # protocol, from port, to port, source CIDR or EIP ref
 HTTPS_OUT: Rule = ("tcp", 443, 443, "0.0.0.0/0")  # the AWS APIs the agent and user-data call
+KEEP_BUILDS = Rollout()  # the default: gateways keep the build they run, none counts as overdue
 EC2_DEFAULT_EGRESS: Rule = ("-1", None, None, "0.0.0.0/0")  # what EC2 gives every new security group
 
 
@@ -46,9 +57,10 @@ class Site:
     eip: Eip | None
 
 
-def plan(spec: LinkSpec, facts: LinkFacts, package: Package) -> list[Change]:
-    """The changes that make ``facts`` match ``spec`` with gateways running ``package``; raises a LinkerError
-    instead when the link can't be built."""
+def plan(spec: LinkSpec, facts: LinkFacts, package: Package, rollout: Rollout = KEEP_BUILDS) -> list[Change]:
+    """The changes that make ``facts`` match ``spec`` with gateways running ``package`` (kept on the build they
+    run unless ``rollout.upgrade``, linker.control.rollout); raises a LinkerError instead when the link can't be
+    built."""
     refuse_managed_elsewhere(facts)
     chosen = [(r, *choose_vpc(facts.region(r), spec.vpc_for(r))) for r in spec.regions]
     # overlap first: with default VPCs it is the root problem, whatever else is missing
@@ -56,10 +68,13 @@ def plan(spec: LinkSpec, facts: LinkFacts, package: Package) -> list[Change]:
     sites = [resolve_site(spec, facts.region(r)) for r in spec.regions]
     removed = [s for s in facts.known_sites() if s not in spec.regions]
     changes: list[Change] = plan_boundary([(s.name, s.facts.iam) for s in sites])
+    gateways: dict[str, str | Ref | None] = {}
     for site in sites:
         peers = [p for p in sites if p.name != site.name]
-        changes += plan_site(spec, site, peers, facts.link, package)
-    changes += plan_membership(spec, sites, facts, removed)
+        own = plan_site(spec, site, peers, facts.link, package, rollout)
+        gateways[site.name] = _gateway_after(own, site)
+        changes += own
+    changes += plan_membership(spec, sites, facts, removed, gateways)
     for name in removed:
         changes += teardown(facts.region(name), facts.link)
     return changes + plan_home(facts, spec.regions, removed)
@@ -124,13 +139,14 @@ def gateway_inputs(spec: LinkSpec, site: str, bucket: str, package: Package) -> 
                          package_key=package.key, package_sha256=package.sha256, partition=partition_of(site))
 
 
-def instance_config(spec: LinkSpec, inputs: GatewayInputs) -> str:
-    """Hash of what the instance's launch depends on; a different hash means the instance is replaced."""
-    text = f"{spec.instance_type}\n{user_data(inputs)}"
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+def _gateway_after(changes: list[Change], site: Site) -> str | Ref | None:
+    """The instance serving ``site`` once ``changes`` (its own) are made: where its EIP goes."""
+    move = next((c for c in changes if c.kind == Kind.EIP_ASSOCIATION), None)
+    return move.param("instance") if move else (site.eip.instance_id if site.eip else None)
 
 
-def plan_site(spec: LinkSpec, site: Site, peers: list[Site], link: str, package: Package) -> list[Change]:
+def plan_site(spec: LinkSpec, site: Site, peers: list[Site], link: str, package: Package,
+              rollout: Rollout = KEEP_BUILDS) -> list[Change]:
     rf, name = site.facts, site.name
     tags = (("tags", tuple(sorted(naming.base_tags(link, name).items()))),)
     out: list[Change] = []
@@ -149,10 +165,12 @@ def plan_site(spec: LinkSpec, site: Site, peers: list[Site], link: str, package:
             *tags)
     elif dict(bucket.tags).get(naming.TAG_LINK) != link:
         add(Phase.FOUNDATION, Action.UPDATE, Kind.BUCKET_TAGS, bucket.name, "mark the bucket as the link's", *tags)
-    if package.key not in bucket.keys:
+    inputs = gateway_inputs(spec, name, bucket.name, package)
+    config = instance_config(spec, inputs)
+    keep = kept_instance(rf, link, name, config, site.vpc_id, spec.instance_type, package, rollout)
+    if keep is None and package.key not in bucket.keys:  # a kept gateway keeps the build it runs
         add(Phase.FOUNDATION, Action.CREATE, Kind.PACKAGE, bucket.name, f"linker {package.filename}",
             ("key", package.key))
-    inputs = gateway_inputs(spec, name, bucket.name, package)
 
     if site.eip is None:
         add(Phase.ADDRESS, Action.CREATE, Kind.EIP, naming.resource_name(link, name), "the gateway's public endpoint",
@@ -196,7 +214,6 @@ def plan_site(spec: LinkSpec, site: Site, peers: list[Site], link: str, package:
 
     out += _plan_iam(inputs, site, link)
 
-    keep = _kept_instance(rf, name, instance_config(spec, inputs), site.vpc_id)
     if keep is None:
         if rf.ami is None:
             raise CloudError(f"{name}: no Amazon Linux 2023 AMI found in the public SSM parameters",
@@ -204,40 +221,48 @@ def plan_site(spec: LinkSpec, site: Site, peers: list[Site], link: str, package:
         add(Phase.GATEWAY, Action.CREATE, Kind.INSTANCE, naming.resource_name(link, name), "the gateway host",
             ("ami", rf.ami), ("instance_type", spec.instance_type), ("subnet", site.subnet),
             ("group", group_id), ("profile", naming.resource_name(link, name)),
-            ("config", instance_config(spec, inputs)), ("user_data", user_data(inputs)), *tags)
+            ("config", config), ("pin", tuple(sorted(launch_tags(package).items()))),
+            ("user_data", user_data(inputs)), *tags)
     else:
         if keep.source_dest_check:
             add(Phase.GATEWAY, Action.UPDATE, Kind.SOURCE_DEST_CHECK, keep.id,
                 "the gateway forwards the peers' traffic")
         if keep.http_tokens != "required":
             add(Phase.GATEWAY, Action.UPDATE, Kind.METADATA_OPTIONS, keep.id, "IMDSv2 only")
+        note = version_note(name, keep, package)
+        if note:
+            add(Phase.GATEWAY, Action.NOTE, Kind.GATEWAY_VERSION, keep.id, note)
     instance_id = keep.id if keep else Ref("instance", name)
     eni = (keep.eni_id or "") if keep else Ref("eni", name)
+    # make before break: the site's running gateway serves until its successor is ready (linker.control.rollout)
+    holder = site.eip.instance_id if site.eip else None
+    serving = next((i for i in _own(rf.instances, name) if i.id == holder and i.state == "running"), None)
+    successor = keep is None or (serving is not None and serving.id != keep.id and not ready(rf, link, name, keep.id))
+    if serving is not None and successor:
+        add(Phase.GATEWAY, Action.UPDATE, Kind.INSTANCE_READY, str(instance_id),
+            f"{serving.id} serves until its successor is ready", ("instance", instance_id), ("serving", serving.id))
     if site.eip is None or keep is None or site.eip.instance_id != keep.id:
-        add(Phase.GATEWAY, Action.UPDATE, Kind.EIP_ASSOCIATION, str(eip_alloc), "the gateway's public endpoint",
+        add(Phase.SWITCH, Action.UPDATE, Kind.EIP_ASSOCIATION, str(eip_alloc), "the gateway's public endpoint",
             ("allocation", eip_alloc), ("instance", instance_id))
-    _plan_routes(site, peers, link, eni, add, spec.override_covering_routes)
+    # the routes move with the EIP, once the gateway they point to is ready
+    _plan_routes(site, peers, link, eni, lambda _phase, *rest: add(Phase.SWITCH, *rest),
+                 spec.override_covering_routes)
     retired = [i.id for i in _own(rf.instances, name) if keep is None or i.id != keep.id]
     for old in retired:
         add(Phase.CLEANUP, Action.DELETE, Kind.INSTANCE, old, "replaced by a gateway with the current configuration")
+    for record in gateway_records(rf, link, name, {keep.id} if keep else set()):
+        add(Phase.CLEANUP, Action.DELETE, Kind.PARAMETER, record, "the key of a replaced gateway")
     stale_groups = [g for g in _own(rf.security_groups, name) if g.vpc_id != site.vpc_id]
     if stale_groups and retired:  # a group is deleted only once no instance uses it
         add(Phase.CLEANUP, Action.DELETE, Kind.INSTANCE_TERMINATED, ",".join(retired), "the old VPC's group is in use",
             ("instances", tuple(retired)))
     for g in stale_groups:
         add(Phase.CLEANUP, Action.DELETE, Kind.SECURITY_GROUP, g.id, "the site moved to another VPC")
-    for key in bucket.keys:
-        if key != package.key and key.startswith("wheels/"):
-            add(Phase.CLEANUP, Action.DELETE, Kind.PACKAGE, bucket.name, "an older wheel", ("key", key))
+    # the wheelhouse the site's gateway was installed from stays while it runs
+    in_use = {dict(keep.tags).get(naming.TAG_PACKAGE) if keep else package.key}
+    for key in wheels_to_delete(bucket.keys, in_use):
+        add(Phase.CLEANUP, Action.DELETE, Kind.PACKAGE, bucket.name, "an older wheel", ("key", key))
     return out
-
-
-def _kept_instance(rf: RegionFacts, site: str, config: str, vpc_id: str) -> Instance | None:
-    """The newest running instance of the site with the current configuration, in the site's VPC."""
-    in_vpc = {s.id for s in rf.subnets if s.vpc_id == vpc_id}
-    fits = [i for i in rf.instances if dict(i.tags).get(naming.TAG_SITE) == site and i.config == config
-            and i.state in ("pending", "running") and i.subnet_id in in_vpc]
-    return max(fits, key=lambda i: (i.launch_time, i.id)) if fits else None
 
 
 def _plan_iam(inputs: GatewayInputs, site: Site, link: str) -> list[Change]:
@@ -353,25 +378,43 @@ def refuse_covering(rf: RegionFacts, table: RouteTable, cidr: str, peer: str) ->
             f"link a VPC whose CIDR that route does not cover, or narrow the route")
 
 
-def plan_membership(spec: LinkSpec, sites: list[Site], facts: LinkFacts, removed: list[str]) -> list[Change]:
-    """Seed each region's document before anything is made there, and write the final one last."""
-    planned = [PlannedSite(s.name, s.name, s.eip.public_ip if s.eip else Ref("eip-ip", s.name), s.cidrs, spec.port)
-               for s in sites]
+def plan_membership(spec: LinkSpec, sites: list[Site], facts: LinkFacts, removed: list[str],
+                    gateways: dict[str, str | Ref | None] | None = None) -> list[Change]:
+    """Seed each region's document before anything is made there; name each site's gateway once the EIPs and
+    routes moved (peers switch keys then); drop the removed sites last, once they are gone."""
+    gateways = gateways or {}
+    planned = [PlannedSite(s.name, s.name, s.eip.public_ip if s.eip else Ref("eip-ip", s.name), s.cidrs, spec.port,
+                           gateways.get(s.name)) for s in sites]
     check_size(facts.link, planned)
-    # while an address is still to be allocated the final document is unknown, and so differs from any stored one
+    # the gateways serving now: a seed names them, so that a successor's key is not used before it takes over
+    serving = [replace(p, gateway=s.eip.instance_id if s.eip else None) for p, s in zip(planned, sites, strict=True)]
+    # while an address or gateway is still to be made the final document is unknown, and so differs from any stored
     final = membership_of(facts.link, planned) if all(p.known for p in planned) else None
     name = naming.membership_parameter(facts.link)
     out = []
     for s in sites:
         current = s.facts.membership(facts.link)
         kept = [PlannedSite.of(e) for e in current.sites if e.site in removed] if current else []
-        seed = membership_of(facts.link, [*planned, *kept])
-        if current is None or set(current.site_names()) != set(seed.site_names()):
+        seed = membership_of(facts.link, [*serving, *kept])
+        if current is None or set(current.site_names()) != set(seed.site_names()) or _unnamed(current, serving):
             out.append(Change(s.name, s.name, Phase.SEED, Action.UPDATE, Kind.MEMBERSHIP, name,
-                              (("entries", tuple([*planned, *kept])), ("placeholder", True)),
+                              (("entries", tuple([*serving, *kept])), ("placeholder", True)),
                               "record the sites before making anything"))
             current = seed
-        if current != final:
+        switched = [*planned, *kept]
+        doc = membership_of(facts.link, switched) if all(p.known for p in switched) else None
+        if doc is None or current != doc:
             out.append(Change(s.name, s.name, Phase.MEMBERSHIP, Action.UPDATE, Kind.MEMBERSHIP, name,
+                              (("entries", tuple(switched)),), "the link's sites and the gateway serving each"))
+            current = doc
+        if kept or current != final:
+            out.append(Change(s.name, s.name, Phase.PRUNE, Action.UPDATE, Kind.MEMBERSHIP, name,
                               (("entries", tuple(planned)),), "the link's sites for the gateways"))
     return out
+
+
+def _unnamed(current: Membership, serving: list[PlannedSite]) -> bool:
+    """Whether ``current`` fails to name a site's serving gateway (a document of a linker before per-instance
+    keys): peers would then take the site key a successor publishes while booting."""
+    return any(p.gateway is not None and (e := current.site(p.site)) is not None and e.gateway != p.gateway
+               for p in serving)

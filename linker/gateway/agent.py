@@ -1,13 +1,17 @@
 """`linker gateway run`: the agent on a gateway host.
 
 It generates the private key on first boot, runs the daemon (a supervised child), turns on forwarding and MSS
-clamping, publishes its public key, then loops: read the membership and peers' keys from AWS (backing off when
-AWS is unreachable, keeping the last good configuration on disk and in the daemon), apply changes live with
-syncconf semantics, publish health (SSM + CloudWatch) and serve it to Prometheus on loopback.
+clamping, publishes its instance's own public key (its readiness record: the controller moves the site to this
+instance only once it exists) and the site's key once the membership names this instance as the site's gateway
+(peers of older agents read that one; linker.control.rollout has the order), then loops: read the membership and
+peers' keys from AWS (backing off when AWS is unreachable, keeping the last good configuration on disk and in the
+daemon), apply changes live with syncconf semantics, publish health (SSM + CloudWatch) and serve it to Prometheus
+on loopback.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -20,9 +24,10 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from linker import __version__
 from linker.contract import GatewayHealth, Membership
 from linker.errors import ContractError
-from linker.gateway import system, wgctl
+from linker.gateway import identity, system, wgctl
 from linker.gateway.cloud import Cloud, CloudUnavailable
 from linker.gateway.health import assess, prometheus_text
 from linker.gateway.keyfile import ensure_private_key
@@ -136,7 +141,9 @@ class Agent:
         self.membership: Membership | None = None
         self.keys: dict[str, bytes] = {}
         self.applied: dict[bytes, wgctl.PeerSpec] = {}
-        self.key_published = False
+        self.key_published = False  # the site's key
+        self.instance_id = ""  # learnt at start (linker.gateway.identity); "" when unknown
+        self.instance_key_published = False
         self.health: GatewayHealth | None = None
         self.metrics: MetricsServer | None = None
         self._stop = threading.Event()
@@ -151,6 +158,7 @@ class Agent:
         s = self.settings
         Path(s.state_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
         self.private_key = ensure_private_key(s.key_path)
+        self.instance_id = identity.instance_id(s)
         log.info("gateway key ready", extra={"peer": short(public_key_of(self.private_key)), "site": s.site})
         system.enable_forwarding()
         cached = self.last_good.load()
@@ -214,12 +222,24 @@ class Agent:
         return True
 
     def _read_cloud(self) -> tuple[Membership, dict[str, bytes]]:
-        if not self.key_published:
-            self.cloud.publish_public_key(public_key_of(self.private_key))
+        public = public_key_of(self.private_key)
+        if self.instance_id and not self.instance_key_published:
+            self.cloud.publish_public_key(public, self.instance_id)
+            self.instance_key_published = True
+            log.info("ready: the instance's public key is published", extra={"site": self.settings.site,
+                                                                             "resource": self.instance_id})
+        membership = self.cloud.membership()
+        if not self.key_published and self._serves(membership):
+            self.cloud.publish_public_key(public)
             self.key_published = True
             log.info("public key published", extra={"site": self.settings.site})
-        membership = self.cloud.membership()
         return membership, self.cloud.peer_public_keys(membership, self.keys)
+
+    def _serves(self, membership: Membership) -> bool:
+        """Whether this instance is the site's gateway: the membership names it, or names none (a controller or
+        Terraform without per-instance keys), or this agent does not know its instance."""
+        entry = membership.site(self.settings.site)
+        return entry is None or entry.gateway is None or not self.instance_id or entry.gateway == self.instance_id
 
     def apply(self) -> None:
         desired = self._desired()
@@ -244,7 +264,8 @@ class Agent:
             state = wgctl.get(self.supervisor.socket)
         except wgctl.UapiError:
             return
-        self.health = assess(state, self.membership, self.settings.site, self.keys, time.time())
+        self.health = dataclasses.replace(assess(state, self.membership, self.settings.site, self.keys, time.time()),
+                                          instance=self.instance_id or None, version=__version__)
         if self.metrics is not None:
             self.metrics.text = prometheus_text(self.health)
         shape = tuple((t.peer_site, t.healthy) for t in self.health.tunnels)

@@ -1,7 +1,10 @@
 """What the agent reads from and writes to AWS, through boto3 (the instance role's credentials).
 
-Reads: the link's membership (own region) and each peer gateway's public key (that peer's region).
-Writes: this gateway's public key and health (SSM, own region), health metrics (CloudWatch, own region).
+Reads: the link's membership (own region) and each peer gateway's public key (that peer's region): the key of the
+instance the membership names as the peer's gateway, or the site's key when it names none or that instance
+published none (an agent before per-instance keys).
+Writes: this gateway's public keys (its instance's own, the site's) and health (SSM, own region), health metrics
+(CloudWatch, own region).
 Every failure surfaces as ``CloudUnavailable`` so the agent can back off and keep the tunnels up.
 """
 
@@ -21,6 +24,18 @@ from linker.gateway.health import METRIC_NAMESPACE, cloudwatch_metric_data
 log = logging.getLogger("linker.gateway")
 
 _BOTO = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=3, read_timeout=5)
+
+
+def _first_found(ssm: object, names: list[str]) -> dict | None:
+    """GetParameter's reply for the first of ``names`` that exists; None when none does. Raises ClientError and
+    BotoCoreError for anything but ParameterNotFound."""
+    for name in names:
+        try:
+            return ssm.get_parameter(Name=name)  # type: ignore[attr-defined, no-any-return]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ParameterNotFound":
+                raise
+    return None
 
 
 class CloudUnavailable(Exception):
@@ -44,9 +59,12 @@ class Cloud:
         except (BotoCoreError, ClientError) as exc:
             raise CloudUnavailable(f"{what}: {exc}") from None
 
-    def publish_public_key(self, public_key: bytes) -> None:
+    def publish_public_key(self, public_key: bytes, instance: str | None = None) -> None:
+        """The site's key, or with ``instance`` that instance's own (its readiness record)."""
         ssm = self._ssm_client(self.region)
-        self._call("publish public key", ssm.put_parameter, Name=naming.public_key_parameter(self.link, self.site),
+        name = (naming.gateway_key_parameter(self.link, self.site, instance) if instance
+                else naming.public_key_parameter(self.link, self.site))
+        self._call("publish public key", ssm.put_parameter, Name=name,
                    Value=PublicKey(public_key).to_text(), Type="String", Overwrite=True)
 
     def membership(self) -> Membership:
@@ -63,16 +81,16 @@ class Cloud:
         keys: dict[str, bytes] = {}
         for entry in membership.peers_of(self.site):
             ssm = self._ssm_client(entry.region)
+            names = [naming.public_key_parameter(self.link, entry.site)]
+            if entry.gateway:  # the instance serving the peer: its own key, so a successor's is used only from now
+                names.insert(0, naming.gateway_key_parameter(self.link, entry.site, entry.gateway))
             try:
-                reply = ssm.get_parameter(Name=naming.public_key_parameter(self.link, entry.site))
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") == "ParameterNotFound":
-                    continue
+                reply = _first_found(ssm, names)
+            except (ClientError, BotoCoreError) as exc:
                 self._keep_known(entry.site, known, exc, keys)
                 continue
-            except BotoCoreError as exc:
-                self._keep_known(entry.site, known, exc, keys)
-                continue
+            if reply is None:
+                continue  # not published yet: that peer is not booted
             try:
                 keys[entry.site] = PublicKey.from_text(reply["Parameter"]["Value"]).key
             except ContractError:

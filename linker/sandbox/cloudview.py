@@ -74,7 +74,7 @@ class Vpc:
     subnets: tuple[tuple[str, str], ...]  # (subnet id, CIDR)
     tables: tuple[Table, ...]
     instances: tuple[Instance, ...]
-    public_ips: tuple[tuple[str, str], ...]  # (private address, Elastic IP) of associated addresses
+    public_ips: tuple[tuple[str, str], ...]  # (private address, Elastic IP or the instance's own public one)
     groups: tuple[tuple[str, tuple[Rule, ...]], ...]  # (security group id, ingress rules)
 
     def table_of(self, subnet_id: str) -> Table | None:
@@ -122,8 +122,12 @@ def read_region(ec2: Any, region: str) -> tuple[Vpc, ...]:
                     if any(a.get("VpcId") == vid for a in g.get("Attachments", []))), None)
         mine = [_instance(i) for i in instances if i.get("VpcId") == vid and i.get("NetworkInterfaces")]
         privates = {i.eni_id: i.private_ip for i in mine}
-        public = tuple(sorted((privates[a["NetworkInterfaceId"]], a["PublicIp"]) for a in addresses
-                              if a.get("NetworkInterfaceId") in privates))
+        by_private = {privates[a["NetworkInterfaceId"]]: a["PublicIp"] for a in addresses
+                      if a.get("NetworkInterfaceId") in privates}
+        for i in instances:  # an address the instance was launched with, until an Elastic IP replaces it
+            if i.get("VpcId") == vid and i.get("PublicIpAddress") and i.get("PrivateIpAddress") not in by_private:
+                by_private[i["PrivateIpAddress"]] = i["PublicIpAddress"]
+        public = tuple(sorted(by_private.items()))
         out.append(Vpc(
             region=region, id=vid, index=int(dict(_tags(v.get("Tags")))[TAG_INDEX]), cidr=v["CidrBlock"],
             internet_gateway=igw,

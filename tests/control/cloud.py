@@ -98,3 +98,40 @@ def inventory(session: Any, link: str, regions: list[str], endpoint_url: str | N
                                  for r in t["Routes"] if r.get("NetworkInterfaceId")),
         }
     return out
+
+
+class ReadyReporter:
+    """A botocore hook standing in for the gateways' agents: after RunInstances (``after-call.ec2.RunInstances``),
+    it publishes each new instance's own key, as a booted agent does (``naming.gateway_key_parameter``), and it
+    records the calls that matter to a replacement, in order, in ``calls``. ``ready=False`` publishes nothing
+    (a gateway that never boots)."""
+
+    KEY = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+
+    def __init__(self, session: Any, ready: bool = True, endpoint_url: str | None = None) -> None:
+        self.session, self.ready, self.endpoint_url = session, ready, endpoint_url
+        self.calls: list[tuple[str, str]] = []  # (action, what: an instance id, a route, a parameter name)
+
+    def hooks(self) -> tuple[tuple[str, Any], ...]:
+        return (("after-call.ec2.RunInstances", self.launched), ("provide-client-params.*.*", self.record))
+
+    def launched(self, parsed: dict[str, Any], model: Any, **_: Any) -> None:
+        for i in parsed.get("Instances", []):
+            tags = {t["Key"]: t["Value"] for t in i.get("Tags", [])}
+            self.calls.append(("RunInstances", i["InstanceId"]))
+            if self.ready and naming.TAG_SITE in tags:
+                region = i["Placement"]["AvailabilityZone"][:-1]
+                name = naming.gateway_key_parameter(tags[naming.TAG_LINK], tags[naming.TAG_SITE], i["InstanceId"])
+                _client(self.session, "ssm", region, self.endpoint_url).put_parameter(
+                    Name=name, Value=self.KEY, Type="String", Overwrite=True)
+
+    def record(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        name = model.name
+        if name in ("AssociateAddress", "TerminateInstances"):
+            self.calls.append((name, str(params.get("InstanceId") or params.get("InstanceIds"))))
+        elif name in ("CreateRoute", "ReplaceRoute"):
+            self.calls.append((name, f"{params['RouteTableId']} {params['DestinationCidrBlock']}"))
+        elif name in ("GetParameter", "PutParameter") and "/gateways/" in params.get("Name", ""):
+            self.calls.append((name, params["Name"]))
+        elif name == "PutParameter" and params.get("Name", "").endswith("/membership"):
+            self.calls.append((name, params["Value"]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -14,7 +15,7 @@ from linker.control.lock import acquire
 from linker.control.operations import Options, down_link, plan_link, up_link
 from linker.errors import LockHeldError
 from linker.spec import LinkSpec
-from tests.control.cloud import inventory, make_vpc
+from tests.control.cloud import ReadyReporter, inventory, make_vpc
 
 E, W, S = "us-east-1", "eu-west-1", "ap-south-1"
 FAST = Options(poll=0.0, timeout=5.0)
@@ -127,7 +128,9 @@ def test_replacing_the_instance_keeps_the_eip_and_down_spares_foreign_routes(aws
     flt = [{"Name": f"tag:{naming.TAG_LINK}", "Values": ["demo"]}]
     before = ec2.describe_addresses(Filters=flt)["Addresses"][0]
     old = _instances(aws, E, "demo")
-    up_link(Target(), LinkSpec("demo", (E, W), instance_type="t3.small"), yes, options=FAST)
+    reporter = ReadyReporter(aws)  # the new gateway reports ready (make before break waits for it)
+    up_link(Target(), LinkSpec("demo", (E, W), instance_type="t3.small"), yes,
+            options=replace(FAST, hooks=reporter.hooks()))
     after = ec2.describe_addresses(Filters=flt)["Addresses"][0]
     new = _instances(aws, E, "demo")
     assert after["AllocationId"] == before["AllocationId"] and after["PublicIp"] == before["PublicIp"]

@@ -28,6 +28,7 @@ from linker.control.package import Package
 from linker.control.placement import choose_vpc, public_subnet
 from linker.control.plan import gateway_inputs, instance_config, plan
 from linker.control.render import role_policy
+from linker.control.rollout import Rollout, launch_tags
 from linker.errors import CloudError, ConflictError, ManagedElsewhereError, SpecError
 from linker.spec import LinkSpec
 
@@ -75,7 +76,8 @@ def built(spec: LinkSpec, region: str) -> RegionFacts:
     egress = frozenset({Permission("udp", spec.port, spec.port, f"{IP[p]}/32") for p in peers}
                        | {Permission("-1", None, None, CIDR[region]), Permission("tcp", 443, 443, "0.0.0.0/0")})
     role = naming.resource_name(LINK, region)
-    doc = membership_of(LINK, [PlannedSite(r, r, IP[r], (CIDR[r],), spec.port) for r in spec.regions]).to_json()
+    doc = membership_of(LINK, [PlannedSite(r, r, IP[r], (CIDR[r],), spec.port, f"i-{r}")
+                               for r in spec.regions]).to_json()
     inputs = gateway_inputs(spec, region, naming.bucket_name(LINK, region, ACCOUNT), PACKAGE)
     return replace(
         rf, route_tables=tables, bucket=replace(rf.bucket, exists=True, tags=tags(region), keys=(PACKAGE.key,)),
@@ -83,7 +85,7 @@ def built(spec: LinkSpec, region: str) -> RegionFacts:
         security_groups=(SecurityGroup(f"sg-{region}", f"vpc-{region}", rules, tags(region), egress),),
         instances=(Instance(f"i-{region}", "running", eni, f"subnet-pub-{region}", spec.instance_type, False,
                             "required", "2026-01-01", tags(region, **{naming.TAG_CONFIG: instance_config(
-                                spec, inputs)})),),
+                                spec, inputs)}, **launch_tags(PACKAGE))),),
         iam=IamFacts(True, tags(region), role_policy(inputs), (),
                      True, (role,)),
         parameters=((naming.membership_parameter(LINK), doc), (naming.home_parameter(LINK), spec.regions[0])))
@@ -232,8 +234,8 @@ def test_removing_a_region_tears_it_down_in_order_and_updates_the_others() -> No
     assert {(c.action, c.param("cidr")) for c in east if c.kind == "route"} == {("delete", "10.30.0.0/16")}
     revoked = next(c for c in east if c.kind == "security-group-ingress")
     assert revoked.action == "delete" and ("udp", 51820, 51820, "198.51.100.3/32") in revoked.param("rules")
-    final = next(c for c in east if c.kind == "membership")
-    assert final.phase == Phase.MEMBERSHIP and [e.site for e in final.param("entries")] == ["us-east-1", "eu-west-1"]
+    final = [c for c in east if c.kind == "membership"][-1]  # once the removed site is gone
+    assert final.phase == Phase.PRUNE and [e.site for e in final.param("entries")] == ["us-east-1", "eu-west-1"]
     assert json.loads(built(SPEC, "us-east-1").parameters[0][1])["schema"] == 1
 
 
@@ -254,11 +256,11 @@ def test_moving_a_site_to_another_vpc_replaces_its_gateway_and_cleans_the_old_vp
     assert {c.param("table") for c in east if c.kind == "route" and c.action == "create"} == {"rtb-o"}
 
 
-def test_a_new_linker_version_is_uploaded_and_the_gateways_replaced() -> None:
+def test_a_new_linker_version_is_uploaded_and_the_gateways_replaced_on_upgrade() -> None:
     assert kinds(plan(SPEC, facts(bare("us-east-1"), bare("eu-west-1")), PACKAGE), "us-east-1")[:2] == [
         ("create", "bucket"), ("create", "package")]
     newer = Package("linker-0.2.0-py3-none-any.whl", b"newer", "cd" * 32)
-    changes = plan(SPEC, facts(built(SPEC, "us-east-1"), built(SPEC, "eu-west-1")), newer)
+    changes = plan(SPEC, facts(built(SPEC, "us-east-1"), built(SPEC, "eu-west-1")), newer, Rollout(upgrade=True))
     east = [c for c in changes if c.region == "us-east-1"]
     assert ("create", "package") in kinds(east) and ("create", "bucket") not in kinds(east)
     assert ("create", "instance") in kinds(east) and ("delete", "instance") in kinds(east)

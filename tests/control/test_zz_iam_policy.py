@@ -10,7 +10,7 @@ from linker.control.aws import Target
 from linker.control.iam_policy import action_of, allowed_actions
 from linker.control.operations import Options, down_link, plan_link, status_link, up_link
 from linker.spec import LinkSpec
-from tests.control.cloud import make_vpc
+from tests.control.cloud import ReadyReporter, make_vpc
 from tests.control.conftest import CALLED
 
 
@@ -20,8 +20,9 @@ def test_every_action_the_controller_called_is_in_the_policy(aws) -> None:  # ty
     spec = LinkSpec("policy", ("us-east-1", "eu-west-1"))
     plan_link(Target(), spec)
     up_link(Target(), spec, lambda _: True, options=Options(poll=0.0))
+    # a replacement (make before break), its successor's ready report played by ReadyReporter
     up_link(Target(), LinkSpec("policy", spec.regions, instance_type="t3.small"), lambda _: True,
-            options=Options(poll=0.0))
+            options=Options(poll=0.0, hooks=ReadyReporter(aws).hooks()))
     status_link(Target(), "policy")
     down_link(Target(), "policy", lambda _: True, options=Options(poll=0.0))
     assert {"ec2:RunInstances", "ssm:PutParameter", "iam:CreateRole", "ec2:DeleteRoute", "s3:PutObject"} <= CALLED

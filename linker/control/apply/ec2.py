@@ -142,11 +142,15 @@ def _encrypted_root(ec2: Any, ami: str) -> dict[str, Any]:
 
 def create_instance(run: Applier, c: Change) -> None:
     ec2 = run.clients.ec2(c.region)
-    tags = run.tags(c, naming.ROLE_INSTANCE, {naming.TAG_CONFIG: c.param("config"), "Name": c.target})
+    tags = run.tags(c, naming.ROLE_INSTANCE, {naming.TAG_CONFIG: c.param("config"), **dict(c.param("pin", ())),
+                                              "Name": c.target})
     kwargs = dict(
         BlockDeviceMappings=[_encrypted_root(ec2, c.param("ami"))],
         ImageId=c.param("ami"), InstanceType=c.param("instance_type"), MinCount=1, MaxCount=1,
-        SubnetId=c.param("subnet"), SecurityGroupIds=[run.resolve(c.param("group"))],
+        # a public address of its own from launch: the bootstrap needs egress (S3, the AWS APIs) before the EIP,
+        # which moves to it only once it is ready (make before break), whether or not the subnet assigns one
+        NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": c.param("subnet"), "AssociatePublicIpAddress": True,
+                            "Groups": [run.resolve(c.param("group"))], "DeleteOnTermination": True}],
         IamInstanceProfile={"Name": c.param("profile")}, UserData=c.param("user_data"),
         MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 1},
         ClientToken=run.token(c.site, "instance", c.param("config")),

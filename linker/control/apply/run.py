@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from linker import naming
-from linker.control.apply import ec2, iam, s3, ssm
+from linker.control.apply import ec2, iam, rollout, s3, ssm
 from linker.control.apply.calls import SETTLE_DELAYS
 from linker.control.aws import Clients, cloud_call
 from linker.control.changes import Action, Change, Kind, Ref, by_phase
@@ -27,7 +27,8 @@ log = logging.getLogger("linker.control")
 Progress = Callable[[Change, str], None]
 Handler = Callable[["Applier", Change], None]
 
-HANDLERS: dict[tuple[Action, Kind], Handler] = {**ssm.HANDLERS, **s3.HANDLERS, **iam.HANDLERS, **ec2.HANDLERS}
+HANDLERS: dict[tuple[Action, Kind], Handler] = {**ssm.HANDLERS, **s3.HANDLERS, **iam.HANDLERS, **ec2.HANDLERS,
+                                                **rollout.HANDLERS}
 
 
 class Applier:

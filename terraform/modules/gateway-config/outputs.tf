@@ -27,3 +27,8 @@ output "membership" {
   description = "The link's membership document, read by every gateway from /linker/<link>/membership."
   value       = local.membership
 }
+
+output "config_inputs" {
+  description = "What the spec decides of the instance's launch besides its type, one per line: the input of the linker:config tag, as linker/control/rollout.py hashes it (never the build: that is pinned by linker:version and linker:package)."
+  value       = join("\n", [var.link, var.site, var.region, tostring(var.port), tostring(var.mtu), var.interface, var.package_bucket, var.agent_command, var.partition])
+}

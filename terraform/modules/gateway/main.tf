@@ -223,9 +223,11 @@ resource "aws_instance" "gateway" {
   }
 
   tags = merge(local.base_tags, {
-    "linker:role"   = "instance"
-    "linker:config" = substr(sha256("${var.instance_type}\n${module.config.user_data}"), 0, 16)
-    Name            = local.name
+    "linker:role"    = "instance"
+    "linker:config"  = substr(sha256("${var.instance_type}\n${module.config.config_inputs}"), 0, 16)
+    "linker:version" = local.linker_version
+    "linker:package" = local.package_key
+    Name             = local.name
   })
 
   # The wheel and the role's policy must exist before the user-data runs.
