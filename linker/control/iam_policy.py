@@ -23,8 +23,8 @@ from linker import naming
 from linker.control.render import METRIC_NAMESPACE
 
 EC2_READ = ("DescribeVpcs", "DescribeSubnets", "DescribeRouteTables", "DescribeAddresses", "DescribeSecurityGroups",
-            "DescribeInstances", "DescribeRegions", "DescribeImages", "DescribeInstanceTypeOfferings",
-            "GetManagedPrefixListEntries")
+            "DescribeInstances", "DescribeRegions", "DescribeImages", "DescribeInstanceTypeOfferings")
+EC2_READ_PREFIX_LISTS = ("GetManagedPrefixListEntries",)  # the CIDRs of a prefix list a route table sends elsewhere
 EC2_CREATE = ("RunInstances", "AllocateAddress", "CreateSecurityGroup")
 EC2_ON_LINK_RESOURCES = ("TerminateInstances", "ModifyInstanceAttribute", "ModifyInstanceMetadataOptions",
                          "AssociateAddress", "DisassociateAddress", "ReleaseAddress", "DeleteSecurityGroup",
@@ -90,6 +90,7 @@ def ec2_statements(p: str) -> list[dict[str, Any]]:
     linker_tagged = {"Null": {f"aws:ResourceTag/{naming.TAG_LINK}": TAG_PRESENT}}
     return [
         _statement("Ec2Read", EC2_READ, "*", "ec2"),
+        _statement("Ec2ReadPrefixLists", EC2_READ_PREFIX_LISTS, _ec2(p, "prefix-list"), "ec2"),
         # a new instance, its volume and network interface, address or group: only with the linker:link tag
         _statement("Ec2CreateTagged", EC2_CREATE, _ec2(p, "instance", "volume", "network-interface", "elastic-ip",
                                                        "security-group"), "ec2",
