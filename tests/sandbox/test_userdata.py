@@ -92,6 +92,18 @@ WantedBy=multi-user.target
     assert restarts_after(parse_unit("y", "[Service]\nExecStart=/bin/true\nRestart=always\n"), 0)
 
 
+def test_oneshot_units_and_their_dependencies() -> None:
+    unit = parse_unit("a.service", "[Unit]\nRequires=b.service c.service\nAfter=b.service\nAfter=x.target\n"
+                                   "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n")
+    assert unit.oneshot and unit.remain_after_exit and unit.unsupported == ()
+    assert unit.requires == ("b.service", "c.service") and unit.after == ("b.service", "x.target")
+    assert unit.waits_for() == ("b.service",)  # c is started alongside, not waited for (no After=)
+    plain = parse_unit("p.service", "[Service]\nExecStart=/bin/true\nExecStart=/bin/false\nType=forking\n")
+    assert not plain.oneshot and not plain.remain_after_exit and plain.requires == ()
+    assert set(plain.unsupported) == {"[Service] Type=forking (run as simple)",
+                                      "[Service] ExecStart given more than once (only the first runs)"}
+
+
 @pytest.mark.parametrize(("text", "problem"), [
     ("[Unit]\nDescription=x\n", "no \\[Service\\]"),
     ("[Service]\nRestart=always\n", "no ExecStart"),
