@@ -19,17 +19,21 @@ def test_the_rendered_gateway_user_data_gives_files_commands_and_a_runnable_unit
     config = parse_user_data(user_data(G).encode())
     files = {f.path: f for f in config.write_files}
     assert "/etc/linker/agent.json" in files and files["/etc/linker/agent.json"].permissions == 0o644
-    units = [f for f in config.write_files if f.path.startswith("/etc/systemd/system/") and
-             f.path.endswith(".service")]
-    assert len(units) == 1
-    unit = parse_unit(units[0].path.rsplit("/", 1)[1], units[0].content.decode())
+    units = {f.path.rsplit("/", 1)[1]: parse_unit(f.path.rsplit("/", 1)[1], f.content.decode())
+             for f in config.write_files if f.path.startswith("/etc/systemd/system/") and f.path.endswith(".service")}
+    assert sorted(units) == ["linker-bootstrap.service", "linker-gateway.service"]
+    unit = units["linker-gateway.service"]
     assert unit.exec_start[0][0].startswith("/") and unit.restart in ("always", "on-failure")
     assert dict(unit.environment)["AWS_REGION"] == "eu-west-1"
-    assert unit.unsupported == ()  # everything the template's unit says is emulated
+    assert unit.waits_for() == ("linker-bootstrap.service",)  # the agent starts once the bootstrap succeeded
+    boot = units["linker-bootstrap.service"]
+    assert boot.oneshot and boot.remain_after_exit and boot.restart == "no"
+    assert files[boot.exec_start[0][0]].permissions == 0o755  # the script, written by cloud-init
+    assert all(u.unsupported == () for u in units.values())  # everything the templates' units say is emulated
     assert config.unsupported == ()
     assert all(isinstance(c, tuple) and c for c in config.runcmd)
     started = [c for c in config.runcmd if c[0] == "systemctl" and ("start" in c or "--now" in c)]
-    assert started and started[-1][-1] == units[0].path.rsplit("/", 1)[1]
+    assert started and started[-1][-1] == "linker-gateway.service"
 
 
 def test_encodings_modes_and_gzip_user_data() -> None:
