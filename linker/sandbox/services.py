@@ -59,8 +59,9 @@ class Service:
     @property
     def pending(self) -> bool:
         """Started or about to be: a start request for it changes nothing."""
-        return self.state in ("activating", "waiting") or (self.state == "active" and
-                                                           (self.pid is not None or self.unit.oneshot))
+        if self.unit.oneshot:
+            return self.state in ("waiting", "activating", "active")
+        return self.state == "waiting" or self.pid is not None
 
     def fail_dependency(self, dependency: str) -> None:
         """A unit it requires failed: it is not started (systemd's result "dependency")."""
