@@ -339,3 +339,76 @@ class GatewayHealth:
     def from_json(cls, text: str | bytes) -> GatewayHealth:
         """Raises ContractVersionError for a newer schema, ContractError for anything else malformed."""
         return cls.from_dict(_loads(text, "health"))
+
+
+# --- bootstrap ---
+
+BOOTSTRAP_SCHEMA = 1
+BOOTSTRAP_STATES = ("retrying", "failed", "succeeded")
+
+
+def _bootstrap_state(value: Any) -> str:
+    if value not in BOOTSTRAP_STATES:
+        raise ValueError(f"{value!r} is not one of {', '.join(BOOTSTRAP_STATES)}")
+    return str(value)
+
+
+@dataclass(frozen=True)
+class BootstrapReport:
+    """What a gateway's bootstrap (templates/linker-bootstrap.sh.tftpl, a shell script: it writes this JSON
+    itself) last recorded in ``naming.bootstrap_parameter``: after each failed attempt (``retrying``), when it gave
+    up (``failed``) and when the gateway was installed (``succeeded``). JSON with ``"schema": 1``."""
+
+    link: str
+    site: str
+    instance: str  # the instance id as cloud-init knows it ("unknown" when it could not be read)
+    state: str  # one of BOOTSTRAP_STATES
+    step: str | None  # the step that failed (packages, venv, download, verify, unpack, install); None on success
+    exit_code: int
+    attempt: int  # 1 for the first attempt
+    at: float  # wall-clock seconds
+    retry_in: float | None  # seconds until the next attempt; None when none follows
+    output: str  # the failed step's last lines of output
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state == "succeeded"
+
+    def reason(self) -> str:
+        """The failed step's last line of output, or its exit code when it printed nothing."""
+        lines = [line for line in self.output.splitlines() if line.strip()]
+        return lines[-1].strip() if lines else f"exit code {self.exit_code}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": BOOTSTRAP_SCHEMA, "link": self.link, "site": self.site, "instance": self.instance,
+                "state": self.state, "step": self.step, "exit_code": self.exit_code, "attempt": self.attempt,
+                "at": self.at, "retry_in": self.retry_in, "output": self.output}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, obj: Any) -> BootstrapReport:
+        """Raises ContractVersionError for a newer schema, ContractError for anything else malformed."""
+        doc, where = "bootstrap", "the document"
+        obj = _object(obj, doc, where)
+        _schema(obj, BOOTSTRAP_SCHEMA, doc)
+        state = _field(obj, "state", _bootstrap_state, doc, where)
+        attempt = _field(obj, "attempt", _count, doc, where)
+        return cls(_field(obj, "link", _str, doc, where), _field(obj, "site", _str, doc, where),
+                   _field(obj, "instance", _str, doc, where), state,
+                   _field(obj, "step", _optional(_str), doc, where, False), _field(obj, "exit_code", _int, doc, where),
+                   attempt, _field(obj, "at", _number, doc, where),
+                   _field(obj, "retry_in", _optional(_number), doc, where, False),
+                   _field(obj, "output", lambda v: "" if v is None else _text(v), doc, where, False))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> BootstrapReport:
+        """Raises ContractVersionError for a newer schema, ContractError for anything else malformed."""
+        return cls.from_dict(_loads(text, "bootstrap"))
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{value!r} is not a string")
+    return value

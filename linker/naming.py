@@ -52,6 +52,11 @@ def health_parameter(link: str, site: str) -> str:
     return f"{parameter_prefix(link)}/sites/{site}/health"
 
 
+def bootstrap_parameter(link: str, site: str) -> str:
+    """The bootstrap of ``site``'s gateway records each failed attempt and its outcome here, for ``linker status``."""
+    return f"{parameter_prefix(link)}/sites/{site}/bootstrap"
+
+
 def base_tags(link: str, site: str, managed_by: str = MANAGED_BY_LINKER) -> dict[str, str]:
     return {TAG_LINK: link, TAG_SITE: site, TAG_MANAGED_BY: managed_by}
 

@@ -141,7 +141,7 @@ def up(regions: tuple[str, ...], vpcs: tuple[str, ...], instance_type: str, port
         return
     out = console()
     out.print(f"link {spec.name}: " + (f"{len(made)} changes applied" if made else "nothing to change"))
-    out.print(_status_table(spec.name, gateways))
+    _print_status(spec.name, gateways)
     for line in local.summary(proof):
         out.print(line, highlight=False)
 
@@ -186,6 +186,18 @@ def _status_table(link: str, gateways: list[operations.GatewayStatus]) -> Table:
     return table
 
 
+def _bootstrap_lines(gateways: list[operations.GatewayStatus]) -> list[str]:
+    """For each gateway that has not reported health, what its bootstrap recorded."""
+    return [f"{g.site}: {g.bootstrap_summary()}" for g in gateways if g.health is None and g.bootstrap]
+
+
+def _print_status(link: str, gateways: list[operations.GatewayStatus]) -> None:
+    out = console()
+    out.print(_status_table(link, gateways))
+    for line in _bootstrap_lines(gateways):
+        out.print(line, highlight=False, markup=False)
+
+
 @click.command()
 @_target_options
 @click.option("--region", "regions", multiple=True, help="look only here (default: every enabled region)")
@@ -211,7 +223,7 @@ def status(name: str, as_json: bool, endpoint_url: str | None, profile: str | No
             sys.exit(int(err.exit_code))
         emit(doc)
         return
-    console().print(_status_table(name, gateways))
+    _print_status(name, gateways)
     if degraded:
         raise err
 

@@ -17,7 +17,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from linker import naming
-from linker.contract import GatewayHealth
+from linker.contract import BootstrapReport, GatewayHealth
 from linker.control import package
 from linker.control.apply import Applier, Progress
 from linker.control.aws import Clients, Target, cloud_call, error_code, is_not_found
@@ -177,15 +177,42 @@ class GatewayStatus:
     state: str | None
     eip: str | None
     health: GatewayHealth | None  # what the gateway agent last published; None: no (readable) report
+    bootstrap: BootstrapReport | None = None  # what this instance's bootstrap last recorded
 
     def healthy(self) -> bool:
         """The gateway reported, has tunnels, and every one is healthy."""
         return self.health is not None and self.health.healthy and bool(self.health.tunnels)
 
+    def bootstrap_summary(self, now: float | None = None) -> str | None:
+        """One line on the bootstrap (``bootstrap failed at step download (attempt 3, 2 min ago): ...``); None
+        when it recorded nothing."""
+        return bootstrap_summary(self.bootstrap, time.time() if now is None else now) if self.bootstrap else None
+
     def to_dict(self) -> dict:
+        boot = self.bootstrap.to_dict() | {"summary": self.bootstrap_summary()} if self.bootstrap else None
         return {"site": self.site, "region": self.region, "instance": self.instance, "state": self.state,
                 "eip": self.eip, "healthy": self.healthy(),
-                "health": self.health.to_dict() if self.health else None}
+                "health": self.health.to_dict() if self.health else None, "bootstrap": boot}
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 120:
+        return f"{seconds:.0f} s ago"
+    if seconds < 120 * 60:
+        return f"{seconds / 60:.0f} min ago"
+    return f"{seconds / 3600:.0f} h ago"
+
+
+def bootstrap_summary(report: BootstrapReport, now: float) -> str:
+    """What a person reads about a gateway's bootstrap, as of ``now`` (wall-clock seconds)."""
+    when = f"attempt {report.attempt}, {_ago(now - report.at)}"
+    if report.succeeded:
+        return f"bootstrap succeeded ({when})"
+    line = f"bootstrap failed at step {report.step or '?'} ({when}): {report.reason()}"
+    if report.state == "failed":
+        return line + "; it gave up (restart linker-bootstrap.service on the instance, or reboot it, to try again)"
+    return line + "; retrying"
 
 
 def status_link(target: Target, link: str, regions: Iterable[str] = (), hooks: tuple = (),
@@ -201,10 +228,26 @@ def status_link(target: Target, link: str, regions: Iterable[str] = (), hooks: t
         instance = max(rf.instances, key=lambda i: (i.launch_time, i.id)) if rf.instances else None
         eip = rf.eips[0].public_ip if rf.eips else None
         health = _health(rf.parameter(naming.health_parameter(link, rf.region)), rf.region)
+        boot = _bootstrap(rf.parameter(naming.bootstrap_parameter(link, rf.region)), rf.region,
+                          instance.id if instance else None)
         if instance or eip or health:
             out.append(GatewayStatus(rf.region, rf.region, instance.id if instance else None,
-                                     instance.state if instance else None, eip, health))
+                                     instance.state if instance else None, eip, health, boot))
     return out
+
+
+def _bootstrap(text: str | None, site: str, instance: str | None) -> BootstrapReport | None:
+    """The bootstrap record of ``instance``; None when absent, unreadable, or left by an instance since replaced."""
+    if not text:
+        return None
+    try:
+        report = BootstrapReport.from_json(text)
+    except ContractError as exc:  # a newer schema too: the rest of the status still reads
+        log.warning("the bootstrap record of %s is unreadable: %s", site, exc, extra={"site": site})
+        return None
+    if instance is not None and report.instance not in (instance, "unknown"):
+        return None
+    return report
 
 
 def _health(text: str | None, site: str) -> GatewayHealth | None:

@@ -22,7 +22,8 @@ from linker.errors import SpecError
 TEMPLATES = Path(str(resources.files("linker").joinpath("templates")))
 USER_DATA_LIMIT = 16 * 1024  # EC2 rejects larger user-data (before base64)
 METRIC_NAMESPACE = "Linker"  # the gateway agent's CloudWatch namespace (linker.gateway.health)
-AGENT_COMMAND = "/opt/linker/bin/linker"  # where the user-data installs linker on the gateway
+AGENT_COMMAND = "/opt/linker/bin/linker"  # where the bootstrap installs linker on the gateway
+BOOTSTRAP_COMMAND = "/usr/local/sbin/linker-bootstrap"  # the bootstrap script the user-data writes
 
 
 @dataclass(frozen=True)
@@ -59,12 +60,26 @@ def service_unit(g: GatewayInputs) -> str:
                   agent_command=g.agent_command)
 
 
+def bootstrap_unit(g: GatewayInputs) -> str:
+    """linker-bootstrap.service: the oneshot that runs the bootstrap script (the agent's unit requires it)."""
+    return render("linker-bootstrap.service.tftpl", link=g.link, site=g.site, region=g.region,
+                  bootstrap_command=BOOTSTRAP_COMMAND)
+
+
+def bootstrap_script(g: GatewayInputs) -> str:
+    """The bootstrap script: installs the gateway from its wheelhouse, retrying, and records each outcome in
+    ``naming.bootstrap_parameter`` (the document of ``linker.contract.BootstrapReport``)."""
+    return render("linker-bootstrap.sh.tftpl", link=g.link, site=g.site, region=g.region,
+                  bootstrap_parameter=naming.bootstrap_parameter(g.link, g.site), package_bucket=g.package_bucket,
+                  package_key=g.package_key, package_file=g.package_key.rsplit("/", 1)[-1],
+                  package_sha256=g.package_sha256)
+
+
 def user_data(g: GatewayInputs) -> str:
     """cloud-init user-data of the site's gateway; refused when over EC2's 16 KB limit."""
     text = render("user-data.yaml.tftpl", link=g.link, site=g.site, region=g.region, version=g.version,
-                  agent_settings=agent_settings(g), service_unit=service_unit(g), package_bucket=g.package_bucket,
-                  package_key=g.package_key, package_file=g.package_key.rsplit("/", 1)[-1],
-                  package_sha256=g.package_sha256)
+                  agent_settings=agent_settings(g), service_unit=service_unit(g), bootstrap_unit=bootstrap_unit(g),
+                  bootstrap_script=bootstrap_script(g), bootstrap_command=BOOTSTRAP_COMMAND)
     if len(text.encode()) >= USER_DATA_LIMIT:
         raise SpecError(f"the gateway user-data is {len(text.encode())} bytes, over EC2's limit of {USER_DATA_LIMIT}",
                         fix="shorten the link name; the templates themselves are far below the limit")

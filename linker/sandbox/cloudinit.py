@@ -1,6 +1,9 @@
-"""cloud-init's part on a sandbox host: ``python -m linker.sandbox.cloudinit`` with the user-data on stdin.
+"""cloud-init's part on a sandbox host: ``python -m linker.sandbox.cloudinit [INSTANCE_ID]`` with the user-data on
+stdin.
 
-Runs inside the host (its network and mount namespaces). It writes the cloud-config's ``write_files`` and runs its
+Runs inside the host (its network and mount namespaces). It records the instance id where cloud-init keeps it
+(/var/lib/cloud/data/instance-id, which the gateway's bootstrap reads), writes the cloud-config's ``write_files`` and
+runs its
 ``runcmd`` as cloud-init does: in order, each to its end even when one fails, with the output in
 /var/log/cloud-init-output.log. Commands run for real; the distribution tools a sandbox host cannot run as such
 (the package manager, systemctl, the AWS CLI, ...) are the sandbox's stand-ins, first on the PATH
@@ -22,6 +25,7 @@ from typing import TextIO
 from linker.sandbox.userdata import CloudConfig, UserDataError, WriteFile, parse_user_data
 
 COMMAND_TIMEOUT = 300.0
+INSTANCE_ID = Path("/var/lib/cloud/data/instance-id")
 
 
 def write_file(f: WriteFile) -> None:
@@ -77,15 +81,18 @@ def run(config: CloudConfig, out: TextIO) -> int:
     return 0 if failures == 0 else 1
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
     raw = sys.stdin.buffer.read()
     try:
         config = parse_user_data(raw)
     except UserDataError as exc:
         print(f"sandbox cloud-init: {exc}", flush=True)
         return 2
+    if argv:
+        INSTANCE_ID.parent.mkdir(parents=True, exist_ok=True)
+        INSTANCE_ID.write_text(argv[0] + "\n")
     return run(config, sys.stdout)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -1,11 +1,11 @@
 """A sandbox host's init: gives the host its own filesystem view, then waits (``python -m linker.sandbox.hostinit``).
 
 Started by the supervisor with ``ip netns exec <host namespace>``, which puts it in a mount namespace of its own.
-There it overlays /etc, /opt and /var with the host's own writable layers and binds the host's own /run and /tmp,
-so that two gateways never share /etc/linker, /var/lib/linker, /run/linker or /run/wireguard (every gateway's
-interface is linker0). The sandbox's stand-ins for distribution tools are bound at /run/.sandbox/bin. Every other
-process of the host enters this process's namespaces (nsenter), so they all see the same files. It exits on SIGTERM;
-the mounts go with its namespace, nothing is left in the machine's.
+There it overlays /etc, /opt, /var and /usr/local with the host's own writable layers and binds the host's own /run
+and /tmp, so that two gateways never share /etc/linker, /var/lib/linker, /usr/local/sbin/linker-bootstrap,
+/run/linker or /run/wireguard (every gateway's interface is linker0). The sandbox's stand-ins for distribution
+tools are bound at /run/.sandbox/bin. Every other process of the host enters this process's namespaces (nsenter), so
+they all see the same files. It exits on SIGTERM; the mounts go with its namespace, nothing is left in the machine's.
 
 Usage: python -m linker.sandbox.hostinit HOST_DIR SHIMS_DIR
 """
@@ -18,7 +18,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-OVERLAID = ("etc", "opt", "var")
+# what an instance writes to (cloud-init's write_files, packages, state); /usr/local too: the gateway's bootstrap
+# script is /usr/local/sbin/linker-bootstrap, and one host's must never be another's (or land on the machine)
+OVERLAID = ("etc", "opt", "var", "usr/local")
 SHIMS_AT = "/run/.sandbox/bin"
 READY = "ready"
 

@@ -3,7 +3,8 @@
 ``create`` gives it the instance's ENI (a veth to its VPC's router, the instance's private address, the subnet's
 router as default gateway: the instance itself never knows its public address) and starts its init
 (linker.sandbox.hostinit). ``boot`` then does what cloud-init does with the instance's user-data, inside the host
-(linker.sandbox.cloudinit), after a short boot delay; the units it asks for are run by linker.sandbox.services.
+(linker.sandbox.cloudinit), after a short boot delay; the units it asks for are run by linker.sandbox.services, the
+units they require (Requires=) first and, when ordered after them (After=), only once those are ready.
 ``destroy`` stops all of it and removes the namespace and the host's files.
 
 Thread-safety: ``boot`` runs cloud-init on a thread of its own; everything else is called from the supervisor loop.
@@ -27,7 +28,7 @@ from linker.sandbox import addressing, netns
 from linker.sandbox.cloudview import Instance, Vpc
 from linker.sandbox.layout import Layout, host_environment
 from linker.sandbox.services import Service
-from linker.sandbox.userdata import UserDataError, parse_unit
+from linker.sandbox.userdata import Unit, UserDataError, parse_unit
 
 log = logging.getLogger("linker.sandbox")
 BOOT_DELAY = 2.0  # seconds between the instance running and cloud-init (a real instance takes far longer)
@@ -142,7 +143,8 @@ class Host:
         try:
             with out_path.open("ab") as out:
                 self._boot_process = subprocess.Popen(
-                    [*self.enter(), "--wd=/", "--", self.python, "-P", "-m", "linker.sandbox.cloudinit"],
+                    [*self.enter(), "--wd=/", "--", self.python, "-P", "-m", "linker.sandbox.cloudinit",
+                     self.instance.id],
                     stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT, env=self.env,
                     start_new_session=True)
                 self._boot_process.communicate(user_data, timeout=BOOT_TIMEOUT)
@@ -175,8 +177,9 @@ class Host:
                 self._request(json.loads(line), now)
             except (ValueError, KeyError, UserDataError, SandboxError) as exc:
                 log.error("systemctl request refused: %s", exc, extra={"resource": self.instance.id})
-        for service in self.services.values():
+        for service in list(self.services.values()):
             service.tick(now)
+        self._start_waiting(now)
         self._publish_states()
 
     def _request(self, req: dict[str, Any], now: float) -> None:
@@ -186,19 +189,49 @@ class Host:
             if current is not None:
                 current.stop()
             return
-        unit = parse_unit(name, req["text"])
-        for item in unit.unsupported:
-            log.warning("%s: %s is not emulated in the sandbox", name, item, extra={"resource": self.instance.id})
+        if op == "start" and current is not None and current.pending:
+            return  # already started (or waiting to be): systemctl start is a no-op
         if current is not None and current.pid is not None:
-            if op == "start":
-                return  # already running: systemctl start is a no-op
             current.stop()
+        texts = {**req.get("requires", {}), name: req["text"]}  # the unit files of what it requires, too
+        self._start_unit(parse_unit(name, req["text"]), texts, now, ())
+
+    def _start_unit(self, unit: Unit, texts: dict[str, str], now: float, chain: tuple[str, ...]) -> None:
+        """Start ``unit`` and, first, the units it requires that are not started; it waits for those it is
+        ordered after (``_start_waiting``). Raises UserDataError for a dependency cycle or an unreadable unit."""
+        for item in unit.unsupported:
+            log.warning("%s: %s is not emulated in the sandbox", unit.name, item, extra={"resource": self.instance.id})
+        missing = [d for d in unit.requires if d not in texts and d not in self.services]
+        for dep in unit.requires:
+            if dep in chain or dep == unit.name:
+                raise UserDataError(f"{unit.name}: a dependency cycle through {dep}")
+            have = self.services.get(dep)
+            if dep in texts and (have is None or not (have.pending or have.ready)):
+                self._start_unit(parse_unit(dep, texts[dep]), texts, now, (*chain, unit.name))
+        current = self.services.get(unit.name)
         service = Service(unit, self.enter(), self.env, self.dir / "run",
-                          self.dir / "log" / f"{name}.log", self.instance.id)
+                          self.dir / "log" / f"{unit.name}.log", self.instance.id)
         if current is not None:
             service.restarts = current.restarts
-        self.services[name] = service
-        service.start(now)
+        self.services[unit.name] = service
+        if missing:
+            service.fail_dependency(f"{', '.join(missing)} (not installed)")
+        elif all(self.services[d].ready for d in unit.waits_for()):
+            service.start(now)
+        else:
+            service.state = "waiting"
+
+    def _start_waiting(self, now: float) -> None:
+        """Start the units whose ordered dependencies are ready; fail those whose dependency failed."""
+        for service in list(self.services.values()):
+            if service.state != "waiting":
+                continue
+            deps = [self.services.get(d) for d in service.unit.waits_for()]
+            failed = next((d for d in deps if d is None or d.state == "failed"), False)
+            if failed is not False:
+                service.fail_dependency(failed.unit.name if failed is not None else "a unit it requires")
+            elif all(d is not None and d.ready for d in deps):
+                service.start(now)
 
     def _publish_states(self) -> None:
         states = self.dir / UNIT_STATES

@@ -78,10 +78,15 @@ def api_url() -> str:
     return f"http://{API_ADDRESS}:{API_PORT}"
 
 
+FAULTS_VARIABLE = "LINKER_SANDBOX_FAULTS"  # faults the stand-ins inject, for tests (linker.sandbox.shims)
+
+
 def host_environment(access_key: str) -> dict[str, str]:
     """What every process of a sandbox host starts with. The credentials stand for the instance role's, which a
-    real instance gets from its metadata service; the endpoint is the sandbox's AWS, across the sandbox internet."""
-    return {
+    real instance gets from its metadata service; the endpoint is the sandbox's AWS, across the sandbox internet.
+    ``LINKER_SANDBOX_FAULTS`` of the sandbox's own environment is passed on (tests inject faults with it)."""
+    faults = {FAULTS_VARIABLE: os.environ[FAULTS_VARIABLE]} if os.environ.get(FAULTS_VARIABLE) else {}
+    return {**faults,
         "PATH": HOST_PATH, "LANG": "C.UTF-8", "HOME": "/root",
         "AWS_ENDPOINT_URL": api_url(), "AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": "sandbox",
         "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": "/dev/null",

@@ -4,7 +4,9 @@ A unit's main process runs inside the host (``nsenter`` into the host init's mou
 process group of its own, with the unit's Environment= over the host's environment and its output appended to the
 host's journal file. State/RuntimeDirectory= are made with their modes before each start; when the main process
 ends, the rest of its process group goes too (KillMode=control-group), the RuntimeDirectory is removed (unless
-RuntimeDirectoryPreserve=) and Restart=/RestartSec= decide whether and when it starts again.
+RuntimeDirectoryPreserve=) and Restart=/RestartSec= decide whether and when it starts again. A Type=oneshot unit is
+"activating" while its process runs, then "active" (RemainAfterExit=yes) or "inactive" when it exited 0, "failed"
+otherwise; a unit ordered after one it requires waits ("waiting") until that one is ready (linker.sandbox.hosts).
 
 Not thread-safe: the supervisor's loop owns every ``Service``.
 """
@@ -47,6 +49,29 @@ class Service:
     def pid(self) -> int | None:
         return self.process.pid if self.process is not None and self.process.poll() is None else None
 
+    @property
+    def ready(self) -> bool:
+        """Units ordered after this one may start: it runs, or it is a oneshot that exited successfully."""
+        if self.unit.oneshot:  # it ran (an exit it may ignore, ExecStart=-, included) and did not fail
+            return self.last_exit is not None and self.state in ("active", "inactive")
+        return self.state == "active"
+
+    @property
+    def pending(self) -> bool:
+        """Started or about to be: a start request for it changes nothing."""
+        if self.unit.oneshot:
+            return self.state in ("waiting", "activating", "active")
+        return self.state == "waiting" or self.pid is not None
+
+    def fail_dependency(self, dependency: str) -> None:
+        """A unit it requires failed: it is not started (systemd's result "dependency")."""
+        self.state, self.next_start = "failed", None
+        log.error("%s not started: the unit it requires, %s, failed", self.unit.name, dependency,
+                  extra={"resource": self.instance})
+        self.journal.parent.mkdir(parents=True, exist_ok=True)
+        with self.journal.open("ab") as out:
+            out.write(f"-- sandbox systemd: {self.unit.name} not started: {dependency} failed --\n".encode())
+
     def _prepare(self) -> list[str]:
         u = self.unit
         dirs = [f"/var/lib/{d}" for d in u.state_directories]
@@ -67,7 +92,7 @@ class Service:
             self.process = subprocess.Popen(
                 [*self.enter, f"--wd={self.unit.working_directory}", "--", *self._prepare()],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        self.state, self.next_start = "active", None
+        self.state, self.next_start = "activating" if self.unit.oneshot else "active", None
         log.info("started %s (pid %s)", self.unit.name, self.process.pid, extra={"resource": self.instance})
 
     def tick(self, now: float) -> None:
@@ -79,7 +104,12 @@ class Service:
             self.process = None
             self._remove_runtime()
             exit_code = None if code < 0 else code
-            if self.state == "active" and restarts_after(self.unit, exit_code):
+            if self.unit.oneshot and self.state == "activating":
+                ok = code == 0 or self.unit.ignore_failure
+                self.state = ("active" if self.unit.remain_after_exit else "inactive") if ok else "failed"
+                (log.info if ok else log.error)("%s exited with %s", self.unit.name, code,
+                                                extra={"resource": self.instance})
+            elif self.state == "active" and restarts_after(self.unit, exit_code):
                 self.state, self.next_start = "activating", now + self.unit.restart_sec
                 self.restarts += 1
                 log.warning("%s exited with %s; restarting in %.1f s", self.unit.name, code, self.unit.restart_sec,

@@ -5,7 +5,8 @@ which the supervisor puts first on the host's PATH (/run/.sandbox/bin), each doi
 would do there:
 
 - ``aws s3 cp s3://B/K DEST``: the download, with boto3, from the sandbox's own S3 (the host's AWS_ENDPOINT_URL),
-  through the host's network: its VPC router, internet gateway and the sandbox internet;
+  through the host's network: its VPC router, internet gateway and the sandbox internet; ``aws ssm put-parameter``
+  likewise (what the gateway's bootstrap records its attempts with);
 - ``python3.X``: the machine's interpreter (the controller's base Python), if it is that version: what the
   distribution's python3.X package would be. ``python3.X -m venv`` then makes a real virtual environment with a
   real pip, which installs the gateway from its wheelhouse as on EC2;
@@ -13,6 +14,10 @@ would do there:
   supervisor, which plays systemd (Restart=, RestartSec=, State/RuntimeDirectory=);
 - ``sysctl``: network keys (``net.*``) are set in the host's namespace; host-wide keys are skipped, said so;
 - ``dnf``/``yum``/``apt-get``: nothing to install, the host has the machine's software; said so.
+
+Faults for tests: ``LINKER_SANDBOX_FAULTS`` (``linker up --sandbox`` passes it to its hosts) lists
+``NAME=COUNT`` pairs, comma-separated: the first COUNT calls of NAME on each host (``always``: every call) fail as
+the real tool would fail, saying the fault was injected. NAME is one of ``FAULTS``.
 """
 
 from __future__ import annotations
@@ -22,11 +27,19 @@ import os
 import sys
 from pathlib import Path
 
+from linker.sandbox.layout import FAULTS_VARIABLE
+
 REQUESTS = Path("/run/.sandbox/systemd.jsonl")
 UNIT_STATES = Path("/run/.sandbox/units")
 UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system")
 SYSCTL_DIRS = ("/etc/sysctl.d", "/run/sysctl.d", "/usr/local/lib/sysctl.d", "/usr/lib/sysctl.d", "/lib/sysctl.d")
 NAMES = ("aws", "systemctl", "sysctl", "dnf", "yum", "apt-get", "python3", *(f"python3.{n}" for n in range(8, 15)))
+FAULTS = {  # what the real tool prints when it fails that way
+    "aws-s3-cp": "download failed: {what}: An error occurred (403) when calling the HeadObject operation: Forbidden",
+    "aws-ssm-put-parameter": "An error occurred (AccessDeniedException) when calling the PutParameter operation",
+    "dnf": "Error: Failed to download metadata for repo 'amazonlinux': Cannot download repomd.xml",
+}
+FAULT_COUNTS = Path("/run/.sandbox/faults")
 
 
 class ShimError(Exception):
@@ -37,24 +50,64 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
+# --- faults ---
+
+def faults(spec: str) -> dict[str, int | None]:
+    """``NAME=COUNT,...`` as {name: count}, None for ``always``; raises ShimError for what it cannot read."""
+    out: dict[str, int | None] = {}
+    for item in (i.strip() for i in spec.split(",") if i.strip()):
+        name, _, count = item.partition("=")
+        if name not in FAULTS or not (count == "always" or count.isdigit()):
+            raise ShimError(f"{FAULTS_VARIABLE}: {item!r} is not NAME=COUNT|always with NAME one of {sorted(FAULTS)}")
+        out[name] = None if count == "always" else int(count)
+    return out
+
+
+def inject(name: str, what: str = "") -> None:
+    """Raise ShimError as the real tool fails when ``LINKER_SANDBOX_FAULTS`` asks for this call to fail."""
+    count = faults(os.environ.get(FAULTS_VARIABLE, "")).get(name, 0)
+    if count == 0:
+        return
+    path = FAULT_COUNTS / name
+    done = int(path.read_text()) if path.is_file() else 0
+    if count is not None and done >= count:
+        return
+    FAULT_COUNTS.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{done + 1}\n")
+    raise ShimError(FAULTS[name].format(what=what) + f" (fault {done + 1} injected by {FAULTS_VARIABLE})")
+
+
 # --- aws ---
+
+AWS_FLAGS = ("--quiet", "--no-progress", "--only-show-errors", "--no-cli-pager", "--overwrite")
+AWS_OPTIONS = ("--cli-connect-timeout", "--cli-read-timeout", "--output")  # how the CLI itself behaves: no effect
+
 
 def aws(args: list[str]) -> int:
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     rest: list[str] = []
+    options: dict[str, str] = {}
     i = 0
     while i < len(args):
         a = args[i]
         if a == "--region" and i + 1 < len(args):
             region, i = args[i + 1], i + 2
             continue
-        if a in ("--quiet", "--no-progress", "--only-show-errors", "--no-cli-pager"):
-            i += 1
+        if a in AWS_FLAGS:
+            options[a], i = "", i + 1
+            continue
+        if a.startswith("--") and i + 1 < len(args):
+            options[a], i = args[i + 1], i + 2
             continue
         rest.append(a)
         i += 1
-    if len(rest) != 4 or rest[:2] != ["s3", "cp"] or not rest[2].startswith("s3://"):
-        raise ShimError(f"aws {' '.join(args)}: the sandbox emulates only `aws s3 cp s3://BUCKET/KEY DEST`")
+    if rest == ["ssm", "put-parameter"]:
+        return put_parameter(options, region or "us-east-1")
+    if len(rest) != 4 or rest[:2] != ["s3", "cp"] or not rest[2].startswith("s3://") or \
+            set(options) - set(AWS_FLAGS) - set(AWS_OPTIONS):
+        raise ShimError(f"aws {' '.join(args)}: the sandbox emulates only `aws s3 cp s3://BUCKET/KEY DEST` and "
+                        "`aws ssm put-parameter --name N --value V [--type T] [--overwrite]`")
+    inject("aws-s3-cp", rest[2])
     bucket, _, key = rest[2][5:].partition("/")
     dest = Path(rest[3])
     if rest[3].endswith("/") or dest.is_dir():
@@ -66,6 +119,22 @@ def aws(args: list[str]) -> int:
     except (BotoCoreError, ClientError) as exc:
         raise ShimError(f"download failed: {rest[2]}: {exc}") from None
     say(f"download: {rest[2]} to {dest}")
+    return 0
+
+
+def put_parameter(options: dict[str, str], region: str) -> int:
+    if "--name" not in options or "--value" not in options:
+        raise ShimError("aws ssm put-parameter: --name and --value are required")
+    inject("aws-ssm-put-parameter")
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+    try:
+        done = boto3.session.Session().client("ssm", region_name=region).put_parameter(
+            Name=options["--name"], Value=options["--value"], Type=options.get("--type", "String"),
+            Overwrite="--overwrite" in options)
+    except (BotoCoreError, ClientError) as exc:
+        raise ShimError(str(exc)) from None
+    say(json.dumps({"Version": done["Version"], "Tier": done.get("Tier", "Standard")}))
     return 0
 
 
@@ -88,11 +157,27 @@ def unit_path(name: str) -> Path | None:
     return next((Path(d, name) for d in UNIT_DIRS if Path(d, name).is_file()), None)
 
 
+def required_units(text: str, seen: dict[str, str]) -> dict[str, str]:
+    """The unit files of what a unit requires (Requires=), transitively, that are installed: {name: text}."""
+    from linker.sandbox.userdata import UserDataError, unit_sections, unit_words
+    try:
+        names = unit_words(unit_sections(text), "Requires")
+    except UserDataError:
+        return seen  # the supervisor refuses the unit itself, saying why
+    for name in names:
+        path = unit_path(name)
+        if name not in seen and path is not None:
+            seen[name] = path.read_text()
+            required_units(seen[name], seen)
+    return seen
+
+
 def request(op: str, unit: str) -> None:
     path = unit_path(unit)
     if path is None and op != "stop":
         raise ShimError(f"Unit {unit} not found.")
-    line = json.dumps({"op": op, "unit": unit, "text": path.read_text() if path else ""}) + "\n"
+    text = path.read_text() if path else ""
+    line = json.dumps({"op": op, "unit": unit, "text": text, "requires": required_units(text, {})}) + "\n"
     REQUESTS.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(REQUESTS, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
@@ -206,6 +291,7 @@ def sysctl(args: list[str]) -> int:
 # --- package managers ---
 
 def packages(name: str, args: list[str]) -> int:
+    inject(name)
     wanted = [a for a in args[1:] if not a.startswith("-")] if args[:1] == ["install"] else []
     for p in wanted:
         say(f"{name}: {p} comes from the machine (a sandbox host shares its software); nothing installed")

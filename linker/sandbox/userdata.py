@@ -138,12 +138,21 @@ class Unit:
     ignore_failure: bool = False
     wanted_by: tuple[str, ...] = ()
     unsupported: tuple[str, ...] = field(default=())
+    oneshot: bool = False  # Type=oneshot: started once its ExecStart has exited, successfully
+    remain_after_exit: bool = False
+    requires: tuple[str, ...] = ()  # started with this unit; this one fails when one of them fails
+    after: tuple[str, ...] = ()  # ordering: this unit starts once those it requires have started (or exited)
+
+    def waits_for(self) -> tuple[str, ...]:
+        """The required units this one starts after (systemd orders only what After= names)."""
+        return tuple(u for u in self.requires if u in self.after)
 
 
 _SERVICE_KEYS = {"Type", "ExecStart", "Environment", "Restart", "RestartSec", "WorkingDirectory", "StateDirectory",
                  "StateDirectoryMode", "RuntimeDirectory", "RuntimeDirectoryMode", "RuntimeDirectoryPreserve",
-                 "User", "Group"}
-_UNIT_KEYS = {"Description", "Wants", "After", "Before", "Requires", "Documentation"}  # ordering: one service here
+                 "User", "Group", "RemainAfterExit"}
+# Requires/After between services are followed (linker.sandbox.hosts); targets are always reached in a sandbox host
+_UNIT_KEYS = {"Description", "Wants", "After", "Before", "Requires", "Documentation"}
 
 
 def unit_sections(text: str) -> dict[str, list[tuple[str, str]]]:
@@ -198,7 +207,7 @@ def parse_unit(name: str, text: str) -> Unit:
     for key, value in service:
         values.setdefault(key, []).append(_specifiers(value, name))
     kind = (values.get("Type") or ["simple"])[-1]
-    if kind not in ("simple", "exec"):
+    if kind not in ("simple", "exec", "oneshot"):
         unsupported.append(f"[Service] Type={kind} (run as simple)")
     commands: list[tuple[str, ...]] = []
     ignore = False
@@ -217,6 +226,8 @@ def parse_unit(name: str, text: str) -> Unit:
         commands.append(argv)
     if not commands:
         raise UserDataError(f"{name}: no ExecStart")
+    if len(commands) > 1:
+        unsupported.append("[Service] ExecStart given more than once (only the first runs)")
     env: dict[str, str] = {}
     for value in values.get("Environment", []):
         try:
@@ -248,7 +259,14 @@ def parse_unit(name: str, text: str) -> Unit:
         state_directories=words("StateDirectory"), state_directory_mode=state_mode,
         runtime_directories=words("RuntimeDirectory"), runtime_directory_mode=runtime_mode,
         runtime_directory_preserve=last("RuntimeDirectoryPreserve", "no"), ignore_failure=ignore,
-        wanted_by=wanted, unsupported=tuple(unsupported))
+        wanted_by=wanted, unsupported=tuple(unsupported), oneshot=kind == "oneshot",
+        remain_after_exit=last("RemainAfterExit", "no").lower() in ("yes", "true", "on", "1"),
+        requires=unit_words(sections, "Requires"), after=unit_words(sections, "After"))
+
+
+def unit_words(sections: dict[str, list[tuple[str, str]]], key: str) -> tuple[str, ...]:
+    """The unit names a [Unit] dependency key lists (repeated keys add up)."""
+    return tuple(w for k, v in sections.get("Unit", []) if k == key for w in v.split())
 
 
 def restarts_after(unit: Unit, exit_code: int | None) -> bool:

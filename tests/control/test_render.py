@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 
@@ -30,10 +31,19 @@ def test_user_data_is_cloud_config_with_the_agent_settings_and_unit(tmp_path) ->
                                                                                     "eu-west-1", 51999)
     unit = files["/etc/systemd/system/linker-gateway.service"]
     assert "ExecStart=/opt/linker/bin/linker gateway run --config /etc/linker/agent.json" in unit
-    assert ["systemctl", "enable", "--now", "linker-gateway.service"] in doc["runcmd"]
-    fetch = next(c[2] for c in doc["runcmd"] if c[:2] == ["sh", "-c"])
-    assert "s3://linker-prod-eu-west-1-123456789012/wheels/ab12/linker-0.1.0.whl" in fetch
-    assert f"{'ab12' * 16}  /var/tmp/linker-0.1.0.whl\" | sha256sum -c -" in fetch
+    assert "Requires=linker-bootstrap.service" in unit
+    assert "After=network-online.target linker-bootstrap.service" in unit
+    assert ["systemctl", "enable", "linker-bootstrap.service", "linker-gateway.service"] in doc["runcmd"]
+    assert doc["runcmd"][-1] == ["systemctl", "start", "--no-block", "linker-gateway.service"]
+    boot = files["/etc/systemd/system/linker-bootstrap.service"]
+    assert "Type=oneshot" in boot and "ExecStart=/usr/local/sbin/linker-bootstrap" in boot
+    fetch = files["/usr/local/sbin/linker-bootstrap"]  # the install moved from runcmd to the retried bootstrap
+    assert next(f for f in doc["write_files"] if f["path"] == "/usr/local/sbin/linker-bootstrap")["permissions"] == \
+        "0755"
+    assert "SOURCE='s3://linker-prod-eu-west-1-123456789012/wheels/ab12/linker-0.1.0.whl'" in fetch
+    assert f"SHA256='{'ab12' * 16}'" in fetch and "PACKAGE=$WORK/'linker-0.1.0.whl'" in fetch
+    assert 'echo "$SHA256  $PACKAGE" | sha256sum -c -' in fetch and "pip install --no-input --no-index" in fetch
+    assert "PARAMETER='/linker/prod/sites/eu-west-1/bootstrap'" in fetch
 
 
 def test_no_key_material_in_any_artifact() -> None:
@@ -48,6 +58,8 @@ def test_instance_role_reads_the_link_and_writes_only_its_own_site() -> None:
     assert statements["OwnSiteParameters"]["Action"] == ["ssm:PutParameter"]
     assert statements["OwnSiteParameters"]["Resource"] == [
         "arn:aws:ssm:eu-west-1:*:parameter/linker/prod/sites/eu-west-1/*"]
+    bootstrap = "arn:aws:ssm:eu-west-1:123456789012:parameter/linker/prod/sites/eu-west-1/bootstrap"
+    assert fnmatch.fnmatchcase(bootstrap, statements["OwnSiteParameters"]["Resource"][0])  # its failure record
     assert statements["ControllerWheel"]["Resource"] == [
         "arn:aws:s3:::linker-prod-eu-west-1-123456789012/wheels/*"]
     assert all("*" not in a for s in statements.values() for a in s["Action"])

@@ -1,7 +1,9 @@
-"""The main ``linker`` wheel, installed (not editable) outside the checkout, renders its templates and plans."""
+"""The main ``linker`` wheel, installed (not editable) outside the checkout, renders its templates, plans, brings a
+link up without waiting for health and takes it down, against a moto server."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -14,7 +16,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 import linker
-from tests.control.cloud import make_vpc
+from tests.control.cloud import inventory, make_vpc
 from tests.package.conftest import make_venv, site_packages
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,7 +51,7 @@ def moto() -> Iterator[str]:
     srv.stop()
 
 
-def test_an_installed_linker_plans_against_a_server(main_wheel: Path, moto: str, tmp_path: Path,
+def test_an_installed_linker_plans_then_ups_without_waiting_and_downs(main_wheel: Path, moto: str, tmp_path: Path,
                                                      run_in: Callable[..., subprocess.CompletedProcess[str]],
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     creds = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": E,
@@ -73,3 +75,19 @@ def test_an_installed_linker_plans_against_a_server(main_wheel: Path, moto: str,
     assert "TemplateNotFound" not in plan.stderr
     assert plan.returncode == 0, plan.stdout + plan.stderr
     assert "gateway" in plan.stdout
+
+    up = run_in(venv, "linker", "up", E, W, "--yes", "--no-wait", "--json", env=env, cwd=str(tmp_path))
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert {g["site"] for g in json.loads(up.stdout)["gateways"]} == {E, W}
+    made = inventory(session, "default", [E, W], moto)
+    assert all(made[r]["instances"] == 1 and made[r]["eips"] == 1 for r in (E, W)), made
+    for region in (E, W):  # each site's bucket holds the wheelhouse its gateway's user-data names
+        bucket = next(b for b, _ in made["buckets"] if b.startswith(f"linker-default-{region}-"))
+        keys = [o["Key"] for o in session.client("s3", region_name=region, endpoint_url=moto).list_objects_v2(
+            Bucket=bucket)["Contents"]]
+        assert len(keys) == 1 and keys[0].startswith("wheels/") and keys[0].endswith(".tar"), keys
+
+    down = run_in(venv, "linker", "down", "--yes", "--json", env=env, cwd=str(tmp_path))
+    assert down.returncode == 0, down.stdout + down.stderr
+    gone = inventory(session, "default", [E, W], moto)
+    assert not gone["roles"] and not gone["buckets"] and all(not any(gone[r].values()) for r in (E, W)), gone

@@ -232,6 +232,47 @@ def test_three_regions_full_mesh_then_one_region_fewer_keeps_the_others_linked(c
     assert bad.returncode == 2 and "no workload host in mars-west-1" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def bootstraps(cli: Cli) -> dict[str, dict[str, Any]]:
+    """What `linker status --sandbox --json` says of each gateway's bootstrap (exit 4 while one is degraded)."""
+    done = cli("status", "--sandbox", "--json")
+    assert done.returncode in (0, 4), done.stdout + done.stderr
+    return {g["site"]: g["bootstrap"] for g in json.loads(done.stdout)["gateways"] if g["bootstrap"]}
+
+
+def test_a_bootstrap_whose_first_downloads_fail_retries_and_the_link_comes_up(cli: Cli) -> None:
+    cli.env["LINKER_SANDBOX_FAULTS"] = "aws-s3-cp=2"  # each gateway's first two `aws s3 cp` fail (403)
+    doc = cli.json("up", E, W, "--sandbox", "--yes", "--timeout", "240", timeout=UP_TIMEOUT + 60)
+    assert doc["sandbox"]["proof"][0]["transfer"]["verified"]
+    assert {g["site"] for g in doc["gateways"] if g["healthy"]} == {E, W}
+    boots = bootstraps(cli)
+    assert {s: (b["state"], b["attempt"]) for s, b in boots.items()} == {E: ("succeeded", 3), W: ("succeeded", 3)}
+    assert {b["instance"] for b in boots.values()} == {g["instance"] for g in doc["gateways"]}
+    journal = Path(cli.gateway(W)["services"]["linker-bootstrap.service"]["journal"]).read_text()
+    assert "attempt 1: download failed (exit 1)" in journal and "next attempt in 5 s" in journal
+    assert "attempt 2: download failed (exit 1)" in journal and "next attempt in 10 s" in journal
+    assert "installed in 3 attempt(s)" in journal
+    assert not Path("/usr/local/sbin/linker-bootstrap").exists()  # each host's own /usr/local, not the machine's
+
+
+def test_a_bootstrap_that_keeps_failing_is_shown_by_status_with_its_reason(cli: Cli) -> None:
+    cli.env["LINKER_SANDBOX_FAULTS"] = "aws-s3-cp=always"
+    doc = cli.json("up", E, W, "--sandbox", "--yes", "--no-wait", timeout=UP_TIMEOUT)
+    assert doc["applied"]
+    deadline = time.monotonic() + 120
+    while set(boots := bootstraps(cli)) != {E, W} or any(b["attempt"] < 2 for b in boots.values()):
+        assert time.monotonic() < deadline, boots
+        time.sleep(2)
+    for boot in boots.values():
+        assert (boot["state"], boot["step"], boot["exit_code"]) == ("retrying", "download", 1)
+        assert boot["summary"].startswith(f"bootstrap failed at step download (attempt {boot['attempt']}, ")
+        assert "An error occurred (403) when calling the HeadObject operation: Forbidden" in boot["summary"]
+    status = cli("status", "--sandbox")
+    assert status.returncode == 4 and f"{W}: bootstrap failed at step download (attempt" in status.stdout
+    gateway = cli.gateway(W)["services"]
+    assert gateway["linker-bootstrap.service"]["state"] == "activating"  # still retrying
+    assert gateway["linker-gateway.service"]["state"] == "waiting" and not gateway["linker-gateway.service"]["pid"]
+
+
 def test_without_root_it_says_to_use_sudo() -> None:
     argv = [sys.executable, "-m", "linker", "up", E, W, "--sandbox", "--yes"]
     if os.geteuid() == 0:

@@ -68,3 +68,35 @@ def test_cloud_init_writes_files_runs_every_command_and_reports_failures(tmp_pat
     assert (tmp_path / "after").read_text() == "ran\n"  # ... and the next ones still ran, as cloud-init does
     assert target.read_bytes() == b"a=1\n" and target.stat().st_mode & 0o777 == 0o600
     assert "runcmd[1]: exit 1" in text and "'bootcmd' is not emulated" in text and "1 failure(s)" in text
+
+
+def test_injected_faults_fail_the_first_calls_as_the_real_tool_would(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(shims, "FAULT_COUNTS", tmp_path / "faults")  # a host's own /run/.sandbox/faults
+    monkeypatch.setenv("LINKER_SANDBOX_FAULTS", "dnf=2,aws-s3-cp=always")
+    assert [shims.main(["dnf", "install", "-y", "python3.11"]) for _ in range(3)] == [1, 1, 0]
+    assert "Failed to download metadata" in capsys.readouterr().err
+    assert shims.main(["aws", "s3", "cp", "s3://b/k", str(tmp_path / "x")]) == 1
+    err = capsys.readouterr().err
+    assert "download failed: s3://b/k: An error occurred (403)" in err and "LINKER_SANDBOX_FAULTS" in err
+    monkeypatch.setenv("LINKER_SANDBOX_FAULTS", "rm=1")
+    assert shims.main(["dnf", "install", "x"]) == 1
+    assert "NAME=COUNT" in capsys.readouterr().err
+
+
+def test_aws_ssm_put_parameter_writes_to_the_sandboxs_ssm(monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+    from moto import mock_aws
+
+    for key, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                       ("AWS_CONFIG_FILE", "/nonexistent"), ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")):
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("LINKER_SANDBOX_FAULTS", raising=False)
+    with mock_aws():
+        args = ["aws", "ssm", "put-parameter", "--region", "eu-west-1", "--name", "/linker/x/sites/s/bootstrap",
+                "--type", "String", "--value", '{"a": 1}', "--cli-connect-timeout", "10"]
+        assert shims.main([*args, "--overwrite"]) == 0 and shims.main([*args, "--overwrite"]) == 0
+        assert shims.main(args) == 1  # exists, and no --overwrite: as the real CLI
+        got = boto3.client("ssm", region_name="eu-west-1").get_parameter(Name="/linker/x/sites/s/bootstrap")
+        assert got["Parameter"]["Value"] == '{"a": 1}' and got["Parameter"]["Version"] == 2

@@ -19,17 +19,21 @@ def test_the_rendered_gateway_user_data_gives_files_commands_and_a_runnable_unit
     config = parse_user_data(user_data(G).encode())
     files = {f.path: f for f in config.write_files}
     assert "/etc/linker/agent.json" in files and files["/etc/linker/agent.json"].permissions == 0o644
-    units = [f for f in config.write_files if f.path.startswith("/etc/systemd/system/") and
-             f.path.endswith(".service")]
-    assert len(units) == 1
-    unit = parse_unit(units[0].path.rsplit("/", 1)[1], units[0].content.decode())
+    units = {f.path.rsplit("/", 1)[1]: parse_unit(f.path.rsplit("/", 1)[1], f.content.decode())
+             for f in config.write_files if f.path.startswith("/etc/systemd/system/") and f.path.endswith(".service")}
+    assert sorted(units) == ["linker-bootstrap.service", "linker-gateway.service"]
+    unit = units["linker-gateway.service"]
     assert unit.exec_start[0][0].startswith("/") and unit.restart in ("always", "on-failure")
     assert dict(unit.environment)["AWS_REGION"] == "eu-west-1"
-    assert unit.unsupported == ()  # everything the template's unit says is emulated
+    assert unit.waits_for() == ("linker-bootstrap.service",)  # the agent starts once the bootstrap succeeded
+    boot = units["linker-bootstrap.service"]
+    assert boot.oneshot and boot.remain_after_exit and boot.restart == "no"
+    assert files[boot.exec_start[0][0]].permissions == 0o755  # the script, written by cloud-init
+    assert all(u.unsupported == () for u in units.values())  # everything the templates' units say is emulated
     assert config.unsupported == ()
     assert all(isinstance(c, tuple) and c for c in config.runcmd)
     started = [c for c in config.runcmd if c[0] == "systemctl" and ("start" in c or "--now" in c)]
-    assert started and started[-1][-1] == units[0].path.rsplit("/", 1)[1]
+    assert started and started[-1][-1] == "linker-gateway.service"
 
 
 def test_encodings_modes_and_gzip_user_data() -> None:
@@ -90,6 +94,18 @@ WantedBy=multi-user.target
     assert unit.unsupported == ("[Service] LimitNOFILE",)
     assert restarts_after(unit, 1) and not restarts_after(unit, 0)
     assert restarts_after(parse_unit("y", "[Service]\nExecStart=/bin/true\nRestart=always\n"), 0)
+
+
+def test_oneshot_units_and_their_dependencies() -> None:
+    unit = parse_unit("a.service", "[Unit]\nRequires=b.service c.service\nAfter=b.service\nAfter=x.target\n"
+                                   "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n")
+    assert unit.oneshot and unit.remain_after_exit and unit.unsupported == ()
+    assert unit.requires == ("b.service", "c.service") and unit.after == ("b.service", "x.target")
+    assert unit.waits_for() == ("b.service",)  # c is started alongside, not waited for (no After=)
+    plain = parse_unit("p.service", "[Service]\nExecStart=/bin/true\nExecStart=/bin/false\nType=forking\n")
+    assert not plain.oneshot and not plain.remain_after_exit and plain.requires == ()
+    assert set(plain.unsupported) == {"[Service] Type=forking (run as simple)",
+                                      "[Service] ExecStart given more than once (only the first runs)"}
 
 
 @pytest.mark.parametrize(("text", "problem"), [

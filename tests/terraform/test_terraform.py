@@ -83,6 +83,8 @@ output "all" {{
     out = json.loads(terraform.run(["output", "-json", "all"], work).stdout)
     assert out["agent_settings"] == render.agent_settings(G)
     assert out["service_unit"] == render.service_unit(G)
+    assert out["bootstrap_unit"] == render.bootstrap_unit(G)
+    assert out["bootstrap_script"] == render.bootstrap_script(G)
     assert out["user_data"] == render.user_data(G)  # byte for byte
     assert render.canonical_json(out["role_policy"]) == render.role_policy(G)
     assert render.canonical_json(out["trust_policy"]) == render.assume_role_policy()

@@ -22,17 +22,37 @@ locals {
     agent_command = var.agent_command
   })
 
+  bootstrap_command = "/usr/local/sbin/linker-bootstrap"
+
+  bootstrap_unit = templatefile("${local.templates}/linker-bootstrap.service.tftpl", {
+    link              = var.link
+    site              = var.site
+    region            = var.region
+    bootstrap_command = local.bootstrap_command
+  })
+
+  # Installs the gateway from the wheelhouse, retrying; records each failure in the site's bootstrap parameter.
+  bootstrap_script = templatefile("${local.templates}/linker-bootstrap.sh.tftpl", {
+    link                = var.link
+    site                = var.site
+    region              = var.region
+    bootstrap_parameter = "${local.parameter_prefix}/sites/${var.site}/bootstrap"
+    package_bucket      = var.package_bucket
+    package_key         = var.package_key
+    package_file        = basename(var.package_key)
+    package_sha256      = var.package_sha256
+  })
+
   user_data = templatefile("${local.templates}/user-data.yaml.tftpl", {
-    link           = var.link
-    site           = var.site
-    region         = var.region
-    version        = var.linker_version
-    agent_settings = local.agent_settings
-    service_unit   = local.service_unit
-    package_bucket = var.package_bucket
-    package_key    = var.package_key
-    package_file   = basename(var.package_key)
-    package_sha256 = var.package_sha256
+    link              = var.link
+    site              = var.site
+    region            = var.region
+    version           = var.linker_version
+    agent_settings    = local.agent_settings
+    service_unit      = local.service_unit
+    bootstrap_unit    = local.bootstrap_unit
+    bootstrap_script  = local.bootstrap_script
+    bootstrap_command = local.bootstrap_command
   })
 
   role_policy = templatefile("${local.templates}/instance-role-policy.json.tftpl", {

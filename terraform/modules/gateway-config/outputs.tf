@@ -8,6 +8,16 @@ output "service_unit" {
   value       = local.service_unit
 }
 
+output "bootstrap_unit" {
+  description = "The systemd oneshot that installs the gateway (the agent's unit requires it)."
+  value       = local.bootstrap_unit
+}
+
+output "bootstrap_script" {
+  description = "The bootstrap script: installs the gateway from its wheelhouse, retrying, and records each failure."
+  value       = local.bootstrap_script
+}
+
 output "user_data" {
   description = "cloud-init user-data of the gateway (no secret in it)."
   value       = local.user_data
