@@ -151,6 +151,15 @@ class Unit:
 _SERVICE_KEYS = {"Type", "ExecStart", "Environment", "Restart", "RestartSec", "WorkingDirectory", "StateDirectory",
                  "StateDirectoryMode", "RuntimeDirectory", "RuntimeDirectoryMode", "RuntimeDirectoryPreserve",
                  "User", "Group", "RemainAfterExit"}
+# Confinement a real gateway's systemd enforces; the sandbox accepts it without emulating it (its hosts share the
+# machine's kernel and files, and run as root): not "unsupported", since nothing the unit does depends on it
+_CONFINEMENT_KEYS = {"NoNewPrivileges", "ProtectSystem", "ProtectHome", "PrivateTmp", "PrivateDevices",
+                     "ProtectKernelTunables", "ProtectKernelModules", "ProtectKernelLogs", "ProtectControlGroups",
+                     "ProtectClock", "ProtectHostname", "RestrictNamespaces", "RestrictRealtime", "RestrictSUIDSGID",
+                     "LockPersonality", "RestrictAddressFamilies", "CapabilityBoundingSet", "AmbientCapabilities",
+                     "SystemCallArchitectures", "SystemCallFilter", "SystemCallErrorNumber", "UMask", "ReadWritePaths",
+                     "ReadOnlyPaths", "KeyringMode", "RemoveIPC", "PrivateIPC", "PrivateMounts", "DevicePolicy",
+                     "DeviceAllow", "ProtectProc", "ProcSubset", "MemoryDenyWriteExecute"}
 # Requires/After between services are followed (linker.sandbox.hosts); targets are always reached in a sandbox host
 _UNIT_KEYS = {"Description", "Wants", "After", "Before", "Requires", "Documentation"}
 
@@ -202,7 +211,8 @@ def parse_unit(name: str, text: str) -> Unit:
     if service is None:
         raise UserDataError(f"{name}: no [Service] section")
     unsupported = sorted({f"[Unit] {k}" for k, _ in sections.get("Unit", []) if k not in _UNIT_KEYS}
-                         | {f"[Service] {k}" for k, _ in service if k not in _SERVICE_KEYS})
+                         | {f"[Service] {k}" for k, _ in service
+                            if k not in _SERVICE_KEYS and k not in _CONFINEMENT_KEYS})
     values: dict[str, list[str]] = {}
     for key, value in service:
         values.setdefault(key, []).append(_specifiers(value, name))

@@ -49,3 +49,23 @@ def test_the_cli_prints_the_packaged_unit() -> None:
     result = CliRunner().invoke(cli_main, ["systemd-unit", "daemon"], standalone_mode=False)
     assert result.exit_code == 0, result.output
     assert result.output == (UNITS / "linker-daemon@.service").read_text()
+
+
+def test_the_gateway_unit_is_confined_and_its_score_printed(tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """The agent's unit, rendered as a gateway gets it: its score is printed (the agent needs root's network
+    powers to start the daemon, so it is not held to the daemon's 2.5), and it must not be left unconfined."""
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze is not installed (apt-get install systemd)")
+    from linker.control.render import GatewayInputs, service_unit
+
+    text = service_unit(GatewayInputs(link="demo", site="us-east-1", region="us-east-1", port=51820,
+                                      package_bucket="linker-demo", package_key="wheels/x.tar",
+                                      package_sha256="0" * 64))
+    unit = tmp_path / "linker-gateway.service"
+    unit.write_text(text)
+    score = exposure(unit, tmp_path)
+    with capsys.disabled():
+        print(f"\nsystemd-analyze security: linker-gateway.service exposure {score}")
+    assert "NoNewPrivileges=yes" in text and "ProtectSystem=strict" in text
+    assert score < 6.0, "the gateway agent's unit lost its confinement"
