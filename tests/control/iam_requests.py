@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from linker.control.partition import partition_of  # the regions' partitions are AWS's rule
 from tests.control.iam_eval import Request
 
 Params = Mapping[str, str]  # the call's parameters, flattened as the query protocol sends them
@@ -47,14 +48,6 @@ class Role:
 class Profile:
     arn: str
     role_arns: tuple[str, ...]
-
-
-def partition_of(region: str) -> str:
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
 
 
 def indexed(params: Params, prefix: str) -> list[str]:

@@ -13,7 +13,6 @@ import pytest
 from botocore.exceptions import ClientError
 
 from linker import naming
-from linker.cli import main
 from linker.control.aws import Clients, Target
 from linker.control.iam_policy import boundary_arn, controller_policy
 from linker.control.operations import Options, down_link, up_link
@@ -21,6 +20,7 @@ from linker.errors import CloudError, ExitCode
 from linker.spec import LinkSpec
 from tests.control.cloud import inventory, make_vpc
 from tests.control.iam_server import EnforcedCloud, enforce
+from tests.control.test_cli_server import run
 from tests.control.test_eventual import AFTER_CREATE, NotYetVisible
 from tests.control.test_faults import INJECTOR, Died
 
@@ -41,16 +41,6 @@ def cloud(iam_server: str, aws_env: None, monkeypatch: pytest.MonkeyPatch) -> It
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", made.keys[0])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", made.keys[1])
     yield made
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def gone(cloud: EnforcedCloud, link: str = "default") -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from typing import Any
 import boto3
 import pytest
 
+from linker.dataplane import privilege
 from linker.sandbox import netns
 from linker.sandbox.layout import Layout
 from linker.sandbox.lifecycle import remove_leftovers
@@ -177,6 +179,9 @@ def test_two_regions_up_carry_traffic_survive_a_daemon_kill_and_down_leaves_noth
     gateway = cli.gateway(W)
     assert daemon_pid(gateway) != old and not netns.alive(old)
     assert gateway["services"]["linker-gateway.service"]["pid"] == agent  # the agent restarted it, not systemd
+    # the gateway's daemon, the process that parses the internet's datagrams, runs without root
+    who = privilege.current(daemon_pid(gateway))
+    assert who.uid == pwd.getpwnam("nobody").pw_uid and who.effective == 1 << privilege.CAP_NET_ADMIN, who
     sent, received = cli.transfer(E, W, "10.20.2.10", size=1 << 20)
     assert sent == received
 
