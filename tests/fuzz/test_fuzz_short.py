@@ -6,6 +6,7 @@ number of inputs and time; a failure prints libFuzzer's report with the failing 
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -24,7 +25,8 @@ MAX_SECONDS = 45
 def test_fuzz_target_survives_a_short_run(target: str, tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
     done = subprocess.run([sys.executable, "-m", "tests.fuzz.run", target, f"-runs={RUNS}",
                            f"-max_total_time={MAX_SECONDS}", f"-artifact_prefix={tmp_path}/"],
-                          capture_output=True, text=True, timeout=MAX_SECONDS * 4)
+                          capture_output=True, text=True, timeout=MAX_SECONDS * 4,
+                          env={**os.environ, "LINKER_FUZZ_SCRATCH": str(tmp_path / "corpus")})
     report = done.stdout + done.stderr
     assert done.returncode == 0, report[-4000:]
     runs = re.search(r"Done (\d+) runs in (\d+) second", report)
