@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.harness.procs import cpu_seconds
 from linker.sandbox import netns
 from tests.netns.daemons import Node
 from tests.netns.netlab import REPO, Lab, ping
@@ -34,11 +35,6 @@ class FloodResult:
     peak_rss_mb: float  # the victim daemon's VmHWM
     rss_growth_mb: float  # VmHWM after the flood minus before it
     counters: dict  # linker's drop/cookie counters (empty for wireguard-go)
-
-
-def _proc_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100.0  # utime + stime, in clock ticks of 1/100 s
 
 
 def _hwm_mb(pid: int) -> float:
@@ -65,7 +61,7 @@ def run_flood(lab: Lab, victim: str, rate: float, seconds: float, restart_at: fl
     assert ping(b, na.ip), "the tunnel works before the flood"
     assert na.proc is not None
     pid = na.proc.pid
-    cpu0, hwm0 = _proc_cpu(pid), _hwm_mb(pid)
+    cpu0, hwm0 = cpu_seconds([pid]), _hwm_mb(pid)
     out = lab.dir / "flood.json"
     flooder = lab.spawn(x, [sys.executable, "-m", "tests.netns.flooder", "--target", "203.0.113.1:51820",
                             "--public-key", na.pub, "--sources", SOURCES, "--rate", str(rate),
@@ -92,7 +88,7 @@ def run_flood(lab: Lab, victim: str, rate: float, seconds: float, restart_at: fl
     counters = na.counters() if victim == "linker" else {}
     return FloodResult(victim, figures, None if resumed is None else round(resumed - restarted, 2),
                        round(started + seconds - resumed, 2) if resumed else -1.0,
-                       round(_proc_cpu(pid) - cpu0, 2), round(_hwm_mb(pid), 1), round(_hwm_mb(pid) - hwm0, 1),
+                       round(cpu_seconds([pid]) - cpu0, 2), round(_hwm_mb(pid), 1), round(_hwm_mb(pid) - hwm0, 1),
                        {k: v for k, v in counters.items() if "cookie" in k or "handshake" in k or "mac" in k})
 
 
