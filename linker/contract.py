@@ -283,10 +283,58 @@ class TunnelHealth:
                    _field(obj, "healthy", _bool, doc, where))
 
 
+ROLES = ("active", "standby")  # of a gateway in a site with two (docs/HA.md)
+MAX_REASON = 200  # characters of a failover's reason: the report must still fit SSM's standard tier
+
+
+def _role(value: Any) -> str:
+    if value not in ROLES:
+        raise ValueError(f"{value!r} is not one of {', '.join(ROLES)}")
+    return str(value)
+
+
+def _reason(value: Any) -> str:
+    if len(_str(value)) > MAX_REASON:
+        raise ValueError(f"a reason is at most {MAX_REASON} characters")
+    return str(value)
+
+
+@dataclass(frozen=True)
+class FailoverRecord:
+    """A gateway's last takeover (docs/HA.md): when (wall-clock seconds), why, which instance was active before
+    (None when none was), and ``gap``, the seconds traffic was cut as the gateway estimates it (from the previous
+    active's last sign of life to the first announcement; None when unknown, and for a planned switch)."""
+
+    at: float
+    reason: str
+    previous: str | None = None
+    gap: float | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.reason) > MAX_REASON:  # the writer's reasons are short: a long one is a bug, kept loud
+            raise ValueError(f"a failover's reason is at most {MAX_REASON} characters")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"at": self.at, "reason": self.reason, "previous": self.previous, "gap": self.gap}
+
+    @classmethod
+    def from_dict(cls, obj: Any, where: str = "last_failover") -> FailoverRecord:
+        """Raises ContractError when ``obj`` is not a valid failover record."""
+        doc = "health"
+        obj = _object(obj, doc, where)
+        gap = _field(obj, "gap", _optional(_number), doc, where, False)
+        if gap is not None and gap < 0:
+            raise ContractError(f"the {doc} document is malformed: {where}.gap is negative")
+        return cls(_field(obj, "at", _number, doc, where), _field(obj, "reason", _reason, doc, where),
+                   _field(obj, "previous", _optional(_str), doc, where, False), gap)
+
+
 @dataclass(frozen=True)
 class GatewayHealth:
     """What a gateway agent last reported about its tunnels, and which instance and linker version reported it
-    (None from agents older than these fields, or that do not know their instance)."""
+    (None from agents older than these fields, or that do not know their instance). In a site with two gateways
+    (docs/HA.md), ``role`` is "active" or "standby" and ``last_failover`` its last takeover; None from agents
+    older than these fields, or of a site with one gateway."""
 
     link: str
     site: str
@@ -294,6 +342,8 @@ class GatewayHealth:
     tunnels: tuple[TunnelHealth, ...]
     instance: str | None = None
     version: str | None = None
+    role: str | None = None  # one of ROLES
+    last_failover: FailoverRecord | None = None
 
     @property
     def healthy(self) -> bool:
@@ -303,7 +353,10 @@ class GatewayHealth:
     def to_dict(self) -> dict[str, Any]:
         out = {"schema": HEALTH_SCHEMA, "link": self.link, "site": self.site, "reported_at": self.reported_at,
                "healthy": self.healthy, "tunnels": [t.to_dict() for t in self.tunnels]}
-        out.update({k: v for k, v in (("instance", self.instance), ("version", self.version)) if v is not None})
+        out.update({k: v for k, v in (("instance", self.instance), ("version", self.version), ("role", self.role))
+                    if v is not None})
+        if self.last_failover is not None:  # absent rather than null, as the fields above: older readers skip it
+            out["last_failover"] = self.last_failover.to_dict()
         return out
 
     def to_json(self) -> str:
@@ -333,7 +386,9 @@ class GatewayHealth:
                    _field(obj, "reported_at", _number, doc, where),
                    tuple(TunnelHealth.from_dict(t, f"tunnels[{i}]") for i, t in enumerate(tunnels)),
                    _field(obj, "instance", _optional(_str), doc, where, False),
-                   _field(obj, "version", _optional(_str), doc, where, False))
+                   _field(obj, "version", _optional(_str), doc, where, False),
+                   _field(obj, "role", _optional(_role), doc, where, False),
+                   None if obj.get("last_failover") is None else FailoverRecord.from_dict(obj["last_failover"]))
 
     @classmethod
     def from_json(cls, text: str | bytes) -> GatewayHealth:

@@ -289,8 +289,7 @@ class Failover:
                 return self._claim(now, PLANNED)
         owned = self._owner in (self.instance, self.sibling)
         if not owned and self.instance < self.sibling and self._relay_fresh(now):
-            return self._claim(now, f"no gateway of the site owns the routes ({self._owner or 'none or mixed'}); "
-                                    f"{self.instance} is the lower instance id")
+            return self._claim(now, f"no gateway of the site owns the routes; {self.instance} has the lower id")
         if not self._sibling_silent(now):
             return []
         if owned and self._last_switch_at is not None and now - self._last_switch_at < COOLDOWN:
