@@ -12,7 +12,7 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from linker.gateway.announce import Announcement
+from linker.gateway.failover_wire import Announcement
 
 
 @dataclass(frozen=True)

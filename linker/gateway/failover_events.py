@@ -134,7 +134,7 @@ class RecordActive:
 
 @dataclass(frozen=True)
 class Announce:
-    """Send the announcement (``linker.gateway.announce``) to the agent of every remote gateway."""
+    """Send the announcement (``linker.gateway.failover_wire``) to the agent of every remote gateway."""
 
     site: str
     instance: str

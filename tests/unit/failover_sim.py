@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from linker.gateway.actives import MoveSiteCidrs, RemoteActives
-from linker.gateway.announce import Announcement, decode, encode
 from linker.gateway.failover import PROBE_INTERVAL, Failover
 from linker.gateway.failover_events import (
     Action,
@@ -30,6 +29,7 @@ from linker.gateway.failover_events import (
     TakeOver,
     WitnessProbe,
 )
+from linker.gateway.failover_wire import Announcement, decode, encode
 
 STEP = 0.1
 LINK, SITE, REMOTE = "prod", "us-east-1", "eu-west-1"

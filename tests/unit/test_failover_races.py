@@ -7,7 +7,6 @@ import random
 import pytest
 
 from linker.gateway.actives import MoveSiteCidrs, RemoteActives
-from linker.gateway.announce import Announcement
 from linker.gateway.failover import Failover, Role
 from linker.gateway.failover_events import (
     Action,
@@ -26,6 +25,7 @@ from linker.gateway.failover_events import (
     TakeOver,
     WitnessProbe,
 )
+from linker.gateway.failover_wire import Announcement
 from tests.unit.failover_sim import ADDRESS, LINK, SITE, A, B, Sim, healthy_pair
 
 

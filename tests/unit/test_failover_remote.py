@@ -1,7 +1,7 @@
 """The receiving side: which peer of a remote site gets that site's CIDRs (docs/HA.md, rule 7)."""
 
 from linker.gateway.actives import Ignored, MoveSiteCidrs, RemoteActives
-from linker.gateway.announce import Announcement
+from linker.gateway.failover_wire import Announcement
 
 LINK = "prod"
 GATEWAYS = {"us-east-1": {"i-0aaa": "10.0.1.10", "i-0bbb": "10.0.2.10"},
