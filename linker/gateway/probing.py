@@ -34,7 +34,7 @@ from linker.gateway.failover_wire import (
 )
 
 DIRECT_TIMEOUT = 0.4  # over the VPC: a sub-millisecond RTT, so this is loss, not delay
-RELAY_TIMEOUT = 0.6  # the witness's wait for the sibling: a cross-region RTT (up to ~300 ms) with room
+RELAY_TIMEOUT = 0.6  # the witness's wait for the sibling: a cross-region RTT (up to ~350 ms) with room
 REQUEST_TIMEOUT = 1.2  # the prober's wait for a witness: its own RTT to the witness plus RELAY_TIMEOUT
 MAX_RELAYS = 256  # relays in flight on one witness: a bound on what requests (even authenticated ones) can hold
 _DIRECT = ""  # the path of a direct probe in the prober's table (witness paths are named by their site)
