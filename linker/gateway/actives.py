@@ -100,3 +100,21 @@ class RemoteActives:
                                  f"{applied.instance})")
         self._applied[site] = _Applied(instance, epoch)
         return MoveSiteCidrs(site, instance, epoch)
+
+
+def site_allowed_ips(cidrs: tuple[str, ...], gateways: Mapping[str, str],
+                     active: str | None) -> dict[str, tuple[str, ...]]:
+    """The AllowedIPs of the peer of each gateway of one remote site (instance -> networks): every peer has its
+    gateway's tunnel address as a host route, and the active's peer also has the site's ``cidrs``. An ``active``
+    that is None or not one of ``gateways`` (nothing applied yet) falls back to the lower instance id, where the
+    controller points a new site's routes (docs/HA.md, rule 3). Longest-prefix match keeps a standby's host route
+    apart from the CIDRs that contain it."""
+    if not gateways:
+        return {}
+    holder = active if active in gateways else min(gateways)
+    out = {}
+    for instance, address in gateways.items():
+        host = ipaddress.ip_address(address)
+        own = (f"{host}/{host.max_prefixlen}",)
+        out[instance] = own + tuple(cidrs) if instance == holder else own
+    return out

@@ -162,3 +162,18 @@ def test_a_restarted_standby_keeps_the_hysteresis_it_is_given():
     assert sim.takeovers() == []
     sim.run(5)
     assert [who for who, _, _ in sim.takeovers()] == [B]
+
+
+def test_one_witness_that_still_sees_the_active_is_enough_to_keep_it():
+    from linker.gateway.failover import Failover
+    from linker.gateway.failover_events import RouteView, WitnessProbe
+    core = Failover(SITE, B, A)
+    core.tick(0.0)
+    core.observe(RouteView(0.0, (("rtb-1", A),)))
+    actions = []
+    for step in range(1, 1200):  # ten minutes: eu-west-1 cannot reach the active, ap-south-1 can
+        now = step * 0.5
+        core.observe(WitnessProbe(now, "eu-west-1", relayed=True, sibling_answered=False))
+        core.observe(WitnessProbe(now, "ap-south-1", relayed=True, sibling_answered=True))
+        actions += core.tick(now)
+    assert not any(isinstance(a, TakeOver) for a in actions)

@@ -74,3 +74,15 @@ def test_a_site_is_forgotten_when_its_holder_leaves_the_membership():
     # the site's record was made again: its versions restart at 1
     assert r.announced(ann("i-0eee", 1), "10.0.3.10") == MoveSiteCidrs("us-east-1", "i-0eee", 1)
     assert isinstance(r.announced(ann("i-0bbb", 10), "10.0.2.10"), Ignored)  # no longer a gateway
+
+
+def test_the_active_peer_holds_the_site_cidrs_and_every_peer_its_own_host_route():
+    from linker.gateway.actives import site_allowed_ips
+    gws = GATEWAYS["us-east-1"]
+    assert site_allowed_ips(("10.0.0.0/16",), gws, "i-0bbb") == {
+        "i-0aaa": ("10.0.1.10/32",), "i-0bbb": ("10.0.2.10/32", "10.0.0.0/16")}
+    lower = {"i-0aaa": ("10.0.1.10/32", "10.0.0.0/16"), "i-0bbb": ("10.0.2.10/32",)}
+    assert site_allowed_ips(("10.0.0.0/16",), gws, None) == lower  # nothing applied yet: the lower id
+    assert site_allowed_ips(("10.0.0.0/16",), gws, "i-0old") == lower  # a gateway that left the membership
+    assert site_allowed_ips(("fd00::/48",), {"i-1": "fd00::a"}, None) == {"i-1": ("fd00::a/128", "fd00::/48")}
+    assert site_allowed_ips(("10.0.0.0/16",), {}, None) == {}
