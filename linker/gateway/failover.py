@@ -94,6 +94,17 @@ class Failover:
         self._relay_at: float | None = None
         self._direct_ok: bool | None = None
 
+    def set_sibling(self, sibling: str) -> None:
+        """The site's other gateway is now ``sibling`` (a replacement, as the membership says): what was observed of
+        the old one is dropped, so the new one must be seen silent for the whole hold before a takeover. The role,
+        the epoch and the hysteresis stay."""
+        if sibling == self.instance:
+            raise ValueError("a gateway is not its own sibling")
+        if sibling != self.sibling:
+            self.sibling = sibling
+            self._seen_at = self._silent_since = None
+            self._direct_ok = None
+
     @property
     def owner(self) -> str | None:
         """The instance all the site's route tables point at, as last read; None when none does."""

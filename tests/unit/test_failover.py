@@ -177,3 +177,15 @@ def test_one_witness_that_still_sees_the_active_is_enough_to_keep_it():
         core.observe(WitnessProbe(now, "ap-south-1", relayed=True, sibling_answered=True))
         actions += core.tick(now)
     assert not any(isinstance(a, TakeOver) for a in actions)
+
+
+def test_the_active_keeps_its_role_and_epoch_when_its_standby_is_replaced():
+    from linker.gateway.failover_events import RouteView
+    sim = healthy_pair()
+    active = sim.gw[A].core
+    active.set_sibling("i-0ccc")  # the standby was replaced
+    assert active.role is Role.ACTIVE and active.epoch == 1 and active.sibling == "i-0ccc"
+    active.observe(RouteView(sim.now, (("rtb-1", A), ("rtb-2", A))))
+    assert active.role is Role.ACTIVE
+    with pytest.raises(ValueError):
+        active.set_sibling(A)
