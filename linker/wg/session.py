@@ -19,6 +19,7 @@ from linker.wg.noise import SessionKeys
 from linker.wg.replay import ReplayWindow
 
 _NONCE_PREFIX = bytes(4)
+OVERHEAD = TRANSPORT_HEADER.size + 16  # a transport message: header, ciphertext, Poly1305 tag
 
 if TYPE_CHECKING:
     from linker.wg.peer import Peer
@@ -57,27 +58,40 @@ class Keypair:
         header = TRANSPORT_HEADER.pack(MESSAGE_TRANSPORT, self.remote_index, counter)
         return header + self._send.encrypt(_NONCE_PREFIX + header[8:], _padded(packet, mtu), None)
 
-    def seal_many(self, packets: list, mtu: int) -> list[bytes]:
+    def seal_many(self, packets: list, mtu: int) -> list:
         """Encrypt IP packets (bytes-like; b"" is a keepalive) into transport messages, counters in order.
 
         Each plaintext is zero-padded to a multiple of 16 bytes, but not beyond ``mtu`` (whitepaper 5.4.6).
-        The caller checks ``can_send`` for the whole batch first.
+        The messages are views of one buffer made for this call, each sealed straight into its place
+        (``encrypt_into``): one allocation per batch instead of two per packet, and no copy of the ciphertext
+        behind its header. The caller checks ``can_send`` for the whole batch first.
         """
-        encrypt = self._send.encrypt
-        pack = TRANSPORT_HEADER.pack
+        seal_into = self._send.encrypt_into
+        pack_into = TRANSPORT_HEADER.pack_into
         remote = self.remote_index
         counter = self.send_counter
-        out = []
+        sizes = []
+        room = 0
         for packet in packets:
             size = len(packet)  # _padded, inlined: this loop runs once per packet under load
             padded = (size + PADDING_MULTIPLE - 1) & ~(PADDING_MULTIPLE - 1)
             if padded > mtu:
                 padded = max(mtu, size)
-            if padded != size:
-                packet = bytes(packet) + bytes(padded - size)
-            header = pack(MESSAGE_TRANSPORT, remote, counter)
+            sizes.append(padded)
+            room += padded + OVERHEAD
+        buf = bytearray(room)
+        view = memoryview(buf)
+        out = []
+        at = 0
+        for packet, padded in zip(packets, sizes, strict=True):
+            if padded != len(packet):
+                packet = bytes(packet) + bytes(padded - len(packet))
+            pack_into(buf, at, MESSAGE_TRANSPORT, remote, counter)
             # the nonce is 32 zero bits then the counter, little-endian: the header's last 8 bytes
-            out.append(header + encrypt(_NONCE_PREFIX + header[8:], packet, None))
+            end = at + padded + OVERHEAD
+            seal_into(_NONCE_PREFIX + buf[at + 8:at + 16], packet, None, view[at + 16:end])
+            out.append(view[at:end])
+            at = end
             counter += 1
         self.send_counter = counter
         return out
@@ -86,6 +100,13 @@ class Keypair:
     def opener(self) -> Callable[[bytes, bytes, None], bytes]:
         """The receive cipher's ``decrypt(nonce, ciphertext, None)``, for the batch path (raises InvalidTag)."""
         return self._recv.decrypt
+
+    @property
+    def open_into(self) -> Callable[[bytes, bytes, None, memoryview], None]:
+        """The receive cipher's ``decrypt_into(nonce, ciphertext, None, out)``: the plaintext written into ``out``
+        (exactly 16 bytes shorter than the ciphertext), for the batch path. Raises InvalidTag (``out`` then holds
+        nothing of use)."""
+        return self._recv.decrypt_into
 
     def open(self, counter: int, ciphertext: bytes) -> bytes:
         """Decrypt a transport payload. Raises InvalidTag. The caller checks and marks the replay window."""
