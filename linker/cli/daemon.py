@@ -68,7 +68,8 @@ def daemon(config: Path, interface: str | None, log_level: str, user: str | None
 
     \b
     LINKER_OFFLOADS=gso,gro,coalesce (the default) batches packets at the kernel boundary;
-    a subset, or "none", rules techniques out when troubleshooting a kernel or NIC.
+    a subset, or "none", rules techniques out when troubleshooting a kernel or NIC; adding
+    "tso" reads TCP super-segments from the TUN device (cut and checksummed in Python).
     """
     from linker.dataplane.config import interface_name_for
     from linker.dataplane.daemon import Daemon  # pyroute2 is paid for only here

@@ -8,8 +8,10 @@ loop owns them; the daemon reads ``as_dict`` between wake-ups (SIGUSR1, shutdown
 from __future__ import annotations
 
 NAMES = (
-    "tun_reads",  # packets read from the TUN device
-    "tun_drop_unexpected_gso",  # reads that carried an offload we never asked for (dropped)
+    "tun_reads",  # read calls on the TUN device that returned data
+    "tun_packets",  # packets those reads carried (a super-segment counts each packet cut from it)
+    "tun_super_segments",  # reads that carried an offload (a TCP/UDP super-segment or an unfinished checksum)
+    "tun_drop_bad_offload",  # offloaded reads that made no sense (an unknown offload, bad headers): dropped
     "tun_read_error",
     "tun_packets_written",  # packets written to the TUN device (a super-segment counts each packet in it)
     "tun_writes",  # write calls (one per packet, or one per super-segment)

@@ -65,7 +65,7 @@ class Daemon:
         self.uapi: UapiServer | None = None
         self.loop: Loop | None = None
         try:
-            self.tun = TunDevice.create(self.interface, iface.mtu, iface.addresses)
+            self.tun = TunDevice.create(self.interface, iface.mtu, iface.addresses, offload="tso" in offloads)
             self.routes = RouteSync(self.tun, iface.manage_routes)
             try:
                 self.uapi = UapiServer(self.interface, socket_dir)

@@ -19,12 +19,14 @@ from collections.abc import Iterable
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from linker.dataplane.tso import TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_USO4, TUN_F_USO6
 from linker.errors import PrivilegeError, UserError
 from linker.wg.allowedips import Network
 
 log = logging.getLogger("linker.daemon")
 
 TUNSETIFF = 0x400454CA
+TUNSETOFFLOAD = 0x400454D0
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
 IFF_VNET_HDR = 0x4000  # every read and write carries a virtio_net_hdr (see offload.py)
@@ -48,8 +50,11 @@ class TunDevice:
         self._ipr = ipr
 
     @classmethod
-    def create(cls, name: str, mtu: int, addresses: Iterable[ipaddress.IPv4Interface | ipaddress.IPv6Interface]
-               ) -> TunDevice:
+    def create(cls, name: str, mtu: int, addresses: Iterable[ipaddress.IPv4Interface | ipaddress.IPv6Interface],
+               offload: bool = False) -> TunDevice:
+        """Open (or create) the interface ``name`` and bring it up. ``offload``: ask the kernel for TCP and UDP
+        super-segments and unfinished checksums on reads (tso.py cuts and finishes them). Raises TunError or
+        PrivilegeError, leaving nothing behind."""
         try:
             fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError:
@@ -71,6 +76,8 @@ class TunDevice:
                 raise TunError(f"interface {name} exists and is not a TUN device linker can attach to",
                                f"remove it (ip link del {name}) or pick another name with --interface") from None
             raise TunError(f"cannot create TUN interface {name}: {exc.strerror}") from None
+        if offload:
+            enable_offloads(fd, name)
         ipr = IPRoute()
         try:
             index = ipr.link_lookup(ifname=name)[0]
@@ -104,6 +111,23 @@ class TunDevice:
     @property
     def ipr(self) -> IPRoute:
         return self._ipr
+
+
+def enable_offloads(fd: int, name: str) -> int:
+    """TUNSETOFFLOAD with checksum, TSO4/6 and, where the kernel has it (6.2 on), USO4/6; returns the flags set.
+
+    A kernel that refuses USO gets TCP only, one that refuses everything gets none: reads are then plain packets,
+    as without offloads, and nothing else changes."""
+    tcp = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6
+    for flags in (tcp | TUN_F_USO4 | TUN_F_USO6, tcp):
+        try:
+            fcntl.ioctl(fd, TUNSETOFFLOAD, flags)
+        except OSError:
+            continue
+        log.debug("TUN offloads 0x%x", flags, extra={"iface": name})
+        return flags
+    log.info("the kernel offers no TUN offloads: one packet per read", extra={"iface": name})
+    return 0
 
 
 class RouteSync:

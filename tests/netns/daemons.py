@@ -116,13 +116,15 @@ class Node:
         self.conf.chmod(mode)
         return self.conf
 
-    def start(self, write: bool = True, log_level: str = "debug", extra: Sequence[str] = ()) -> subprocess.Popen:
-        """Start `linker daemon` on this node's config (``extra``: more options); returns once its UAPI socket
-        answers."""
+    def start(self, write: bool = True, log_level: str = "debug", extra: Sequence[str] = (),
+              offloads: str | None = None) -> subprocess.Popen:
+        """Start `linker daemon` on this node's config (``extra``: more options; ``offloads``: its LINKER_OFFLOADS);
+        returns once its UAPI socket answers."""
         if write:
             self.write_config()
+        env = None if offloads is None else dict(os.environ, LINKER_OFFLOADS=offloads)
         self.proc = self.lab.spawn(self.ns, [*LINKER, "daemon", str(self.conf), "--interface", self.iface,
-                                             "--log-level", log_level, *extra], log=self.log)
+                                             "--log-level", log_level, *extra], log=self.log, env=env)
         self._wait_ready()
         return self.proc
 

@@ -278,3 +278,23 @@ def test_ipv6_inside_the_tunnel_routes_pings_and_coalesces(tmp_path: Path) -> No
         c = nb.counters()
         assert c["tun_writes"] * 4 < c["tun_packets_written"], f"IPv6 TCP segments were not coalesced: {c}"
         assert "Traceback" not in na.log_text() + nb.log_text()
+
+
+def test_tso_super_segments_are_cut_into_packets_whose_checksums_the_kernel_accepts(tmp_path: Path) -> None:
+    """With tso added to LINKER_OFFLOADS the sender reads TCP super-segments from its TUN device and cuts them in
+    Python; the receiver writes every packet as it came (no coalescing), so its kernel checks each TCP checksum:
+    one wrong cut and the transfer stalls or differs."""
+    with Lab("ts", tmp_path) as lab:
+        a, b = lab.host("a"), lab.host("b")
+        lab.link(a, "192.0.2.1/24", b, "192.0.2.2/24")
+        na, nb = peered_pair(lab, a, "192.0.2.1", b, "192.0.2.2", start=False)
+        na.start(log_level="info", offloads="gso,gro,coalesce,tso")
+        nb.start(log_level="info", offloads="gso,gro")
+        assert ping(na.ns, nb.ip)
+        sent, received, _ = transfer(lab, nb.ns, nb.ip, na.ns, 16 * MIB)
+        assert sent == received
+        ca, cb = na.counters(), nb.counters()
+        assert ca["tun_super_segments"] > 0 and ca["tun_packets"] > 4 * ca["tun_reads"], ca
+        assert ca.get("tun_drop_bad_offload", 0) == 0, ca
+        assert cb["tun_writes"] == cb["tun_packets_written"], cb
+        assert "Traceback" not in na.log_text() + nb.log_text()
