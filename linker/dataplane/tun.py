@@ -30,9 +30,13 @@ TUNSETOFFLOAD = 0x400454D0
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
 IFF_VNET_HDR = 0x4000  # every read and write carries a virtio_net_hdr (see offload.py)
-# packets the kernel may queue for us to read: TCP small queues let a flow keep up to 4 MiB below the socket
-# (tcp_limit_output_bytes); with the default 500 (or 2048) a busy loop made the device drop and TCP retransmit
-TX_QUEUE_LEN = 4096
+# Packets the kernel may queue for us to read: the tunnel's only send-side queue. A TUN device never stops its
+# queue (its ring drops when full), so a qdisc in front of it never holds a packet: fq_codel or cake there would
+# manage nothing (measured: a pfifo's backlog stays 0 while the ring drops). The ring's length is the knob: at
+# 4,096 packets a bulk flow kept up to 4 MiB (TCP small queues' limit) standing in it, and pings beside it waited
+# 36-40 ms at the 99th percentile; at 128 (about 180 KB, 1.5 ms at 1 Gbit/s) they wait about 10 ms, the bulk flow
+# losing some throughput to retransmissions (bench/tunnels.py, README "Performance").
+TX_QUEUE_LEN = 128
 RTPROT_LINKER = 0x4C  # the routes' protocol number ('L'): ours, so `ip route show proto 76` lists them
 
 
