@@ -103,7 +103,10 @@ def test_quick_run_measures_raw_and_wireguard_go_and_cleans_up(tmp_path: Path) -
 
 
 def test_interrupted_run_removes_namespaces_and_processes(tmp_path: Path) -> None:
-    proc = subprocess.Popen([*HARNESS, "--duration", "20", "--out", str(tmp_path)], cwd=REPO,
+    # wireguard-go first (the first round keeps the order given): the interrupt comes while it runs, not after a
+    # whole measurement of the bare link
+    argv = [*HARNESS[:HARNESS.index("--systems") + 1], "wireguard-go,raw", *HARNESS[HARNESS.index("--systems") + 2:]]
+    proc = subprocess.Popen([*argv, "--duration", "20", "--out", str(tmp_path)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     ours = harness_namespaces(proc.pid)
     seen: dict[int, int] = {}

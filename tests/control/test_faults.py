@@ -132,12 +132,17 @@ def fail_at(k: int, die: bool) -> None:
 
 
 def fault_points(calls: list[str], die: bool) -> list[int]:
-    """Where to fail: every mutating call for an error; for a death (the costlier case: each needs a forced
-    recovery) the first call of each operation, and every call with LINKER_FAULTS=all (on demand: it doubles the
-    suite's longest test)."""
-    if not die or os.environ.get("LINKER_FAULTS") == "all":
+    """Where to fail. Every call with LINKER_FAULTS=all (on demand: the suite's longest test, about 3 minutes).
+    Otherwise, for an error, the first and the last call of each operation (a run fails between two calls of one
+    kind as it fails before the first or after the last of them: what differs is how much of the kind is made);
+    for a death (the costlier case: each needs a forced recovery) the first call of each operation."""
+    if os.environ.get("LINKER_FAULTS") == "all":
         return list(range(len(calls)))
-    return sorted({name: k for k, name in reversed(list(enumerate(calls)))}.values())
+    first = {name: k for k, name in reversed(list(enumerate(calls)))}
+    if die:
+        return sorted(first.values())
+    last = {name: k for k, name in enumerate(calls)}
+    return sorted(set(first.values()) | set(last.values()))
 
 
 @pytest.mark.parametrize("die", [False, True], ids=["error", "death"])
