@@ -11,11 +11,44 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from linker.contract import STANDARD_TIER_BYTES, Membership, SiteEntry
+from linker.contract import STANDARD_TIER_BYTES, GatewayEntry, Membership, SiteEntry
 from linker.control.changes import Ref
 from linker.errors import SpecError
 
 EipLookup = Callable[[Ref], "str | None"]
+LONGEST = {"instance": "i-0123456789abcdef0", "eip-ip": "255.255.255.255", "tunnel": "255.255.255.255"}
+
+
+@dataclass(frozen=True)
+class PlannedGateway:
+    """One gateway of a site with two, as planned: its instance, Elastic IP and tunnel address may be ``Ref``s to
+    what an earlier phase makes (``linker.contract.GatewayEntry`` once resolved)."""
+
+    instance: str | Ref
+    az: str
+    eip: str | Ref | None
+    tunnel: str | Ref | None
+
+    @classmethod
+    def of(cls, entry: GatewayEntry) -> PlannedGateway:
+        return cls(entry.instance, entry.az, entry.eip, entry.tunnel)
+
+    @property
+    def known(self) -> bool:
+        return not any(isinstance(v, Ref) for v in (self.instance, self.eip, self.tunnel))
+
+    def entry(self, lookup: EipLookup) -> GatewayEntry | None:
+        """The contract's entry; None while its instance is not known (a seed: the gateway is not listed yet)."""
+        instance = lookup(self.instance) if isinstance(self.instance, Ref) else self.instance
+        if instance is None:
+            return None
+        eip = lookup(self.eip) if isinstance(self.eip, Ref) else self.eip
+        tunnel = lookup(self.tunnel) if isinstance(self.tunnel, Ref) else self.tunnel
+        return GatewayEntry(instance, self.az, eip, tunnel)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"instance": str(self.instance), "az": self.az, "eip": None if self.eip is None else str(self.eip),
+                "tunnel": None if self.tunnel is None else str(self.tunnel)}
 
 
 @dataclass(frozen=True)
@@ -29,27 +62,34 @@ class PlannedSite:
     cidrs: tuple[str, ...]
     port: int
     gateway: str | Ref | None = None
+    ha: bool = False
+    gateways: tuple[PlannedGateway, ...] = ()  # a site with two (``ha``), lower instance id first
 
     @classmethod
     def of(cls, entry: SiteEntry) -> PlannedSite:
-        return cls(entry.site, entry.region, entry.eip, entry.cidrs, entry.port, entry.gateway)
+        return cls(entry.site, entry.region, entry.eip, entry.cidrs, entry.port, entry.gateway, entry.ha,
+                   tuple(PlannedGateway.of(g) for g in entry.gateways))
 
     @property
     def known(self) -> bool:
-        """Whether the address and the gateway are settled (values, or none at all)."""
-        return not isinstance(self.eip, Ref) and not isinstance(self.gateway, Ref)
+        """Whether the address and the gateway(s) are settled (values, or none at all)."""
+        return (not isinstance(self.eip, Ref) and not isinstance(self.gateway, Ref)
+                and all(g.known for g in self.gateways))
 
     def entry(self, lookup: EipLookup) -> SiteEntry:
         """The contract's entry, a ``Ref`` resolved by ``lookup`` (None: written as null, gateways skip it)."""
         eip = lookup(self.eip) if isinstance(self.eip, Ref) else self.eip
         gateway = lookup(self.gateway) if isinstance(self.gateway, Ref) else self.gateway
-        return SiteEntry(self.site, self.region, eip, tuple(self.cidrs), int(self.port), gateway)
+        listed = [e for e in (g.entry(lookup) for g in self.gateways) if e is not None]
+        return SiteEntry(self.site, self.region, eip, tuple(self.cidrs), int(self.port), gateway, self.ha,
+                         tuple(sorted(listed, key=lambda e: e.instance)))
 
     def to_dict(self) -> dict[str, Any]:
         """As the plan shows it (``--json``): an unknown address or gateway as its description."""
         return {"site": self.site, "region": self.region, "eip": None if self.eip is None else str(self.eip),
                 "cidrs": list(self.cidrs), "port": self.port,
-                "gateway": None if self.gateway is None else str(self.gateway)}
+                "gateway": None if self.gateway is None else str(self.gateway), "ha": self.ha,
+                "gateways": [g.to_dict() for g in self.gateways]}
 
 
 def unknown(_ref: Ref) -> None:
@@ -62,12 +102,21 @@ def membership_of(link: str, sites: Iterable[PlannedSite], lookup: EipLookup = u
     return Membership(link, tuple(s.entry(lookup) for s in sorted(sites, key=lambda s: s.site)))
 
 
+def longest(ref: Ref) -> str:
+    """A value not made yet at its longest: how ``check_size`` counts it."""
+    return LONGEST.get(ref.kind, LONGEST["eip-ip"])
+
+
 def check_size(link: str, sites: Iterable[PlannedSite]) -> None:
-    """SpecError when the document of ``sites`` (addresses not made yet counted at their longest) would not fit
-    SSM's standard tier: about 30 sites with two CIDRs each; a 20-site link uses about 2.7 KB of its 4 KB."""
+    """SpecError when the document of ``sites`` (values not made yet counted at their longest) would not fit
+    SSM's standard tier: about 24 sites with one gateway and two CIDRs each, about 12 with two gateways (``--ha``:
+    each gateway adds its instance, zone, address and tunnel address); tests/unit/test_document_sizes.py."""
     planned = list(sites)
-    text = membership_of(link, planned, lambda _ref: "255.255.255.255").to_json()
+    text = membership_of(link, planned, longest).to_json()
     if len(text.encode()) > STANDARD_TIER_BYTES:
-        raise SpecError(f"link {link!r}: the membership document of {len(planned)} sites would be "
+        ha = sum(1 for s in planned if s.ha)
+        which = f" ({ha} of them with two gateways)" if ha else ""
+        raise SpecError(f"link {link!r}: the membership document of {len(planned)} sites{which} would be "
                         f"{len(text.encode())} bytes, over the {STANDARD_TIER_BYTES} bytes of an SSM parameter",
-                        fix="split the sites into two links, or give the sites fewer CIDR blocks")
+                        fix="split the sites into two links, or give the sites fewer CIDR blocks"
+                            + (", or fewer sites two gateways" if ha else ""))
