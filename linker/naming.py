@@ -52,6 +52,23 @@ def health_parameter(link: str, site: str) -> str:
     return f"{parameter_prefix(link)}/sites/{site}/health"
 
 
+def gateway_health_parameter(link: str, site: str, instance: str) -> str:
+    """In a site with two gateways (docs/HA.md), each publishes its own health report here (carrying its role and
+    last failover), so that the two do not overwrite each other's report at ``health_parameter``."""
+    return f"{gateways_prefix(link, site)}{instance}/health"
+
+
+def active_parameter(link: str, site: str) -> str:
+    """The site's *active record* (docs/HA.md rule 6): written by the gateway the site's routes have just moved
+    to; its SSM version is the epoch of that takeover."""
+    return f"{parameter_prefix(link)}/sites/{site}/active"
+
+
+def switch_parameter(link: str, site: str) -> str:
+    """A planned switch of the site's active gateway (docs/HA.md rule 8), written by ``linker failover``."""
+    return f"{parameter_prefix(link)}/sites/{site}/switch"
+
+
 def bootstrap_parameter(link: str, site: str) -> str:
     """The bootstrap of ``site``'s gateway records each failed attempt and its outcome here, for ``linker status``."""
     return f"{parameter_prefix(link)}/sites/{site}/bootstrap"
