@@ -12,6 +12,10 @@ TAG_LINK = "linker:link"
 TAG_SITE = "linker:site"
 TAG_MANAGED_BY = "linker:managed-by"
 TAG_ROLE = "linker:role"  # what the resource is for: eip, security-group, instance, role, ...
+# on the second gateway of a site with two (``--ha``, docs/HA.md) and its EIP: "2". The first carries none, as a
+# site's only gateway does, so that a site gains or loses its second gateway without replacing its first.
+TAG_SLOT = "linker:slot"
+SECOND_SLOT = "2"
 MANAGED_BY_LINKER = "linker"
 MANAGED_BY_TERRAFORM = "terraform"
 
@@ -118,6 +122,15 @@ def route_tag(link: str, cidr: str) -> str:
     never touches a route it did not make.
     """
     return f"linker:route:{link}:{cidr}"
+
+
+def route_table_tag(link: str) -> str:
+    """Tag key on a route table of a site with two gateways (``--ha``) whose routes linker manages for ``link``
+    (value: the site). The gateways' role may move routes (ReplaceRoute, docs/HA.md) only in tables tagged so for
+    its own link and site. A key per link: one table may hold routes of several links. It shares the
+    ``linker:route:`` prefix of ``route_tag``, under which the controller may tag route tables, and never reads
+    as a route (it has no ``:<cidr>``)."""
+    return f"linker:route:{link}"
 
 
 def bucket_name(link: str, site: str, account: str) -> str:

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from linker.contract import STANDARD_TIER_BYTES, GatewayEntry, Membership, SiteEntry
-from linker.control.changes import Ref
+from linker.control.changes import Lower, Ref
 from linker.errors import SpecError
 
 EipLookup = Callable[[Ref], "str | None"]
+Planned = "str | Ref | Lower | None"
 LONGEST = {"instance": "i-0123456789abcdef0", "eip-ip": "255.255.255.255", "tunnel": "255.255.255.255"}
 
 
@@ -35,16 +36,14 @@ class PlannedGateway:
 
     @property
     def known(self) -> bool:
-        return not any(isinstance(v, Ref) for v in (self.instance, self.eip, self.tunnel))
+        return not any(_unsettled(v) for v in (self.instance, self.eip, self.tunnel))
 
     def entry(self, lookup: EipLookup) -> GatewayEntry | None:
         """The contract's entry; None while its instance is not known (a seed: the gateway is not listed yet)."""
-        instance = lookup(self.instance) if isinstance(self.instance, Ref) else self.instance
+        instance = _value(self.instance, lookup)
         if instance is None:
             return None
-        eip = lookup(self.eip) if isinstance(self.eip, Ref) else self.eip
-        tunnel = lookup(self.tunnel) if isinstance(self.tunnel, Ref) else self.tunnel
-        return GatewayEntry(instance, self.az, eip, tunnel)
+        return GatewayEntry(instance, self.az, _value(self.eip, lookup), _value(self.tunnel, lookup))
 
     def to_dict(self) -> dict[str, Any]:
         return {"instance": str(self.instance), "az": self.az, "eip": None if self.eip is None else str(self.eip),
@@ -58,10 +57,10 @@ class PlannedSite:
 
     site: str
     region: str
-    eip: str | Ref | None
+    eip: str | Ref | Lower | None  # Lower: the address of the site's gateway with the lower id (two gateways)
     cidrs: tuple[str, ...]
     port: int
-    gateway: str | Ref | None = None
+    gateway: str | Ref | Lower | None = None
     ha: bool = False
     gateways: tuple[PlannedGateway, ...] = ()  # a site with two (``ha``), lower instance id first
 
@@ -73,13 +72,11 @@ class PlannedSite:
     @property
     def known(self) -> bool:
         """Whether the address and the gateway(s) are settled (values, or none at all)."""
-        return (not isinstance(self.eip, Ref) and not isinstance(self.gateway, Ref)
-                and all(g.known for g in self.gateways))
+        return not _unsettled(self.eip) and not _unsettled(self.gateway) and all(g.known for g in self.gateways)
 
     def entry(self, lookup: EipLookup) -> SiteEntry:
         """The contract's entry, a ``Ref`` resolved by ``lookup`` (None: written as null, gateways skip it)."""
-        eip = lookup(self.eip) if isinstance(self.eip, Ref) else self.eip
-        gateway = lookup(self.gateway) if isinstance(self.gateway, Ref) else self.gateway
+        eip, gateway = _value(self.eip, lookup), _value(self.gateway, lookup)
         listed = [e for e in (g.entry(lookup) for g in self.gateways) if e is not None]
         return SiteEntry(self.site, self.region, eip, tuple(self.cidrs), int(self.port), gateway, self.ha,
                          tuple(sorted(listed, key=lambda e: e.instance)))
@@ -90,6 +87,19 @@ class PlannedSite:
                 "cidrs": list(self.cidrs), "port": self.port,
                 "gateway": None if self.gateway is None else str(self.gateway), "ha": self.ha,
                 "gateways": [g.to_dict() for g in self.gateways]}
+
+
+def _unsettled(value: object) -> bool:
+    return isinstance(value, Ref) or (isinstance(value, Lower) and value.unresolved)
+
+
+def _value(value: object, lookup: EipLookup) -> str | None:
+    """A planned value resolved: a ``Ref`` through ``lookup``, a ``Lower`` through it part by part."""
+    if isinstance(value, Ref):
+        return lookup(value)
+    if isinstance(value, Lower):
+        return value.pick(lambda v: lookup(v) if isinstance(v, Ref) else v)  # type: ignore[no-any-return]
+    return value  # type: ignore[return-value]
 
 
 def unknown(_ref: Ref) -> None:
