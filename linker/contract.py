@@ -188,9 +188,9 @@ class SiteEntry:
     that does not name one: peers use the site's key).
 
     A site with two gateways (``ha``, docs/HA.md) also lists both in ``gateways``, ordered by instance id; its
-    ``eip`` and ``gateway`` then name the lower one, which the controller points the routes at, so that an agent
-    older than HA (which reads those two fields only) peers with the site's first active. A site with one gateway
-    has neither ``ha`` nor ``gateways`` and reads and writes as before."""
+    ``eip`` and ``gateway`` then name the one the site's routes pointed at when the controller wrote it (the lower
+    id for a new site), so that an agent older than HA (which reads those two fields only) peers with it. A site
+    with one gateway has neither ``ha`` nor ``gateways`` and reads and writes as before."""
 
     site: str
     region: str

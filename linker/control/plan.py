@@ -30,6 +30,7 @@ from linker.control.plan_ha import (
     plan_pair,
     planned_pair,
     remove_second,
+    route_owner,
     route_table_tags,
     second_key,
     second_only,
@@ -286,9 +287,9 @@ def plan_site(spec: LinkSpec, site: Site, peers: list[Site], link: str, package:
             ("allocation", eip_alloc), ("instance", instance_id))
     # the routes move with the EIP, once the gateway they point to is ready
     own: frozenset[str] = frozenset()
-    if second is not None:
-        eni = lower((instance_id, eni), (second.instance, second.eni))
+    if second is not None:  # a new route goes to the routes' owner, so as not to make a mix: else the lower id
         own = frozenset(e for e in ((keep.eni_id if keep else None), second.kept_eni) if e)
+        eni = route_owner(site.facts, link, sorted(own)) or lower((instance_id, eni), (second.instance, second.eni))
     _plan_routes(site, peers, link, eni, lambda _phase, *rest: add(Phase.SWITCH, *rest),
                  spec.override_covering_routes, own)
     retired = [i.id for i in _own(rf.instances, name) if keep is None or i.id != keep.id]
@@ -432,7 +433,7 @@ def plan_membership(spec: LinkSpec, sites: list[Site], facts: LinkFacts, removed
     routes moved (peers switch keys then); drop the removed sites last, once they are gone. A site in ``pairs``
     has two gateways: the document lists both and names the lower instance id as the site's own."""
     gateways, pairs = gateways or {}, pairs or {}
-    planned = [_planned_site(spec, s, gateways.get(s.name), pairs.get(s.name)) for s in sites]
+    planned = [_planned_site(spec, s, gateways.get(s.name), pairs.get(s.name), facts.link) for s in sites]
     check_size(facts.link, planned)
     # the gateways serving now: a seed names them, so that a successor's key is not used before it takes over
     # (a site with two gateways not all made yet: its first gateway's address, never null while it serves)
@@ -465,9 +466,10 @@ def plan_membership(spec: LinkSpec, sites: list[Site], facts: LinkFacts, removed
 
 
 def _planned_site(spec: LinkSpec, s: Site, gateway: str | Ref | None,
-                  pair: tuple[Gateway, Gateway] | None) -> PlannedSite:
+                  pair: tuple[Gateway, Gateway] | None, link: str) -> PlannedSite:
     if pair is not None:
-        return planned_pair(s.name, s.cidrs, spec.port, pair)
+        kept = sorted(g.kept_eni for g in pair if g.kept_eni)
+        return planned_pair(s.name, s.cidrs, spec.port, pair, route_owner(s.facts, link, kept))
     return PlannedSite(s.name, s.name, s.eip.public_ip if s.eip else Ref("eip-ip", s.name), s.cidrs, spec.port,
                        gateway)
 

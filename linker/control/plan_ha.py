@@ -10,6 +10,7 @@ its own instance as rollout.py says. Values are immutable.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -99,10 +100,22 @@ def plan_pair(spec: LinkSpec, inputs: GatewayInputs, rf: RegionFacts, vpc_id: st
     return changes, first, second
 
 
-def planned_pair(site: str, cidrs: tuple[str, ...], port: int, pair: tuple[Gateway, Gateway]) -> PlannedSite:
-    """The membership entry of a site with two gateways: both listed, the lower instance id named as the site's
-    own gateway and address (the one the routes are made to point at)."""
+def route_owner(rf: RegionFacts, link: str, enis: Iterable[str]) -> str | None:
+    """The one of ``enis`` (the site's kept gateways') that every route linker made for ``link`` in the region
+    points at: the active (docs/HA.md, the route tables are the arbiter); None when there is none, or a mix."""
+    held = {r.eni for t in rf.route_tables for cidr in t.linker_routes(link) if (r := t.route(cidr)) is not None}
+    return next((e for e in enis if held == {e}), None)
+
+
+def planned_pair(site: str, cidrs: tuple[str, ...], port: int, pair: tuple[Gateway, Gateway],
+                 owner: str | None = None) -> PlannedSite:
+    """The membership entry of a site with two gateways: both listed, and named as the site's own gateway and
+    address the one whose ENI is ``owner`` (the routes' target), else the lower instance id (the one the routes
+    are made to point at): what an agent older than HA peers with."""
     one, two = (g.entry for g in pair)
+    held = next((g.entry for g in pair if owner is not None and g.kept_eni == owner), None)
+    if held is not None:
+        return PlannedSite(site, site, held.eip, cidrs, port, held.instance, True, (one, two))
     return PlannedSite(site, site, lower((one.instance, one.eip), (two.instance, two.eip)), cidrs, port,
                        lower((one.instance, one.instance), (two.instance, two.instance)), True, (one, two))
 

@@ -103,14 +103,35 @@ def test_up_ha_makes_two_gateways_per_site_twice_changes_nothing_and_down_remove
     assert up_link(Target(), HA, yes, options=FAST) == []
     assert inventory(aws, "pair", [E, W]) == first
 
-    # a failover moved the routes to the higher id: up --ha moves nothing back (the gateways own the routes)
+    # a failover moved the routes to the higher id: up --ha moves nothing back (the gateways own the routes); the
+    # membership names the new active as the site's own gateway (what an agent older than HA peers with)
     higher = pair[1]["NetworkInterfaces"][0]["NetworkInterfaceId"]
     ec2.replace_route(RouteTableId=east.main_table, DestinationCidrBlock="10.20.0.0/16", NetworkInterfaceId=higher)
+    assert {c.kind for c in plan_link(Target(), HA)} == {Kind.MEMBERSHIP}
+    up_link(Target(), HA, yes, options=FAST)
+    assert membership(aws, W).site(E).gateway == pair[1]["InstanceId"]  # type: ignore[union-attr]
     assert plan_link(Target(), HA) == []
 
     assert down_link(Target(), "pair", yes, options=FAST)
     gone = inventory(aws, "pair", [E, W])
     assert not gone["roles"] and not gone["buckets"] and all(not any(gone[r].values()) for r in (E, W))
+
+
+def test_up_ha_on_a_link_with_one_gateway_adds_the_second_and_keeps_the_first(aws) -> None:  # type: ignore[no-untyped-def]
+    two_zones(aws, E, "10.10.0.0/16")
+    two_zones(aws, W, "10.20.0.0/16")
+    up_link(Target(), ONE, yes, options=FAST)
+    firsts = {r: [i["InstanceId"] for i in gateways(aws, r)] for r in (E, W)}
+    planned = plan_link(Target(), HA)
+    assert not [c for c in planned if c.action == Action.DELETE or c.kind == Kind.ROUTE]  # nothing moves or goes
+    up_link(Target(), HA, yes, options=FAST)
+    for r in (E, W):
+        now = [i["InstanceId"] for i in gateways(aws, r)]
+        assert len(now) == 2 and set(firsts[r]) < set(now)
+        site = membership(aws, r).site(r)
+        # the routes stay at the first gateway, which the membership names as the site's own
+        assert site is not None and site.ha and site.gateway == firsts[r][0]
+    assert plan_link(Target(), HA) == []
 
 
 def test_up_without_ha_says_what_it_removes_then_removes_it(aws) -> None:  # type: ignore[no-untyped-def]
