@@ -138,11 +138,59 @@ def _cidrs(value: Any) -> tuple[str, ...]:
     return tuple(str(ipaddress.ip_network(_str(c))) for c in _list(value))
 
 
+def _zone(value: Any) -> str:
+    return _str(value)
+
+
+@dataclass(frozen=True)
+class GatewayEntry:
+    """One gateway of a site with two (docs/HA.md): its instance, availability zone, Elastic IP (None until
+    allocated) and tunnel address (its primary private IPv4 in the site's VPC; None until the instance exists).
+
+    Stored as a list, ``[instance, az, eip, tunnel]``, rather than an object: a 20-site link lists 40 of them and
+    the document must stay in SSM's standard tier (``linker.control.membership_doc.check_size``)."""
+
+    instance: str
+    az: str
+    eip: str | None
+    tunnel: str | None
+
+    def endpoint(self, port: int) -> str | None:
+        """``host:port`` of this gateway, IPv6 in brackets; None while its address is unknown."""
+        return _endpoint(self.eip, port)
+
+    def to_list(self) -> list[Any]:
+        return [self.instance, self.az, self.eip, self.tunnel]
+
+    @classmethod
+    def from_list(cls, value: Any, where: str) -> GatewayEntry:
+        """Raises ContractError when ``value`` is not ``[instance, az, eip or null, tunnel or null]``."""
+        doc = "membership"
+        if not isinstance(value, list) or len(value) != 4:
+            raise ContractError(f"the {doc} document is malformed: {where} is not [instance, az, eip, tunnel]")
+        try:
+            return cls(_str(value[0]), _zone(value[1]), _optional(_ip)(value[2]), _optional(_ip)(value[3]))
+        except (ValueError, TypeError) as exc:
+            raise ContractError(f"the {doc} document is malformed: {where}: {exc}") from None
+
+
+def _endpoint(eip: str | None, port: int) -> str | None:
+    if not eip:
+        return None
+    host = f"[{eip}]" if ":" in eip else eip
+    return f"{host}:{port}"
+
+
 @dataclass(frozen=True)
 class SiteEntry:
     """One site of the link: its gateway's region, public address (None until allocated), CIDRs and port, and the
     instance that serves it (``gateway``: peers use that instance's own key; None from a controller or Terraform
-    that does not name one: peers use the site's key)."""
+    that does not name one: peers use the site's key).
+
+    A site with two gateways (``ha``, docs/HA.md) also lists both in ``gateways``, ordered by instance id; its
+    ``eip`` and ``gateway`` then name the one the site's routes pointed at when the controller wrote it (the lower
+    id for a new site), so that an agent older than HA (which reads those two fields only) peers with it. A site
+    with one gateway has neither ``ha`` nor ``gateways`` and reads and writes as before."""
 
     site: str
     region: str
@@ -150,19 +198,26 @@ class SiteEntry:
     cidrs: tuple[str, ...]
     port: int
     gateway: str | None = None
+    ha: bool = False
+    gateways: tuple[GatewayEntry, ...] = ()
 
     def endpoint(self) -> str | None:
         """``host:port`` of the site's gateway, IPv6 in brackets; None while its address is unknown."""
-        if not self.eip:
-            return None
-        host = f"[{self.eip}]" if ":" in self.eip else self.eip
-        return f"{host}:{self.port}"
+        return _endpoint(self.eip, self.port)
+
+    def gateway_entry(self, instance: str) -> GatewayEntry | None:
+        """The entry of ``instance`` among the site's gateways; None when it is not one of them."""
+        return next((g for g in self.gateways if g.instance == instance), None)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"site": self.site, "region": self.region, "eip": self.eip,
                                "cidrs": list(self.cidrs), "port": self.port}
         if self.gateway is not None:  # absent rather than null: documents without one read as before
             out["gateway"] = self.gateway
+        if self.ha:  # likewise: a site with one gateway is written as before HA
+            out["ha"] = True
+        if self.gateways:
+            out["gateways"] = [g.to_list() for g in self.gateways]
         return out
 
     @classmethod
@@ -172,9 +227,14 @@ class SiteEntry:
         obj = _object(obj, doc, where)
         site = _field(obj, "site", _str, doc, where)
         where = f"site {site!r}"
+        listed = _field(obj, "gateways", _optional(_list), doc, where, False) or []
+        gateways = tuple(GatewayEntry.from_list(g, f"{where}.gateways[{i}]") for i, g in enumerate(listed))
+        if len({g.instance for g in gateways}) != len(gateways):
+            raise ContractError(f"the {doc} document is malformed: {where} lists a gateway twice")
         return cls(site, _field(obj, "region", _str, doc, where), _field(obj, "eip", _optional(_ip), doc, where, False),
                    _field(obj, "cidrs", _cidrs, doc, where), _field(obj, "port", _port, doc, where),
-                   _field(obj, "gateway", _optional(_str), doc, where, False))
+                   _field(obj, "gateway", _optional(_str), doc, where, False),
+                   bool(_field(obj, "ha", _optional(_bool), doc, where, False)), gateways)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,10 @@ TAG_LINK = "linker:link"
 TAG_SITE = "linker:site"
 TAG_MANAGED_BY = "linker:managed-by"
 TAG_ROLE = "linker:role"  # what the resource is for: eip, security-group, instance, role, ...
+# on the second gateway of a site with two (``--ha``, docs/HA.md) and its EIP: "2". The first carries none, as a
+# site's only gateway does, so that a site gains or loses its second gateway without replacing its first.
+TAG_SLOT = "linker:slot"
+SECOND_SLOT = "2"
 MANAGED_BY_LINKER = "linker"
 MANAGED_BY_TERRAFORM = "terraform"
 
@@ -50,6 +54,23 @@ def gateways_prefix(link: str, site: str) -> str:
 def health_parameter(link: str, site: str) -> str:
     """The gateway of ``site`` publishes its tunnels' health here, for ``linker status``."""
     return f"{parameter_prefix(link)}/sites/{site}/health"
+
+
+def gateway_health_parameter(link: str, site: str, instance: str) -> str:
+    """In a site with two gateways (docs/HA.md), each publishes its own health report here (carrying its role and
+    last failover), so that the two do not overwrite each other's report at ``health_parameter``."""
+    return f"{gateways_prefix(link, site)}{instance}/health"
+
+
+def active_parameter(link: str, site: str) -> str:
+    """The site's *active record* (docs/HA.md rule 6): written by the gateway the site's routes have just moved
+    to; its SSM version is the epoch of that takeover."""
+    return f"{parameter_prefix(link)}/sites/{site}/active"
+
+
+def switch_parameter(link: str, site: str) -> str:
+    """A planned switch of the site's active gateway (docs/HA.md rule 8), written by ``linker failover``."""
+    return f"{parameter_prefix(link)}/sites/{site}/switch"
 
 
 def bootstrap_parameter(link: str, site: str) -> str:
@@ -101,6 +122,15 @@ def route_tag(link: str, cidr: str) -> str:
     never touches a route it did not make.
     """
     return f"linker:route:{link}:{cidr}"
+
+
+def route_table_tag(link: str) -> str:
+    """Tag key on a route table of a site with two gateways (``--ha``) whose routes linker manages for ``link``
+    (value: the site). The gateways' role may move routes (ReplaceRoute, docs/HA.md) only in tables tagged so for
+    its own link and site. A key per link: one table may hold routes of several links. It shares the
+    ``linker:route:`` prefix of ``route_tag``, under which the controller may tag route tables, and never reads
+    as a route (it has no ``:<cidr>``)."""
+    return f"linker:route:{link}"
 
 
 def bucket_name(link: str, site: str, account: str) -> str:

@@ -34,6 +34,8 @@ class LinkSpec:
     # --override-covering-routes: the user accepts that linker's routes take peer CIDRs away from a less specific
     # route of another owner (a transit gateway, a peering, ...: see plan._plan_routes)
     override_covering_routes: bool = False
+    # --ha: two gateways per site, in two availability zones (docs/HA.md)
+    ha: bool = False
 
     def vpc_for(self, region: str) -> str | None:
         return dict(self.vpcs).get(region)

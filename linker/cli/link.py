@@ -53,6 +53,9 @@ def _spec_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                       help="add linker's routes even where a less specific route of another owner (a transit "
                            "gateway, a VPC peering, a VPN, a prefix list, ...) covers a peer's CIDR: that "
                            "traffic then goes through linker")(fn)
+    # hidden until the gateways fail over (docs/HA.md: the agent's wiring is in progress)
+    fn = click.option("--ha", is_flag=True, hidden=True,
+                      help="two gateways per site, in two availability zones (docs/HA.md)")(fn)
     fn = click.argument("regions", nargs=-1, required=True)(fn)
     return fn
 
@@ -70,9 +73,10 @@ def _sandbox_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _spec(name: str, regions: tuple[str, ...], vpcs: tuple[str, ...], port: int, instance_type: str,
-          override_covering_routes: bool = False) -> LinkSpec:
+          override_covering_routes: bool = False, ha: bool = False) -> LinkSpec:
     return LinkSpec(validate_link_name(name), tuple(regions), validate_port(port),
-                    validate_instance_type(instance_type), parse_vpc_options(vpcs, regions), override_covering_routes)
+                    validate_instance_type(instance_type), parse_vpc_options(vpcs, regions), override_covering_routes,
+                    ha)
 
 
 def _changes_table(changes: list[Change], title: str) -> Table:
@@ -120,11 +124,11 @@ def _progress(as_json: bool) -> Callable[[Change, str], None] | None:
 @_upgrade_option
 @_sandbox_option
 def up(regions: tuple[str, ...], vpcs: tuple[str, ...], instance_type: str, port: int, override_covering_routes: bool,
-       name: str, as_json: bool, endpoint_url: str | None, profile: str | None, yes: bool, wait: bool, timeout: float,
-       force_unlock: bool, upgrade: bool, sandbox: bool) -> None:
+       ha: bool, name: str, as_json: bool, endpoint_url: str | None, profile: str | None, yes: bool, wait: bool,
+       timeout: float, force_unlock: bool, upgrade: bool, sandbox: bool) -> None:
     """Link one VPC in each REGION (full mesh): gateways, tunnels, routes. Idempotent."""
     logsetup.setup("INFO" if as_json else "WARNING")
-    spec = _spec(name, regions, vpcs, port, instance_type, override_covering_routes)
+    spec = _spec(name, regions, vpcs, port, instance_type, override_covering_routes, ha)
     where = local.for_up(sandbox, spec.regions, endpoint_url, profile)
     show = lambda changes: console().print(_changes_table(changes, f"link {spec.name}: changes"))  # noqa: E731
     made = operations.up_link(where.target, spec, _confirm(yes, as_json, show), _progress(as_json),
@@ -151,13 +155,13 @@ def up(regions: tuple[str, ...], vpcs: tuple[str, ...], instance_type: str, port
 @_target_options
 @_upgrade_option
 def plan(regions: tuple[str, ...], vpcs: tuple[str, ...], instance_type: str, port: int,
-         override_covering_routes: bool, name: str, as_json: bool, endpoint_url: str | None,
+         override_covering_routes: bool, ha: bool, name: str, as_json: bool, endpoint_url: str | None,
          profile: str | None, upgrade: bool) -> None:
     """Print every change `up` would make and a monthly cost estimate; change nothing."""
     logsetup.setup("INFO" if as_json else "WARNING")
-    spec = _spec(name, regions, vpcs, port, instance_type, override_covering_routes)
+    spec = _spec(name, regions, vpcs, port, instance_type, override_covering_routes, ha)
     changes = operations.plan_link(local.aws(endpoint_url, profile).target, spec, upgrade=upgrade)
-    cost = estimate(len(spec.regions), spec.instance_type)
+    cost = estimate(len(spec.regions), spec.instance_type, 2 if spec.ha else 1)
     if as_json:
         emit({"link": spec.name, "changes": [c.to_dict() for c in changes], "cost": cost.to_dict()})
         return

@@ -53,6 +53,7 @@ class Kind(StrEnum):
     SOURCE_DEST_CHECK = "source-dest-check"
     METADATA_OPTIONS = "metadata-options"
     ROUTE = "route"
+    ROUTE_TABLE_TAG = "route-table-tag"  # naming.route_table_tag: the site's gateways may move its routes (--ha)
     # IAM
     IAM_ROLE = "iam-role"
     IAM_ROLE_POLICY = "iam-role-policy"
@@ -72,6 +73,29 @@ class Ref:
 
     def __str__(self) -> str:
         return f"<{self.kind} of {self.site}>"
+
+
+@dataclass(frozen=True)
+class Lower:
+    """The value paired with the lower instance id among ``pairs`` ((instance, value), each a value or a ``Ref``):
+    the gateway of a site with two that the controller points the routes at (docs/HA.md rule 3), while the ids of
+    instances still to be launched are unknown."""
+
+    pairs: tuple[tuple[Any, Any], ...]
+
+    def pick(self, resolve: Any) -> Any:
+        """The value of the lower instance, each part through ``resolve``; None when a part resolves to None."""
+        resolved = [(resolve(i), resolve(v)) for i, v in self.pairs]
+        if any(i is None or v is None for i, v in resolved):
+            return None
+        return min(resolved)[1]
+
+    @property
+    def unresolved(self) -> bool:
+        return any(isinstance(x, Ref) for pair in self.pairs for x in pair)
+
+    def __str__(self) -> str:
+        return f"<that of the lower of {', '.join(str(i) for i, _ in self.pairs)}>"
 
 
 @dataclass(frozen=True)
@@ -108,7 +132,7 @@ class Change:
 
 def _shown(value: Any) -> Any:
     """A parameter as plain data for ``--json``: references as their description, typed values as their dict."""
-    if isinstance(value, Ref):
+    if isinstance(value, (Ref, Lower)):
         return str(value)
     if isinstance(value, tuple):
         return tuple(_shown(v) for v in value)

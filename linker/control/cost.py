@@ -56,19 +56,37 @@ class Estimate:
     volume_monthly: float  # per gateway
     metrics_monthly: float  # the whole link: metrics and PutMetricData requests
     baseline_mbit: int | None
+    per_site: int = 1  # gateways per site: 2 with --ha (docs/HA.md)
+
+    @property
+    def gateways(self) -> int:
+        return self.sites * self.per_site
 
     @property
     def total(self) -> float | None:
         if self.instance_monthly is None:
             return None
-        per_site = self.instance_monthly + self.ip_monthly + self.volume_monthly
-        return round(self.sites * per_site + self.metrics_monthly, 2)
+        per_gateway = self.instance_monthly + self.ip_monthly + self.volume_monthly
+        return round(self.gateways * per_gateway + self.metrics_monthly, 2)
+
+    @property
+    def second_monthly(self) -> float | None:
+        """What the second gateway of every site adds (``--ha``): its instances, addresses and volumes, and the
+        metrics of the extra tunnels; 0 with one gateway per site, None when the type has no known price."""
+        if self.total is None:
+            return None
+        if self.per_site == 1:
+            return 0.0
+        one = estimate(self.sites, self.instance_type)
+        return round(self.total - (one.total or 0.0), 2)
 
     def to_dict(self) -> dict[str, object]:
-        return {"sites": self.sites, "instance_type": self.instance_type, "currency": "USD",
+        return {"sites": self.sites, "gateways_per_site": self.per_site, "gateways": self.gateways,
+                "instance_type": self.instance_type, "currency": "USD",
                 "instance_per_site": self.instance_monthly, "public_ip_per_site": self.ip_monthly,
                 "volume_per_site": self.volume_monthly, "metrics_total": self.metrics_monthly,
-                "monthly_total": self.total, "inter_region_per_gb": INTER_REGION_GB,
+                "monthly_total": self.total, "second_gateways_monthly": self.second_monthly,
+                "inter_region_per_gb": INTER_REGION_GB,
                 "cpu_credits": "standard" if burstable(self.instance_type) else None,
                 "baseline_mbit_s": self.baseline_mbit,
                 "basis": "us-east-1 on-demand list prices; plus traffic between regions per GB"}
@@ -79,8 +97,9 @@ class Estimate:
         if self.total is None:
             head = f"estimated cost: no price known for {self.instance_type}; {fixed}"
         else:
-            head = (f"estimated cost: ${self.total:.2f}/month for {self.sites} gateways ({self.instance_type} "
-                    f"${self.instance_monthly:.2f} + {fixed})")
+            two = f", two per site: the second costs ${self.second_monthly:.2f}/month" if self.per_site > 1 else ""
+            head = (f"estimated cost: ${self.total:.2f}/month for {self.gateways} gateways{two} "
+                    f"({self.instance_type} ${self.instance_monthly:.2f} + {fixed})")
         tail = f"; plus ${INTER_REGION_GB:.2f} per GB between regions (us-east-1 list prices)"
         if self.baseline_mbit is not None:
             tail += f"; {self.instance_type} carries about {self.baseline_mbit} Mbit/s for long (AWS's baseline)"
@@ -89,13 +108,15 @@ class Estimate:
         return head + tail
 
 
-def estimate(sites: int, instance_type: str) -> Estimate:
-    """The monthly estimate for ``sites`` gateways of ``instance_type`` (a full mesh)."""
+def estimate(sites: int, instance_type: str, per_site: int = 1) -> Estimate:
+    """The monthly estimate for ``sites`` sites of ``per_site`` gateways of ``instance_type`` (a full mesh: with two
+    per site, each gateway has a tunnel to both gateways of every other site)."""
     hourly = HOURLY.get(instance_type)
-    tunnels_per_site = max(sites - 1, 0)
-    metrics = sites * tunnels_per_site * METRICS_PER_TUNNEL
-    calls = sites * math.ceil(tunnels_per_site * METRICS_PER_TUNNEL / METRICS_PER_CALL) if metrics else 0
+    gateways = sites * per_site
+    tunnels_per_gateway = max(sites - 1, 0) * per_site
+    metrics = gateways * tunnels_per_gateway * METRICS_PER_TUNNEL
+    calls = gateways * math.ceil(tunnels_per_gateway * METRICS_PER_TUNNEL / METRICS_PER_CALL) if metrics else 0
     requests = calls * (HOURS_PER_MONTH * 3600 / PUBLISH_SECONDS) / 1000 * REQUESTS_PER_1000
     return Estimate(sites, instance_type, None if hourly is None else round(hourly * HOURS_PER_MONTH, 2),
                     round(PUBLIC_IPV4_HOURLY * HOURS_PER_MONTH, 2), round(GP3_GB_MONTH * ROOT_VOLUME_GB, 2),
-                    round(metrics * METRIC_MONTH + requests, 2), BASELINE_MBIT.get(instance_type))
+                    round(metrics * METRIC_MONTH + requests, 2), BASELINE_MBIT.get(instance_type), per_site)

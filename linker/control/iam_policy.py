@@ -164,7 +164,7 @@ def controller_policy(partition: str = "aws") -> dict[str, Any]:
 def boundary_policy(partition: str = "aws") -> dict[str, Any]:
     """The permissions boundary of every role linker creates: at most what any gateway may need (its link's
     parameters, its bucket's objects, Session Manager, metrics in linker's namespace, the EC2 reads an agent
-    may make). A role's own inline policy narrows this to its link and site."""
+    may make, moving routes on a failover). A role's own inline policy narrows this to its link and site."""
     p = partition
     return {
         "Version": "2012-10-17",
@@ -177,7 +177,10 @@ def boundary_policy(partition: str = "aws") -> dict[str, Any]:
                                                   "OpenControlChannel", "OpenDataChannel"), "*", "ssmmessages"),
             _statement("HealthMetrics", ("PutMetricData",), "*", "cloudwatch",
                        {"StringEquals": {"cloudwatch:namespace": METRIC_NAMESPACE}}),
-            _statement("AgentReads", ("DescribeInstances", "DescribeTags"), "*", "ec2"),
+            _statement("AgentReads", ("DescribeInstances", "DescribeTags", "DescribeRouteTables"), "*", "ec2"),
+            # a site's two gateways move its routes on a failover (docs/HA.md); each role's own policy narrows this
+            # to the tables tagged for its link and site
+            _statement("FailoverRoutes", ("ReplaceRoute",), _ec2(p, "route-table"), "ec2"),
         ],
     }
 

@@ -56,6 +56,26 @@ def public_subnets(rf: RegionFacts, vpc_id: str) -> list[Subnet]:
     return out
 
 
+def zone_of(rf: RegionFacts, subnet_id: str | None) -> str:
+    """The availability zone of ``subnet_id`` ("" when unknown)."""
+    return next((s.availability_zone for s in rf.subnets if s.id == subnet_id), "")
+
+
+def second_subnet(rf: RegionFacts, vpc_id: str, first_zone: str) -> Subnet:
+    """The public subnet of a site's second gateway (``--ha``): the first in a zone other than ``first_zone`` that
+    offers the gateway's instance type. Raises SpecError naming the VPC and the fix when there is none."""
+    offered = [s for s in public_subnets(rf, vpc_id) if rf.offered_azs is None or s.availability_zone in rf.offered_azs]
+    other = [s for s in offered if s.availability_zone != first_zone]
+    if other:
+        return other[0]
+    zones = ", ".join(sorted({s.availability_zone for s in offered})) or "none"
+    raise SpecError(f"{rf.region}: --ha puts a site's two gateways in two availability zones, and VPC {vpc_id}'s "
+                    f"public subnets that can run the gateway are in one zone only ({zones})",
+                    fix=f"add a public subnet of {vpc_id} in another availability zone (its route table sending "
+                        "0.0.0.0/0 to the VPC's internet gateway), or choose another VPC with "
+                        f"--vpc {rf.region}=vpc-..., or run without --ha")
+
+
 def public_subnet(rf: RegionFacts, vpc_id: str) -> str | None:
     """The first public subnet in an availability zone that offers the gateway's instance type."""
     offered = [s for s in public_subnets(rf, vpc_id) if rf.offered_azs is None or s.availability_zone in rf.offered_azs]

@@ -15,13 +15,26 @@ from typing import Any
 
 from linker import naming
 from linker.contract import Membership
-from linker.control.changes import Action, Change, Kind, Phase, Ref
+from linker.control.changes import Action, Change, Kind, Lower, Phase, Ref
 from linker.control.facts.model import Eip, LinkFacts, RegionFacts, Route, RouteTable
 from linker.control.home import plan_home
 from linker.control.membership_doc import PlannedSite, check_size, membership_of
 from linker.control.package import Package
 from linker.control.partition import partition_of
 from linker.control.placement import choose_vpc, public_subnet, public_subnets, vpc_route_tables
+from linker.control.plan_ha import (
+    Gateway,
+    first_only,
+    lower,
+    own_eip,
+    plan_pair,
+    planned_pair,
+    remove_second,
+    route_owner,
+    route_table_tags,
+    second_key,
+    second_only,
+)
 from linker.control.plan_iam import plan_boundary, role_boundary
 from linker.control.render import GatewayInputs, assume_role_policy, role_policy, user_data
 from linker.control.rollout import (
@@ -55,6 +68,7 @@ class Site:
     cidrs: tuple[str, ...]
     subnet: str
     eip: Eip | None
+    second_eip: Eip | None = None  # the EIP of the site's second gateway (--ha), when it has one
 
 
 def plan(spec: LinkSpec, facts: LinkFacts, package: Package, rollout: Rollout = KEEP_BUILDS) -> list[Change]:
@@ -69,12 +83,20 @@ def plan(spec: LinkSpec, facts: LinkFacts, package: Package, rollout: Rollout = 
     removed = [s for s in facts.known_sites() if s not in spec.regions]
     changes: list[Change] = plan_boundary([(s.name, s.facts.iam) for s in sites])
     gateways: dict[str, str | Ref | None] = {}
+    pairs: dict[str, tuple[Gateway, Gateway]] = {}
     for site in sites:
         peers = [p for p in sites if p.name != site.name]
-        own = plan_site(spec, site, peers, facts.link, package, rollout)
+        second: Gateway | None = None
+        extra = remove_second(site.facts, facts.link)  # without --ha: the second gateway goes, if there is one
+        if spec.ha:  # the second gateway first: the routes go to the lower instance id of the two
+            extra, first, second = _plan_second(spec, site, facts.link, package, rollout)
+            pairs[site.name] = (first, second)
+        own = plan_site(spec, site, peers, facts.link, package, rollout, second)
         gateways[site.name] = _gateway_after(own, site)
-        changes += own
-    changes += plan_membership(spec, sites, facts, removed, gateways)
+        tables = tuple(t.id for t in vpc_route_tables(site.facts, site.vpc_id)) if peers else ()
+        changes += own + [c for c in extra if c not in own]
+        changes += route_table_tags(site.facts, tables, facts.link, spec.ha)
+    changes += plan_membership(spec, sites, facts, removed, gateways, pairs)
     for name in removed:
         changes += teardown(facts.region(name), facts.link)
     return changes + plan_home(facts, spec.regions, removed)
@@ -120,8 +142,20 @@ def resolve_site(spec: LinkSpec, rf: RegionFacts) -> Site:
                         fix=f"add an internet gateway and a 0.0.0.0/0 route to a subnet of {vpc.id}, "
                             f"or choose another VPC with --vpc {rf.region}=vpc-...")
     cidrs = _ipv4(vpc.cidrs)
-    eips = _own(rf.eips, rf.region)
-    return Site(rf.region, rf, vpc.id, reason, cidrs, subnet, eips[0] if eips else None)
+    eips = _own(first_only(rf).eips, rf.region)
+    return Site(rf.region, rf, vpc.id, reason, cidrs, subnet, eips[0] if eips else None,
+                own_eip(second_only(rf), rf.region))
+
+
+def _plan_second(spec: LinkSpec, site: Site, link: str, package: Package,
+                 rollout: Rollout) -> tuple[list[Change], Gateway, Gateway]:
+    """The second gateway's changes, and the two gateways as they will be (first, second)."""
+    if site.facts.bucket is None:
+        raise RuntimeError(f"facts of {site.name} lack the bucket")  # a bug: gather always reads it
+    group = next((g for g in _own(site.facts.security_groups, site.name) if g.vpc_id == site.vpc_id), None)
+    return plan_pair(spec, gateway_inputs(spec, site.name, site.facts.bucket.name, package), site.facts, site.vpc_id,
+                     site.subnet, site.eip, group.id if group else Ref("security-group", site.name), link, package,
+                     rollout)
 
 
 def _ipv4(cidrs: Sequence[str]) -> tuple[str, ...]:
@@ -136,7 +170,8 @@ def _own(resources: Sequence[Any], site: str) -> list[Any]:
 
 def gateway_inputs(spec: LinkSpec, site: str, bucket: str, package: Package) -> GatewayInputs:
     return GatewayInputs(link=spec.name, site=site, region=site, port=spec.port, package_bucket=bucket,
-                         package_key=package.key, package_sha256=package.sha256, partition=partition_of(site))
+                         package_key=package.key, package_sha256=package.sha256, partition=partition_of(site),
+                         ha=spec.ha)
 
 
 def _gateway_after(changes: list[Change], site: Site) -> str | Ref | None:
@@ -146,8 +181,10 @@ def _gateway_after(changes: list[Change], site: Site) -> str | Ref | None:
 
 
 def plan_site(spec: LinkSpec, site: Site, peers: list[Site], link: str, package: Package,
-              rollout: Rollout = KEEP_BUILDS) -> list[Change]:
-    rf, name = site.facts, site.name
+              rollout: Rollout = KEEP_BUILDS, second: Gateway | None = None) -> list[Change]:
+    """The site's changes for its (first) gateway; with ``second`` (``--ha``), the routes go to the lower instance
+    id of the two and stay where either gateway already holds them (docs/HA.md: the gateways own them)."""
+    rf, name = first_only(site.facts), site.name
     tags = (("tags", tuple(sorted(naming.base_tags(link, name).items()))),)
     out: list[Change] = []
 
@@ -187,6 +224,10 @@ def plan_site(spec: LinkSpec, site: Site, peers: list[Site], link: str, package:
     # Traffic of the peer VPCs arrives through the tunnel, never at the ENI, so their CIDRs are not needed here.
     wanted: list[Rule] = [("udp", spec.port, spec.port, f"{p.eip.public_ip}/32" if p.eip else Ref("eip-ip", p.name))
                           for p in peers]
+    if spec.ha:  # every peer's second gateway too
+        wanted += [("udp", spec.port, spec.port,
+                    f"{p.second_eip.public_ip}/32" if p.second_eip else Ref("eip-ip", second_key(p.name)))
+                   for p in peers]
     wanted += [("-1", None, None, c) for c in site.cidrs]
     have = {(x.protocol, x.from_port, x.to_port, x.cidr) for x in group.ingress} if group else set()
     missing = tuple(r for r in wanted if r not in have)
@@ -245,12 +286,17 @@ def plan_site(spec: LinkSpec, site: Site, peers: list[Site], link: str, package:
         add(Phase.SWITCH, Action.UPDATE, Kind.EIP_ASSOCIATION, str(eip_alloc), "the gateway's public endpoint",
             ("allocation", eip_alloc), ("instance", instance_id))
     # the routes move with the EIP, once the gateway they point to is ready
+    own: frozenset[str] = frozenset()
+    if second is not None:  # a new route goes to the routes' owner, so as not to make a mix: else the lower id
+        own = frozenset(e for e in ((keep.eni_id if keep else None), second.kept_eni) if e)
+        eni = route_owner(site.facts, link, sorted(own)) or lower((instance_id, eni), (second.instance, second.eni))
     _plan_routes(site, peers, link, eni, lambda _phase, *rest: add(Phase.SWITCH, *rest),
-                 spec.override_covering_routes)
+                 spec.override_covering_routes, own)
     retired = [i.id for i in _own(rf.instances, name) if keep is None or i.id != keep.id]
     for old in retired:
         add(Phase.CLEANUP, Action.DELETE, Kind.INSTANCE, old, "replaced by a gateway with the current configuration")
-    for record in gateway_records(rf, link, name, {keep.id} if keep else set()):
+    kept = {i.id for i in (keep, second.kept if second else None) if i is not None}
+    for record in gateway_records(rf, link, name, kept):
         add(Phase.CLEANUP, Action.DELETE, Kind.PARAMETER, record, "the key of a replaced gateway")
     stale_groups = [g for g in _own(rf.security_groups, name) if g.vpc_id != site.vpc_id]
     if stale_groups and retired:  # a group is deleted only once no instance uses it
@@ -259,7 +305,8 @@ def plan_site(spec: LinkSpec, site: Site, peers: list[Site], link: str, package:
     for g in stale_groups:
         add(Phase.CLEANUP, Action.DELETE, Kind.SECURITY_GROUP, g.id, "the site moved to another VPC")
     # the wheelhouse the site's gateway was installed from stays while it runs
-    in_use = {dict(keep.tags).get(naming.TAG_PACKAGE) if keep else package.key}
+    in_use = {dict(i.tags).get(naming.TAG_PACKAGE) if i else package.key
+              for i in (keep, *((second.kept,) if second else ()))}
     for key in wheels_to_delete(bucket.keys, in_use):
         add(Phase.CLEANUP, Action.DELETE, Kind.PACKAGE, bucket.name, "an older wheel", ("key", key))
     return out
@@ -296,10 +343,11 @@ def _plan_iam(inputs: GatewayInputs, site: Site, link: str) -> list[Change]:
     return out
 
 
-def _plan_routes(site: Site, peers: list[Site], link: str, eni: str | Ref, add: Callable[..., None],
-                 override_covering: bool = False) -> None:
+def _plan_routes(site: Site, peers: list[Site], link: str, eni: str | Ref | Lower, add: Callable[..., None],
+                 override_covering: bool = False, own: frozenset[str] = frozenset()) -> None:
     """Each peer CIDR -> this gateway's ENI in each route table of the VPC; never over a route linker did not make,
-    nor, unless ``override_covering``, under a less specific one of another owner (``refuse_covering``)."""
+    nor, unless ``override_covering``, under a less specific one of another owner (``refuse_covering``). A route
+    to one of the ENIs in ``own`` (the site's gateways when it has two) is left where it is."""
     rf = site.facts
     desired = {c: p.name for p in peers for c in p.cidrs}
     vpc_tables = {t.id for t in vpc_route_tables(rf, site.vpc_id)}
@@ -319,7 +367,7 @@ def _plan_routes(site: Site, peers: list[Site], link: str, eni: str | Ref, add: 
             if route is None:
                 add(Phase.GATEWAY, Action.CREATE, Kind.ROUTE, table.id, f"to peer {desired[cidr]}",
                     ("table", table.id), ("cidr", cidr), ("eni", eni), ("tag", naming.route_tag(link, cidr)))
-            elif route.eni != eni:
+            elif route.eni != eni and route.eni not in own:
                 add(Phase.GATEWAY, Action.UPDATE, Kind.ROUTE, table.id,
                     f"to peer {desired[cidr]} via the current gateway",
                     ("table", table.id), ("cidr", cidr), ("eni", eni), ("tag", naming.route_tag(link, cidr)))
@@ -379,15 +427,19 @@ def refuse_covering(rf: RegionFacts, table: RouteTable, cidr: str, peer: str) ->
 
 
 def plan_membership(spec: LinkSpec, sites: list[Site], facts: LinkFacts, removed: list[str],
-                    gateways: dict[str, str | Ref | None] | None = None) -> list[Change]:
+                    gateways: dict[str, str | Ref | None] | None = None,
+                    pairs: dict[str, tuple[Gateway, Gateway]] | None = None) -> list[Change]:
     """Seed each region's document before anything is made there; name each site's gateway once the EIPs and
-    routes moved (peers switch keys then); drop the removed sites last, once they are gone."""
-    gateways = gateways or {}
-    planned = [PlannedSite(s.name, s.name, s.eip.public_ip if s.eip else Ref("eip-ip", s.name), s.cidrs, spec.port,
-                           gateways.get(s.name)) for s in sites]
+    routes moved (peers switch keys then); drop the removed sites last, once they are gone. A site in ``pairs``
+    has two gateways: the document lists both and names the lower instance id as the site's own."""
+    gateways, pairs = gateways or {}, pairs or {}
+    planned = [_planned_site(spec, s, gateways.get(s.name), pairs.get(s.name), facts.link) for s in sites]
     check_size(facts.link, planned)
     # the gateways serving now: a seed names them, so that a successor's key is not used before it takes over
-    serving = [replace(p, gateway=s.eip.instance_id if s.eip else None) for p, s in zip(planned, sites, strict=True)]
+    # (a site with two gateways not all made yet: its first gateway's address, never null while it serves)
+    serving = [p if p.ha and p.known else replace(p, gateway=s.eip.instance_id if s.eip else None,
+                                                  eip=s.eip.public_ip if s.eip else Ref("eip-ip", s.name))
+               for p, s in zip(planned, sites, strict=True)]
     # while an address or gateway is still to be made the final document is unknown, and so differs from any stored
     final = membership_of(facts.link, planned) if all(p.known for p in planned) else None
     name = naming.membership_parameter(facts.link)
@@ -411,6 +463,15 @@ def plan_membership(spec: LinkSpec, sites: list[Site], facts: LinkFacts, removed
             out.append(Change(s.name, s.name, Phase.PRUNE, Action.UPDATE, Kind.MEMBERSHIP, name,
                               (("entries", tuple(planned)),), "the link's sites for the gateways"))
     return out
+
+
+def _planned_site(spec: LinkSpec, s: Site, gateway: str | Ref | None,
+                  pair: tuple[Gateway, Gateway] | None, link: str) -> PlannedSite:
+    if pair is not None:
+        kept = sorted(g.kept_eni for g in pair if g.kept_eni)
+        return planned_pair(s.name, s.cidrs, spec.port, pair, route_owner(s.facts, link, kept))
+    return PlannedSite(s.name, s.name, s.eip.public_ip if s.eip else Ref("eip-ip", s.name), s.cidrs, spec.port,
+                       gateway)
 
 
 def _unnamed(current: Membership, serving: list[PlannedSite]) -> bool:

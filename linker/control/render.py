@@ -42,6 +42,7 @@ class GatewayInputs:
     version: str = __version__
     agent_command: str = AGENT_COMMAND
     partition: str = "aws"
+    ha: bool = False  # a site with two gateways (``--ha``): they may move the site's routes (docs/HA.md)
 
 
 def render(name: str, **variables: object) -> str:
@@ -87,11 +88,22 @@ def user_data(g: GatewayInputs) -> str:
 
 
 def role_policy(g: GatewayInputs) -> str:
-    """The inline policy of the gateway's instance role, as canonical JSON."""
+    """The inline policy of the gateway's instance role, as canonical JSON.
+
+    With two gateways per site (``g.ha``) it also holds instance-role-policy-ha.json.tftpl's statements: read the
+    route tables, and move routes (ReplaceRoute) only in the tables tagged ``naming.route_table_tag`` for this
+    link and site, so that a compromised gateway cannot redirect another VPC's or another link's traffic. The
+    records a failover writes (the site's active record, each gateway's health under ``gateways/<instance>/``)
+    are under the site's prefix, which the gateway may already write in its own region."""
     prefix = naming.parameter_prefix(g.link)
-    return canonical_json(render("instance-role-policy.json.tftpl", partition=g.partition, region=g.region,
-                                 package_bucket=g.package_bucket, parameter_prefix=prefix,
-                                 site_prefix=f"{prefix}/sites/{g.site}", metric_namespace=METRIC_NAMESPACE))
+    doc = json.loads(render("instance-role-policy.json.tftpl", partition=g.partition, region=g.region,
+                            package_bucket=g.package_bucket, parameter_prefix=prefix,
+                            site_prefix=f"{prefix}/sites/{g.site}", metric_namespace=METRIC_NAMESPACE))
+    if g.ha:
+        doc["Statement"] += json.loads(render("instance-role-policy-ha.json.tftpl", partition=g.partition,
+                                              region=g.region, route_table_tag=naming.route_table_tag(g.link),
+                                              site=g.site))["Statement"]
+    return canonical_json(json.dumps(doc))
 
 
 def assume_role_policy() -> str:

@@ -25,6 +25,8 @@ def teardown(rf: RegionFacts, link: str) -> list[Change]:
     for table in rf.route_tables:
         for cidr in sorted(table.linker_routes(link)):
             add(Kind.ROUTE, table.id, ("table", table.id), ("cidr", cidr), ("tag", naming.route_tag(link, cidr)))
+        if naming.route_table_tag(link) in dict(table.tags):  # a site with two gateways (--ha)
+            add(Kind.ROUTE_TABLE_TAG, table.id, ("tag", naming.route_table_tag(link)))
     live = [i.id for i in rf.instances if i.state != "terminated"]
     for instance in live:
         add(Kind.INSTANCE, instance)

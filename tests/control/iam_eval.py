@@ -38,7 +38,8 @@ class Request:
 
 
 # condition keys whose absence the simulator knows how to judge (a prefix ends with "/")
-MODELED_KEYS = ("aws:resourcetag/", "aws:requesttag/", "aws:tagkeys", "iam:passedtoservice", "iam:permissionsboundary",
+MODELED_KEYS = ("aws:resourcetag/", "ec2:resourcetag/",
+                "aws:requesttag/", "aws:tagkeys", "iam:passedtoservice", "iam:permissionsboundary",
                 "iam:policyarn", "ec2:createaction", "cloudwatch:namespace")
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -52,7 +53,28 @@ def _hcl(value: object) -> str:
 
 
 def test_templatefile_renders_the_cli_bytes(terraform: tf.Terraform) -> None:
-    work = terraform.mkdir("config")
+    out = _apply_config(terraform, "config")
+    assert out["agent_settings"] == render.agent_settings(G)
+    assert out["service_unit"] == render.service_unit(G)
+    assert out["bootstrap_unit"] == render.bootstrap_unit(G)
+    assert out["bootstrap_script"] == render.bootstrap_script(G)
+    assert out["user_data"] == render.user_data(G)  # byte for byte
+    assert render.canonical_json(out["role_policy"]) == render.role_policy(G)
+    assert render.canonical_json(out["trust_policy"]) == render.assume_role_policy()
+    cli = membership_of("prod", [PlannedSite(*site) for site in SITES]).to_json()
+    assert json.loads(out["membership"]) == json.loads(cli)
+    assert Membership.from_json(out["membership"]) == Membership.from_json(cli)
+
+
+def test_the_role_policy_of_a_site_with_two_gateways_is_the_clis(terraform: tf.Terraform) -> None:
+    out = _apply_config(terraform, "config-ha", "ha = true")
+    assert render.canonical_json(out["role_policy"]) == render.role_policy(replace(G, ha=True))
+    assert render.role_policy(replace(G, ha=True)) != render.role_policy(G)
+
+
+def _apply_config(terraform: tf.Terraform, name: str, extra: str = "") -> dict:
+    """The outputs of gateway-config applied offline for ``G`` and ``SITES`` (``extra``: more arguments)."""
+    work = terraform.mkdir(name)
     source = os.path.relpath(terraform.root / "terraform" / "modules" / "gateway-config", work)  # used in place
     sites = ",\n    ".join(f"{{ site = {_hcl(s)}, region = {_hcl(r)}, eip = {_hcl(e)}, cidrs = {_hcl(list(c))}, "
                            f"port = {p} }}" for s, r, e, c, p in SITES)
@@ -68,6 +90,7 @@ module "config" {{
   package_bucket = {_hcl(G.package_bucket)}
   package_key    = {_hcl(G.package_key)}
   package_sha256 = {_hcl(G.package_sha256)}
+  {extra}
   sites = [
     {sites}
   ]
@@ -80,17 +103,7 @@ output "all" {{
     (work / "main.tf").chmod(0o644)
     terraform.run(["init", "-input=false", "-no-color"], work)
     terraform.run(["apply", "-auto-approve", "-input=false", "-no-color"], work)
-    out = json.loads(terraform.run(["output", "-json", "all"], work).stdout)
-    assert out["agent_settings"] == render.agent_settings(G)
-    assert out["service_unit"] == render.service_unit(G)
-    assert out["bootstrap_unit"] == render.bootstrap_unit(G)
-    assert out["bootstrap_script"] == render.bootstrap_script(G)
-    assert out["user_data"] == render.user_data(G)  # byte for byte
-    assert render.canonical_json(out["role_policy"]) == render.role_policy(G)
-    assert render.canonical_json(out["trust_policy"]) == render.assume_role_policy()
-    cli = membership_of("prod", [PlannedSite(*site) for site in SITES]).to_json()
-    assert json.loads(out["membership"]) == json.loads(cli)
-    assert Membership.from_json(out["membership"]) == Membership.from_json(cli)
+    return json.loads(terraform.run(["output", "-json", "all"], work).stdout)  # type: ignore[no-any-return]
 
 
 PROBE = """a: |

@@ -65,3 +65,42 @@ def test_a_membership_over_the_standard_tier_is_refused_before_anything_is_made(
     check_size(LINK, sites(20))
     with pytest.raises(SpecError, match="membership document of 40 sites"):
         check_size(LINK, sites(40))
+
+
+def ha_membership(n: int) -> Membership:
+    """``n`` sites of two gateways each, every value at its realistic longest (17-hex instance ids)."""
+    from linker.contract import GatewayEntry
+    sites = []
+    for i, s in enumerate(membership(n).sites):
+        pair = (GatewayEntry(f"i-0{i:02d}3456789abcdef", f"{s.region}a", s.eip, f"10.{i}.128.100"),
+                GatewayEntry(f"i-0{i:02d}3456789abcdff", f"{s.region}b", f"198.51.100.{100 + i}", f"10.{i}.129.100"))
+        sites.append(SiteEntry(s.site, s.region, s.eip, s.cidrs, s.port, pair[0].instance, True, pair))
+    return Membership(LINK, tuple(sites))
+
+
+def test_with_two_gateways_a_site_takes_about_twice_the_room() -> None:
+    """Each gateway adds its instance, zone, address and tunnel address: about 12 such sites fit where about 24
+    with one gateway do (README, ``check_size``)."""
+    m = ha_membership(12)
+    assert len(m.to_json().encode()) <= STANDARD_TIER_BYTES
+    assert Membership.from_json(m.to_json()) == m
+    assert len(ha_membership(14).to_json().encode()) > STANDARD_TIER_BYTES
+
+
+def test_an_ha_membership_over_the_standard_tier_is_refused_naming_the_gateways() -> None:
+    from linker.control.changes import Ref
+    from linker.control.membership_doc import PlannedGateway, PlannedSite, check_size
+    from linker.errors import SpecError
+
+    def sites(n: int, ha: bool) -> list[PlannedSite]:
+        return [PlannedSite(r, r, Ref("eip-ip", r), (f"10.{i}.0.0/16", f"172.{16 + i}.0.0/16"), 51820,
+                            Ref("instance", r), ha,
+                            tuple(PlannedGateway(Ref("instance", f"{r}/{k}"), f"{r}{k}", Ref("eip-ip", f"{r}/{k}"),
+                                                 Ref("tunnel", f"{r}/{k}")) for k in "ab") if ha else ())
+                for i, r in enumerate(REGIONS)]
+
+    check_size(LINK, sites(20, False)[:20])  # one gateway each: 20 sites fit
+    check_size(LINK, sites(20, True)[:11])
+    with pytest.raises(SpecError, match="20 sites \\(20 of them with two gateways\\)") as info:
+        check_size(LINK, sites(20, True))
+    assert "fewer sites two gateways" in (info.value.fix or "")

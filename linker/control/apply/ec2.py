@@ -23,8 +23,9 @@ def create_eip(run: Applier, c: Change) -> None:
     ec2 = run.clients.ec2(c.region)
     reply = ec2.allocate_address(Domain="vpc", TagSpecifications=[
         {"ResourceType": "elastic-ip", "Tags": run.tags(c, naming.ROLE_EIP)}])
-    run.set_ref("eip-allocation", c.site, reply["AllocationId"])
-    run.set_ref("eip-ip", c.site, reply["PublicIp"])
+    key = c.param("ref", c.site)  # a site's second gateway (--ha) has references of its own
+    run.set_ref("eip-allocation", key, reply["AllocationId"])
+    run.set_ref("eip-ip", key, reply["PublicIp"])
 
 
 def update_eip_association(run: Applier, c: Change) -> None:
@@ -153,7 +154,7 @@ def create_instance(run: Applier, c: Change) -> None:
                             "Groups": [run.resolve(c.param("group"))], "DeleteOnTermination": True}],
         IamInstanceProfile={"Name": c.param("profile")}, UserData=c.param("user_data"),
         MetadataOptions={"HttpTokens": "required", "HttpEndpoint": "enabled", "HttpPutResponseHopLimit": 1},
-        ClientToken=run.token(c.site, "instance", c.param("config")),
+        ClientToken=run.token(c.param("ref", c.site), "instance", c.param("config")),
         # burstable types: standard credits, so a CPU-bound data plane is throttled, never billed for surplus
         **({"CreditSpecification": {"CpuCredits": "standard"}} if burstable(c.param("instance_type")) else {}),
         TagSpecifications=[{"ResourceType": "instance", "Tags": tags},
@@ -170,8 +171,11 @@ def create_instance(run: Applier, c: Change) -> None:
             if not propagating or time.monotonic() > deadline:
                 raise
             time.sleep(run.poll)
-    run.set_ref("instance", c.site, instance["InstanceId"])
-    run.set_ref("eni", c.site, instance["NetworkInterfaces"][0]["NetworkInterfaceId"])
+    key = c.param("ref", c.site)
+    run.set_ref("instance", key, instance["InstanceId"])
+    run.set_ref("eni", key, instance["NetworkInterfaces"][0]["NetworkInterfaceId"])
+    if instance.get("PrivateIpAddress"):  # its tunnel address in a site with two gateways (docs/HA.md)
+        run.set_ref("tunnel", key, instance["PrivateIpAddress"])
     settled(ec2.modify_instance_attribute, run.settle_delays, InstanceId=instance["InstanceId"],
             SourceDestCheck={"Value": False})
 
@@ -250,6 +254,15 @@ def delete_route(run: Applier, c: Change) -> None:
     ignore_not_found(ec2.delete_tags, Resources=[c.param("table")], Tags=[{"Key": c.param("tag")}])
 
 
+def update_route_table_tag(run: Applier, c: Change) -> None:
+    settled(run.clients.ec2(c.region).create_tags, run.settle_delays, Resources=[c.target],
+            Tags=[{"Key": c.param("tag"), "Value": c.site}])
+
+
+def delete_route_table_tag(run: Applier, c: Change) -> None:
+    ignore_not_found(run.clients.ec2(c.region).delete_tags, Resources=[c.target], Tags=[{"Key": c.param("tag")}])
+
+
 HANDLERS: dict[tuple[Action, Kind], Handler] = {
     (Action.CREATE, Kind.EIP): create_eip,
     (Action.UPDATE, Kind.EIP_ASSOCIATION): update_eip_association,
@@ -268,4 +281,6 @@ HANDLERS: dict[tuple[Action, Kind], Handler] = {
     (Action.CREATE, Kind.ROUTE): create_route,
     (Action.UPDATE, Kind.ROUTE): update_route,
     (Action.DELETE, Kind.ROUTE): delete_route,
+    (Action.UPDATE, Kind.ROUTE_TABLE_TAG): update_route_table_tag,
+    (Action.DELETE, Kind.ROUTE_TABLE_TAG): delete_route_table_tag,
 }

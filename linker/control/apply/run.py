@@ -20,7 +20,7 @@ from linker import naming
 from linker.control.apply import ec2, iam, rollout, s3, ssm
 from linker.control.apply.calls import SETTLE_DELAYS
 from linker.control.aws import Clients, cloud_call
-from linker.control.changes import Action, Change, Kind, Ref, by_phase
+from linker.control.changes import Action, Change, Kind, Lower, Ref, by_phase
 from linker.control.package import Package
 
 log = logging.getLogger("linker.control")
@@ -75,7 +75,10 @@ class Applier:
             self._refs[Ref(kind, site)] = value
 
     def resolve(self, value: Any) -> Any:
-        """``value``, a ``Ref`` replaced by what it refers to (RuntimeError when not made yet: a planner bug)."""
+        """``value``, a ``Ref`` replaced by what it refers to (RuntimeError when not made yet: a planner bug), a
+        ``Lower`` by the value of its lower instance."""
+        if isinstance(value, Lower):
+            return value.pick(self.resolve)
         if isinstance(value, Ref):
             with self._lock:
                 if value not in self._refs:
@@ -85,6 +88,8 @@ class Applier:
 
     def known(self, value: Any) -> Any:
         """``value`` resolved, or None while what it refers to is not made yet (the seed phase)."""
+        if isinstance(value, Lower):
+            return value.pick(self.known)
         with self._lock:
             return self._refs.get(value) if isinstance(value, Ref) else value
 

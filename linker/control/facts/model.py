@@ -94,6 +94,7 @@ class Instance:
     http_tokens: str
     launch_time: str
     tags: Tags
+    private_ip: str | None = None  # its primary private IPv4: a gateway's tunnel address (docs/HA.md)
 
     @property
     def config(self) -> str | None:

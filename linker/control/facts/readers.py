@@ -205,7 +205,7 @@ def _instance(i: dict[str, Any]) -> Instance:
     return Instance(i["InstanceId"], i["State"]["Name"], enis[0]["NetworkInterfaceId"] if enis else None,
                     i.get("SubnetId"), i.get("InstanceType", ""), bool(i.get("SourceDestCheck", True)),
                     i.get("MetadataOptions", {}).get("HttpTokens", "optional"), str(i.get("LaunchTime", "")),
-                    _tags(i.get("Tags")))
+                    _tags(i.get("Tags")), i.get("PrivateIpAddress") or None)
 
 
 def _parameters(clients: Clients, link: str, region: str,

@@ -55,7 +55,7 @@ locals {
     bootstrap_command = local.bootstrap_command
   })
 
-  role_policy = templatefile("${local.templates}/instance-role-policy.json.tftpl", {
+  base_role_policy = templatefile("${local.templates}/instance-role-policy.json.tftpl", {
     partition        = var.partition
     region           = var.region
     package_bucket   = var.package_bucket
@@ -63,6 +63,20 @@ locals {
     site_prefix      = "${local.parameter_prefix}/sites/${var.site}"
     metric_namespace = "Linker"
   })
+
+  # A site with two gateways (docs/HA.md): they may read route tables and move routes only in those tagged
+  # linker:route:<link> = <site>, as render.role_policy adds them for the CLI.
+  ha_role_statements = jsondecode(templatefile("${local.templates}/instance-role-policy-ha.json.tftpl", {
+    partition       = var.partition
+    region          = var.region
+    route_table_tag = "linker:route:${var.link}"
+    site            = var.site
+  })).Statement
+
+  role_policy = var.ha ? jsonencode({
+    Version   = jsondecode(local.base_role_policy).Version
+    Statement = concat(jsondecode(local.base_role_policy).Statement, local.ha_role_statements)
+  }) : local.base_role_policy
 
   trust_policy = templatefile("${local.templates}/instance-trust-policy.json.tftpl", {})
 

@@ -31,6 +31,12 @@ variable "mtu" {
   default     = 1420
 }
 
+variable "ha" {
+  description = "Whether the site has two gateways (docs/HA.md): the role policy then lets them move the site's routes in the route tables tagged linker:route:<link> = <site>."
+  type        = bool
+  default     = false
+}
+
 variable "interface" {
   description = "Name of the tunnel device on the gateway."
   type        = string
