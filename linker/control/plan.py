@@ -41,10 +41,10 @@ from linker.control.rollout import (
     Rollout,
     gateway_records,
     instance_config,
+    keep_fixes,
     kept_instance,
     launch_tags,
     ready,
-    version_note,
     wheels_to_delete,
 )
 from linker.control.teardown import teardown
@@ -265,14 +265,8 @@ def plan_site(spec: LinkSpec, site: Site, peers: list[Site], link: str, package:
             ("config", config), ("pin", tuple(sorted(launch_tags(package).items()))),
             ("user_data", user_data(inputs)), *tags)
     else:
-        if keep.source_dest_check:
-            add(Phase.GATEWAY, Action.UPDATE, Kind.SOURCE_DEST_CHECK, keep.id,
-                "the gateway forwards the peers' traffic")
-        if keep.http_tokens != "required":
-            add(Phase.GATEWAY, Action.UPDATE, Kind.METADATA_OPTIONS, keep.id, "IMDSv2 only")
-        note = version_note(name, keep, package)
-        if note:
-            add(Phase.GATEWAY, Action.NOTE, Kind.GATEWAY_VERSION, keep.id, note)
+        for action, kind, why in keep_fixes(name, keep, package):
+            add(Phase.GATEWAY, action, kind, keep.id, why)
     instance_id = keep.id if keep else Ref("instance", name)
     eni = (keep.eni_id or "") if keep else Ref("eni", name)
     # make before break: the site's running gateway serves until its successor is ready (linker.control.rollout)

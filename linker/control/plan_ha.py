@@ -21,7 +21,7 @@ from linker.control.membership_doc import PlannedGateway, PlannedSite
 from linker.control.package import Package
 from linker.control.placement import second_subnet, zone_of
 from linker.control.render import GatewayInputs, user_data
-from linker.control.rollout import Rollout, instance_config, kept_instance, launch_tags, ready, version_note
+from linker.control.rollout import Rollout, instance_config, keep_fixes, kept_instance, launch_tags, ready
 from linker.errors import CloudError
 from linker.spec import LinkSpec
 
@@ -152,14 +152,8 @@ def plan_second(spec: LinkSpec, inputs: GatewayInputs, rf: RegionFacts, vpc_id: 
             ("pin", tuple(sorted(launch_tags(package).items()))), ("user_data", user_data(inputs)), ("ref", key),
             *tags)
     else:
-        if keep.source_dest_check:
-            add(Phase.GATEWAY, Action.UPDATE, Kind.SOURCE_DEST_CHECK, keep.id,
-                "the gateway forwards the peers' traffic")
-        if keep.http_tokens != "required":
-            add(Phase.GATEWAY, Action.UPDATE, Kind.METADATA_OPTIONS, keep.id, "IMDSv2 only")
-        note = version_note(name, keep, package)
-        if note:
-            add(Phase.GATEWAY, Action.NOTE, Kind.GATEWAY_VERSION, keep.id, note)
+        for action, kind, why in keep_fixes(name, keep, package):
+            add(Phase.GATEWAY, action, kind, keep.id, why)
     gateway = gateway_of(rf, key, keep, subnet, eip)
     holder = eip.instance_id if eip else None
     serving = next((i for i in view.instances if i.id == holder and i.state == "running"), None)

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from linker import __version__, naming
+from linker.control.changes import Action, Kind
 from linker.control.facts.model import Instance, RegionFacts
 from linker.control.package import Package
 from linker.control.render import GatewayInputs
@@ -111,6 +112,20 @@ def kept_instance(rf: RegionFacts, link: str, site: str, config: str, vpc_id: st
 
     fitting = [i for i in rf.instances if fits(i)]
     return max(fitting, key=lambda i: (ready(rf, link, site, i.id), i.launch_time, i.id)) if fitting else None
+
+
+def keep_fixes(site: str, instance: Instance, package: Package) -> list[tuple[Action, Kind, str]]:
+    """What a kept gateway instance of ``site`` needs (action, kind, why): source/dest check off, IMDSv2 only, and
+    a note when it runs another build than ``package``. The plan adds each as a GATEWAY-phase change."""
+    fixes: list[tuple[Action, Kind, str]] = []
+    if instance.source_dest_check:
+        fixes.append((Action.UPDATE, Kind.SOURCE_DEST_CHECK, "the gateway forwards the peers' traffic"))
+    if instance.http_tokens != "required":
+        fixes.append((Action.UPDATE, Kind.METADATA_OPTIONS, "IMDSv2 only"))
+    note = version_note(site, instance, package)
+    if note:
+        fixes.append((Action.NOTE, Kind.GATEWAY_VERSION, note))
+    return fixes
 
 
 def version_note(site: str, instance: Instance, package: Package) -> str | None:
