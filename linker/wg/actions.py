@@ -40,13 +40,14 @@ Action = SendDatagram | WriteTun | SendDatagrams | WritePackets
 
 
 def flatten(actions: list[Action]) -> list[SendDatagram | WriteTun]:
-    """The batch forms spelled out one datagram or packet per action."""
+    """The batch forms spelled out one datagram or packet per action, as ``bytes`` (the batch forms may carry views
+    of a buffer shared by their batch: the one-packet API hands out values that stand alone)."""
     out: list[SendDatagram | WriteTun] = []
     for a in actions:
         if type(a) is SendDatagrams:
-            out += [SendDatagram(d, a.endpoint) for d in a.datagrams]
+            out += [SendDatagram(bytes(d), a.endpoint) for d in a.datagrams]
         elif type(a) is WritePackets:
-            out += [WriteTun(p) for p in a.packets]
+            out += [WriteTun(bytes(p)) for p in a.packets]
         else:
             out.append(a)  # type: ignore[arg-type]
     return out
