@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 from linker.contract import GatewayHealth, Membership
 from linker.errors import ContractError
+from linker.gateway import identity
 from linker.gateway.actives import MoveSiteCidrs, RemoteActives
 from linker.gateway.cloud import ActiveRecord, Cloud, CloudUnavailable
 from linker.gateway.failover_events import FailedOver, StepDown
@@ -110,10 +111,11 @@ class HaAgent:
 
     def _make_loop(self, view: HaView) -> FailoverLoop:
         s = self.settings
+        eni = identity.interface_id(s) or None  # None: routes are moved by instance id
 
         def make_shell(send, submit) -> FailoverShell:  # type: ignore[no-untyped-def]
             return FailoverShell(view, self.cloud, send, submit, self._notify,
-                                 int.from_bytes(os.urandom(8), "big"))
+                                 int.from_bytes(os.urandom(8), "big"), eni=eni)
 
         return FailoverLoop(make_shell, lambda: AgentSockets.open(view.address, s.agent_port, s.interface))
 

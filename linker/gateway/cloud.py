@@ -243,41 +243,64 @@ class Cloud:
             raise CloudUnavailable(f"read the switch record: {exc}") from None
         return None if reply is None else _switch(reply["Parameter"]["Value"])
 
-    def route_targets(self) -> tuple[tuple[str, str | None], ...]:
+    def route_targets(self, instance: str, eni: str | None, sibling: str) -> tuple[tuple[str, str | None], ...]:
         """For each route table of the site (tagged ``linker:route:<link>=<site>``) that holds linker routes of the
-        link (the table's ``linker:route:<link>:<cidr>`` tags): the instance all of them point at, or None (a
-        blackhole, an address that is not an instance, or routes that disagree). Raises CloudUnavailable."""
+        link (the table's ``linker:route:<link>:<cidr>`` tags): the gateway all of them point at (``instance``, this
+        one, whose interface is ``eni``, or ``sibling``), or None (a blackhole, no route, routes that disagree).
+
+        A route names its instance (EC2 reports it for an instance's interface); when it names only an interface,
+        this instance's is ``eni``, and another one is taken to be the sibling's only when it is the one such
+        interface in all the site's tables: only the site's gateways and the controller write these routes, and a
+        deleted gateway's interface reads as a blackhole. Raises CloudUnavailable."""
         ec2 = self._ec2_client()
         key, prefix = naming.route_table_tag(self.link), naming.route_tag(self.link, "")
         reply = self._call("read the route tables", ec2.describe_route_tables,
                            Filters=[{"Name": f"tag:{key}", "Values": [self.site]}])
-        out, cidrs_of = [], {}
+        found: dict[str, list[tuple[str | None, str | None]]] = {}  # table -> (instance, interface) per route
+        cidrs_of = {}
         for table in reply.get("RouteTables", []):
             tags = {t["Key"]: t["Value"] for t in table.get("Tags", [])}
             cidrs = tuple(sorted(k[len(prefix):] for k in tags if k.startswith(prefix)))
             if not cidrs:
                 continue  # tagged for the site but holding none of its routes (yet)
             routes = {r.get("DestinationCidrBlock"): r for r in table.get("Routes", [])}
-            targets = {None if (r := routes.get(c)) is None or r.get("State") == "blackhole" else r.get("InstanceId")
-                       for c in cidrs}
             cidrs_of[table["RouteTableId"]] = cidrs
-            out.append((table["RouteTableId"], targets.pop() if len(targets) == 1 else None))
-        self._route_cidrs = cidrs_of
-        return tuple(sorted(out, key=lambda t: t[0]))
+            found[table["RouteTableId"]] = [
+                (None, None) if (r := routes.get(c)) is None or r.get("State") == "blackhole"
+                else (r.get("InstanceId"), r.get("NetworkInterfaceId")) for c in cidrs]
+        foreign = {e for routes in found.values() for i, e in routes if not i and e and e != eni}
+        sibling_eni = foreign.pop() if len(foreign) == 1 else None
 
-    def move_routes(self, tables: tuple[str, ...], instance: str) -> None:
-        """ReplaceRoute every linker route of ``tables`` (as the last ``route_targets`` read them) to ``instance``,
-        concurrently (a takeover's time is the slowest call, not their sum). Raises CloudUnavailable naming the
-        first failure once every call has ended; the next read tells which tables moved."""
+        def target(route: tuple[str | None, str | None]) -> str | None:
+            owner, interface = route
+            if owner:
+                return owner
+            if interface and interface == eni:
+                return instance
+            return sibling if interface and interface == sibling_eni else None
+
+        self._route_cidrs = cidrs_of
+        out = []
+        for table_id, routes in sorted(found.items()):
+            targets = {target(r) for r in routes}
+            out.append((table_id, targets.pop() if len(targets) == 1 else None))
+        return tuple(out)
+
+    def move_routes(self, tables: tuple[str, ...], instance: str, eni: str | None = None) -> None:
+        """ReplaceRoute every linker route of ``tables`` (as the last ``route_targets`` read them) to this
+        gateway: its interface ``eni`` when known (as the controller makes them), else ``instance``; concurrently
+        (a takeover's time is the slowest call, not their sum). Raises CloudUnavailable naming the first failure
+        once every call has ended; the next read tells which tables moved."""
         ec2 = self._ec2_client()
         calls = [(t, c) for t in tables for c in self._route_cidrs.get(t, ())]
         if not calls:
             return
+        target = {"NetworkInterfaceId": eni} if eni else {"InstanceId": instance}
 
         def one(call: tuple[str, str]) -> str | None:
             table, cidr = call
             try:
-                ec2.replace_route(RouteTableId=table, DestinationCidrBlock=cidr, InstanceId=instance)
+                ec2.replace_route(RouteTableId=table, DestinationCidrBlock=cidr, **target)
             except (BotoCoreError, ClientError) as exc:
                 return f"replace the route to {cidr} in {table}: {exc}"
             return None

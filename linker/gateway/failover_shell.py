@@ -61,8 +61,8 @@ class FailoverCloud(Protocol):
     def active_record(self, site: str | None = None, region: str | None = None) -> ActiveRecord: ...
     def write_active_record(self, instance: str) -> int: ...
     def switch_request(self) -> tuple[str, int] | None: ...
-    def route_targets(self) -> tuple[tuple[str, str | None], ...]: ...
-    def move_routes(self, tables: tuple[str, ...], instance: str) -> None: ...
+    def route_targets(self, instance: str, eni: str | None, sibling: str) -> tuple[tuple[str, str | None], ...]: ...
+    def move_routes(self, tables: tuple[str, ...], instance: str, eni: str | None = None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -78,8 +78,8 @@ Event = MoveSiteCidrs | FailedOver | StepDown
 class FailoverShell:
     def __init__(self, view: HaView, cloud: FailoverCloud, send: Callable[[str, str, bytes], None],
                  submit: Callable[[Callable[[], None]], None], notify: Callable[[Event], None],
-                 first_nonce: int, wall: Callable[[], float] = time.time) -> None:
-        self.view = view
+                 first_nonce: int, wall: Callable[[], float] = time.time, eni: str | None = None) -> None:
+        self.view, self.eni = view, eni  # eni: this instance's primary interface, where routes point (None: unknown)
         self.cloud, self._send, self._submit, self._notify, self._wall = cloud, send, submit, notify, wall
         self.core = Failover(view.site, view.instance, view.sibling)
         self.prober = Prober(view.sibling_address, view.witnesses, first_nonce)
@@ -227,14 +227,14 @@ class FailoverShell:
         if switch is not None:
             out.append(PlannedSwitch(0.0, switch[0], switch[1]))
         try:
-            out.append(RouteView(0.0, self.cloud.route_targets()))
+            out.append(RouteView(0.0, self.cloud.route_targets(self.view.instance, self.eni, self.view.sibling)))
         except CloudUnavailable as exc:
             out.append(RouteReadFailed(0.0, str(exc)))
         return tuple(out)
 
     def _move_routes(self, tables: tuple[str, ...]) -> tuple[Observation, ...]:
         try:
-            self.cloud.move_routes(tables, self.view.instance)
+            self.cloud.move_routes(tables, self.view.instance, self.eni)
         except CloudUnavailable as exc:
             log.warning("cannot move the site's routes: %s", exc, extra={"site": self.view.site})
             return (RouteMoveFailed(0.0, str(exc)),)

@@ -35,6 +35,7 @@ class AgentSettings:
     # failover's datagrams (docs/HA.md): the same on every gateway of a link, and not the tunnel's port
     agent_port: int = DEFAULT_PORT + 1
     instance_id: str = ""  # empty: asked of the instance metadata service (linker.gateway.identity)
+    eni_id: str = ""  # the primary network interface's id; empty: likewise
 
     @property
     def key_path(self) -> Path:

@@ -52,11 +52,11 @@ class FakeCloud:
         self._check()
         return self.switch
 
-    def route_targets(self) -> tuple[tuple[str, str | None], ...]:
+    def route_targets(self, instance: str, eni: str | None, sibling: str) -> tuple[tuple[str, str | None], ...]:
         self._check()
         return tuple(sorted(self.tables.items()))
 
-    def move_routes(self, tables: tuple[str, ...], instance: str) -> None:
+    def move_routes(self, tables: tuple[str, ...], instance: str, eni: str | None = None) -> None:
         self._check()
         for t in tables:
             self.tables[t] = instance

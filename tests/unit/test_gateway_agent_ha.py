@@ -210,3 +210,17 @@ def test_one_of_the_two_gateways_runs_failover_and_reports_its_role(agent) -> No
     assert cloud.published[-1].role == "active" and cloud.published[-1].instance == B
     a.ha.stop()
     assert loops[0].stopped
+
+
+def test_the_primary_interface_from_the_settings_the_environment_or_none(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from linker.gateway import identity
+
+    s = settings(tmp_path)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.delenv(identity.ENI_ENV, raising=False)
+    assert identity.interface_id(s) == ""
+    monkeypatch.setenv(identity.ENI_ENV, "eni-0env")
+    assert identity.interface_id(s) == "eni-0env"
+    assert identity.interface_id(replace(s, eni_id="eni-0set")) == "eni-0set"

@@ -50,11 +50,13 @@ def table(table_id: str, routes: dict[str, str | None], site: str = SITE, extra:
     tags += [{"Key": naming.route_tag(LINK, c), "Value": "eu-west-1"} for c in routes]
     out = []
     for cidr, target in routes.items():
-        route = {"DestinationCidrBlock": cidr, "NetworkInterfaceId": "eni-1", "State": "active"}
+        route = {"DestinationCidrBlock": cidr, "State": "active"}
         if target == "blackhole":
-            route["State"] = "blackhole"
+            route.update(State="blackhole", NetworkInterfaceId="eni-gone")
+        elif target and target.startswith("eni-"):
+            route["NetworkInterfaceId"] = target  # as moto reports a route made with an interface
         elif target:
-            route["InstanceId"] = target
+            route.update(InstanceId=target, NetworkInterfaceId=f"eni-of-{target}")
         out.append(route)
     out.append({"DestinationCidrBlock": "0.0.0.0/0", "GatewayId": "igw-1", "State": "active"})  # not linker's
     return {"RouteTableId": table_id, "Tags": tags, "Routes": out, **(extra or {})}
@@ -68,10 +70,11 @@ class FakeEc2:
         self.filters.append(Filters)
         return {"RouteTables": self.tables}
 
-    def replace_route(self, RouteTableId: str, DestinationCidrBlock: str, InstanceId: str) -> None:
+    def replace_route(self, RouteTableId: str, DestinationCidrBlock: str, **target: str) -> None:
         if RouteTableId in self.fail:
             raise ClientError({"Error": {"Code": "UnauthorizedOperation", "Message": "no"}}, "ReplaceRoute")
-        self.replaced.append((RouteTableId, DestinationCidrBlock, InstanceId))
+        (value,) = target.values()
+        self.replaced.append((RouteTableId, DestinationCidrBlock, value))
 
 
 def cloud(ssm: FakeSsm | None = None, ec2: FakeEc2 | None = None) -> Cloud:
@@ -87,7 +90,7 @@ def test_the_route_view_reads_only_the_sites_tagged_tables_and_linker_routes() -
                    table("rtb-3", {"10.1.0.0/16": "blackhole"}),
                    table("rtb-4", {})])  # tagged but empty: skipped
     c = cloud(ec2=ec2)
-    assert c.route_targets() == (("rtb-1", "i-a"), ("rtb-2", None), ("rtb-3", None))
+    assert c.route_targets("i-a", None, "i-b") == (("rtb-1", "i-a"), ("rtb-2", None), ("rtb-3", None))
     assert ec2.filters == [[{"Name": f"tag:{naming.route_table_tag(LINK)}", "Values": [SITE]}]]
 
 
@@ -95,13 +98,23 @@ def test_a_takeover_replaces_every_linker_route_of_the_tables_named() -> None:
     ec2 = FakeEc2([table("rtb-1", {"10.1.0.0/16": "i-a", "10.2.0.0/16": "i-a"}),
                    table("rtb-2", {"10.1.0.0/16": "i-b"})])
     c = cloud(ec2=ec2)
-    c.route_targets()
-    c.move_routes(("rtb-1",), "i-b")
-    assert sorted(ec2.replaced) == [("rtb-1", "10.1.0.0/16", "i-b"), ("rtb-1", "10.2.0.0/16", "i-b")]
+    c.route_targets("i-b", "eni-b", "i-a")
+    c.move_routes(("rtb-1",), "i-b", "eni-b")  # to its interface, as the controller makes them
+    assert sorted(ec2.replaced) == [("rtb-1", "10.1.0.0/16", "eni-b"), ("rtb-1", "10.2.0.0/16", "eni-b")]
     ec2.fail = {"rtb-2"}
     with pytest.raises(CloudUnavailable, match="rtb-2"):
-        c.move_routes(("rtb-1", "rtb-2"), "i-b")
-    assert len(ec2.replaced) == 4  # the other table's calls still went out
+        c.move_routes(("rtb-1", "rtb-2"), "i-b")  # interface unknown: by instance id
+    assert ("rtb-1", "10.1.0.0/16", "i-b") in ec2.replaced  # the other table's calls still went out
+
+
+def test_routes_that_name_only_an_interface() -> None:
+    own = FakeEc2([table("rtb-1", {"10.1.0.0/16": "eni-a"}), table("rtb-2", {"10.1.0.0/16": "eni-a"})])
+    assert cloud(ec2=own).route_targets("i-a", "eni-a", "i-b") == (("rtb-1", "i-a"), ("rtb-2", "i-a"))
+    sibling = FakeEc2([table("rtb-1", {"10.1.0.0/16": "eni-b"}), table("rtb-2", {"10.1.0.0/16": "eni-a"})])
+    assert cloud(ec2=sibling).route_targets("i-a", "eni-a", "i-b") == (("rtb-1", "i-b"), ("rtb-2", "i-a"))
+    # two foreign interfaces: which one is the sibling's cannot be told, so neither counts as a gateway's
+    two = FakeEc2([table("rtb-1", {"10.1.0.0/16": "eni-b"}), table("rtb-2", {"10.1.0.0/16": "eni-x"})])
+    assert cloud(ec2=two).route_targets("i-a", "eni-a", "i-b") == (("rtb-1", None), ("rtb-2", None))
 
 
 def test_the_active_record_is_json_and_its_version_is_the_epoch() -> None:
