@@ -293,6 +293,7 @@ class Agent:
         try:
             with self._cloud_io():
                 self.cloud.publish_health(self.health)
+                self.ha.publish_failovers()
         except CloudUnavailable as exc:
             log.warning("cannot publish health: %s", exc, extra={"site": self.settings.site})
             return

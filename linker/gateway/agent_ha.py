@@ -44,6 +44,7 @@ class HaAgent:
         self._loop_factory = loop_factory or self._make_loop
         self.loop: FailoverLoop | None = None
         self._view: HaView | None = None
+        self._counted = 0  # takeovers already put to CloudWatch
 
     # --- the agent's loop ---
 
@@ -88,11 +89,22 @@ class HaAgent:
                 if isinstance(result, MoveSiteCidrs):
                     self._move(result)
 
+    def publish_failovers(self) -> None:
+        """Put the takeovers since the last call to CloudWatch (with the health report). Raises CloudUnavailable
+        (they are put with the next report then)."""
+        if self.loop is None or self._view is None:
+            return
+        count = self.loop.shell.failovers
+        if count > self._counted:
+            self.cloud.put_failover_metric(self._view.instance, count - self._counted)
+            self._counted = count
+
     def stop(self) -> None:
         if self.loop is not None:
             self.loop.stop()
             self.loop = None
             self._view = None
+            self._counted = 0
 
     # --- the failover thread ---
 

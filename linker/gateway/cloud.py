@@ -203,6 +203,14 @@ class Cloud:
 
     # --- a site with two gateways (docs/HA.md) ---
 
+    def put_failover_metric(self, instance: str, count: int) -> None:
+        """``count`` takeovers by ``instance`` since the last call: CloudWatch's ``Failovers`` (alarm on its sum)."""
+        cw = self._session.client("cloudwatch", region_name=self.region, config=_BOTO)
+        dims = [{"Name": "Link", "Value": self.link}, {"Name": "Site", "Value": self.site},
+                {"Name": "Instance", "Value": instance}]
+        self._call("put metrics", cw.put_metric_data, Namespace=METRIC_NAMESPACE,
+                   MetricData=[{"MetricName": "Failovers", "Dimensions": dims, "Value": float(count), "Unit": "Count"}])
+
     def _ec2_client(self):
         if self._ec2 is None:
             self._ec2 = self._session.client("ec2", region_name=self.region, config=_BOTO)

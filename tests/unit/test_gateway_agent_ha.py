@@ -224,3 +224,18 @@ def test_the_primary_interface_from_the_settings_the_environment_or_none(tmp_pat
     monkeypatch.setenv(identity.ENI_ENV, "eni-0env")
     assert identity.interface_id(s) == "eni-0env"
     assert identity.interface_id(replace(s, eni_id="eni-0set")) == "eni-0set"
+
+
+def test_each_takeover_is_put_to_cloudwatch_once(tmp_path: Path) -> None:
+    ha, loops, _, cloud = ha_agent(tmp_path)
+    put: list[tuple[str, int]] = []
+    cloud.put_failover_metric = lambda instance, count: put.append((instance, count))  # type: ignore[attr-defined]
+    ha.publish_failovers()  # no loop: nothing
+    ha.update(membership(), B)
+    ha.publish_failovers()
+    loops[0].shell.failovers = 1
+    ha.publish_failovers()
+    ha.publish_failovers()
+    loops[0].shell.failovers = 3
+    ha.publish_failovers()
+    assert put == [(B, 1), (B, 2)]

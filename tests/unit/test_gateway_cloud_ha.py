@@ -180,3 +180,20 @@ def test_the_keys_of_both_gateways_of_a_remote_site_with_two() -> None:
     assert c.peer_gateway_keys(doc) == {"i-c": keys["i-c"]}  # i-d not ready yet
     remote.down = True
     assert c.peer_gateway_keys(doc, {"i-d": keys["i-d"]}) == {"i-d": keys["i-d"]}  # the last known one is kept
+
+
+def test_the_failover_metric() -> None:
+    calls: list[dict] = []
+
+    class Session:
+        def client(self, service: str, region_name: str, config: object) -> object:
+            assert (service, region_name) == ("cloudwatch", SITE)
+            return type("Cw", (), {"put_metric_data": lambda self, **kw: calls.append(kw)})()
+
+    c = cloud()
+    c._session = Session()  # type: ignore[assignment]
+    c.put_failover_metric("i-b", 2)
+    (call,) = calls
+    (datum,) = call["MetricData"]
+    assert call["Namespace"] == "Linker" and datum["MetricName"] == "Failovers" and datum["Value"] == 2.0
+    assert {"Name": "Instance", "Value": "i-b"} in datum["Dimensions"]
