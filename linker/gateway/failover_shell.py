@@ -179,13 +179,13 @@ class FailoverShell:
     def _run(self, actions: tuple[Action, ...], now: float) -> None:
         for action in actions:
             if isinstance(action, ReadRoutes):
-                self._job(self._read_routes)
+                self._job(self._read_routes, RouteReadFailed(0.0, "a bug"))
             elif isinstance(action, TakeOver):
                 log.warning("taking over the site's routes: %s", action.reason,
                             extra={"site": self.view.site, "resource": self.view.instance})
-                self._job(functools.partial(self._move_routes, action.tables))
+                self._job(functools.partial(self._move_routes, action.tables), RouteMoveFailed(0.0, "a bug"))
             elif isinstance(action, RecordActive):
-                self._job(self._write_record)
+                self._job(self._write_record, RecordFailed(0.0, "a bug"))
             elif isinstance(action, Announce):
                 data = encode(Announcement(self.view.link, action.site, action.instance, action.epoch))
                 for address in sorted(set(self.view.witnesses.values())):
@@ -208,8 +208,18 @@ class FailoverShell:
                     extra={"site": event.site, "resource": self.view.instance})
         self._notify(event)
 
-    def _job(self, job: Callable[[], tuple[Observation, ...]]) -> None:
-        self._submit(lambda: self._inbox.put(job()))
+    def _job(self, job: Callable[[], tuple[Observation, ...]], failed: Observation) -> None:
+        """Run ``job`` through ``submit``; its observations come back through the inbox. A job that raises
+        (a bug, or a reply AWS should not give) is logged loudly and reported as ``failed``: the core is told the
+        outcome of every action it asked for, or it would wait for it forever."""
+        def run() -> None:
+            try:
+                out = job()
+            except Exception:
+                log.exception("failover AWS job failed", extra={"site": self.view.site})
+                out = (failed,)
+            self._inbox.put(out)
+        self._submit(run)
 
     # --- AWS jobs (run by ``submit``, maybe on another thread; they touch nothing but the cloud) ---
 

@@ -232,3 +232,17 @@ def test_the_peers_of_a_remote_site_with_two_gateways() -> None:
     after = desired_peers(membership(), SITE, keys, {REMOTE: D})
     assert [p.allowed_ips for p in after] == [(f"{ADDR[C]}/32",), (f"{ADDR[D]}/32", "10.2.0.0/16")]
     assert [p.public_key for p in desired_peers(membership(), SITE, {C: keys[C]}, {REMOTE: D})] == [keys[C]]
+
+
+def test_a_job_that_raises_is_reported_as_failed_and_reads_go_on() -> None:
+    rig = Rig(A, A)
+    calls: list[int] = []
+
+    def broken(*_: object) -> tuple:
+        calls.append(1)
+        raise KeyError("RouteTables")  # a reply AWS should not give
+
+    rig.cloud.route_targets = broken  # type: ignore[method-assign, assignment]
+    rig.step(40.0)
+    assert len(calls) >= 3  # read again (backing off), never stuck waiting for an answer
+    assert rig.shell.role == "standby"
