@@ -6,7 +6,7 @@ instance only once it exists) and the site's key once the membership names this 
 (peers of older agents read that one; linker.control.rollout has the order), then loops: read the membership and
 peers' keys from AWS (backing off when AWS is unreachable, keeping the last good configuration on disk and in the
 daemon), apply changes live with syncconf semantics, publish health (SSM + CloudWatch) and serve it to Prometheus
-on loopback.
+on loopback. In a site with two gateways it also runs failover (``linker.gateway.agent_ha``, docs/HA.md).
 """
 
 from __future__ import annotations
