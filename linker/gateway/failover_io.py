@@ -124,10 +124,19 @@ class AgentSockets:
         return _index(self.device) != self.device_index
 
     def send(self, path: str, address: str, data: bytes) -> None:
-        try:
-            self.sockets[path].sendto(data, (address, self.port))
-        except OSError as exc:  # no route yet, a pending error, a full buffer: a probe lost, decided by timeouts
-            log.debug("cannot send to %s: %s", address, exc, extra={"endpoint": address})
+        """Send ``data`` to ``address``'s agent port. A port unreachable that arrived since the last read is the
+        socket's pending error, which fails the next send once (and is cleared by it): that send is made again, and
+        the error itself is still read from the error queue."""
+        sock = self.sockets[path]
+        for _ in range(2):
+            try:
+                sock.sendto(data, (address, self.port))
+                return
+            except ConnectionRefusedError:
+                continue
+            except OSError as exc:  # no route yet, a full buffer: a probe lost, which the timeouts decide about
+                log.debug("cannot send to %s: %s", address, exc, extra={"endpoint": address})
+                return
 
     def close(self) -> None:
         for sock in self.sockets.values():

@@ -117,3 +117,20 @@ def test_the_loop_feeds_the_shell_and_retries_its_sockets() -> None:
         loop.stop()
     assert len(attempts) >= 2
     assert opened[0].sockets[TUNNEL].fileno() == -1  # closed on stop
+
+
+def test_a_pending_port_unreachable_does_not_eat_the_next_send() -> None:
+    receiver = open_socket("127.0.0.1", 0, None)
+    sockets = AgentSockets(open_socket("127.0.0.1", 0, None), open_socket("127.0.0.1", 0, None), closed_port(), "lo")
+    try:
+        sockets.send(VPC, "127.0.0.1", b"to a closed port")
+        time.sleep(0.05)  # the port unreachable is now the socket's pending error
+        sockets.port = receiver.getsockname()[1]
+        sockets.send(VPC, "127.0.0.1", b"after")
+        found: list[Any] = []
+        assert wait_for(lambda: bool(found.extend(read_socket(receiver)) or found))
+        assert found == [Datagram(b"after", "127.0.0.1")]
+        assert read_socket(sockets.sockets[VPC]) == [Refused(b"to a closed port", "127.0.0.1")]
+    finally:
+        sockets.close()
+        receiver.close()
