@@ -281,8 +281,10 @@ class Agent:
             state = wgctl.get(self.supervisor.socket)
         except wgctl.UapiError:
             return
+        # a remote site with two gateways: the tunnel to the one that holds its CIDRs (both are kept warm)
+        keys = {**self.keys, **{site: self.keys[i] for site, i in self.ha.actives.items() if i in self.keys}}
         self.health = self.ha.decorate(dataclasses.replace(
-            assess(state, self.membership, self.settings.site, self.keys, time.time()),
+            assess(state, self.membership, self.settings.site, keys, time.time()),
             instance=self.instance_id or None, version=__version__))
         if self.metrics is not None:
             self.metrics.text = prometheus_text(self.health) + self.ha.prometheus_text()

@@ -18,7 +18,7 @@ from linker.gateway.agent_ha import HaAgent
 from linker.gateway.cloud import NO_RECORD, ActiveRecord, CloudUnavailable
 from linker.gateway.ha_membership import HaView
 from linker.gateway.settings import AgentSettings
-from linker.wg.keys import generate_private_key, public_key_of
+from linker.wg.keys import generate_private_key, public_key_of, to_base64
 
 LINK, SITE, REMOTE = "prod", "us-east-1", "eu-west-1"
 A, B, C, D = "i-0aaa", "i-0bbb", "i-0ccc", "i-0ddd"
@@ -195,6 +195,9 @@ def test_the_agent_peers_with_both_gateways_of_a_remote_site_and_follows_its_rec
     peers = {p.public_key: p.allowed_ips for p in a._desired()}
     assert peers == {KEYS[C]: (f"{ADDR[C]}/32",), KEYS[D]: (f"{ADDR[D]}/32", "10.2.0.0/16")}
     assert "allowed_ip=10.2.0.0/16" in requests[-1] and KEYS[D].hex() in requests[-1]
+    a.report_health(0.0)
+    (tunnel,) = cloud.published[-1].tunnels
+    assert tunnel.peer_site == REMOTE and tunnel.public_key == to_base64(KEYS[D])  # the tunnel to the active
     a.ha.stop()
 
 
