@@ -159,6 +159,7 @@ class FailoverLoop:
                  opener: Callable[[], AgentSockets], clock: Callable[[], float] = time.monotonic) -> None:
         self._opener, self._clock = opener, clock
         self._sockets: AgentSockets | None = None
+        self._open_failed = False
         self._stop = threading.Event()
         self._jobs = ThreadPoolExecutor(max_workers=1, thread_name_prefix="failover-aws")
         self.shell = make_shell(self._send, self._submit)
@@ -188,9 +189,13 @@ class FailoverLoop:
     def _open(self, selector: selectors.BaseSelector) -> None:
         try:
             self._sockets = self._opener()
-        except OSError as exc:
-            log.warning("failover sockets not open yet, retrying: %s", exc)
+        except OSError as exc:  # said once per outage, not every second (the daemon may take a while)
+            (log.debug if self._open_failed else log.warning)("failover sockets not open yet, retrying: %s", exc)
+            self._open_failed = True
             return
+        if self._open_failed:
+            log.info("failover sockets open")
+        self._open_failed = False
         for path, sock in self._sockets.sockets.items():
             selector.register(sock, selectors.EVENT_READ, path)
 
