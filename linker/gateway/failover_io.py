@@ -219,12 +219,19 @@ class FailoverLoop:
                             self._close(selector)
                         if self._sockets is None:
                             self._open(selector)
-                    for key, _ in selector.select(TICK if self._sockets else 1.0):
-                        for item in read_socket(key.fileobj):  # type: ignore[arg-type]
-                            if isinstance(item, Refused):
-                                self.shell.refused(key.data, item.payload, item.destination, self._clock())
-                            else:
-                                self.shell.received(key.data, item.data, item.source, self._clock())
-                    self.shell.tick(self._clock())
+                    try:
+                        self._once(selector)
+                    except Exception:  # a bug must not end failover for good: said loudly, and the loop goes on
+                        log.exception("failover loop error")
+                        self._stop.wait(1.0)
             finally:
                 self._close(selector)
+
+    def _once(self, selector: selectors.BaseSelector) -> None:
+        for key, _ in selector.select(TICK if self._sockets else 1.0):
+            for item in read_socket(key.fileobj):  # type: ignore[arg-type]
+                if isinstance(item, Refused):
+                    self.shell.refused(key.data, item.payload, item.destination, self._clock())
+                else:
+                    self.shell.received(key.data, item.data, item.source, self._clock())
+        self.shell.tick(self._clock())

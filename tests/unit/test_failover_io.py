@@ -134,3 +134,23 @@ def test_a_pending_port_unreachable_does_not_eat_the_next_send() -> None:
     finally:
         sockets.close()
         receiver.close()
+
+
+def test_a_bug_in_the_shell_does_not_end_the_loop() -> None:
+    class Shell:
+        ticks = 0
+
+        def tick(self, now: float) -> None:
+            Shell.ticks += 1
+            if Shell.ticks == 1:
+                raise RuntimeError("a bug")
+
+    def opener() -> AgentSockets:
+        return AgentSockets(open_socket("127.0.0.1", 0, None), open_socket("127.0.0.1", 0, None), 0, "lo")
+
+    loop = FailoverLoop(lambda send, submit: Shell(), opener)  # type: ignore[arg-type, return-value]
+    loop.start()
+    try:
+        assert wait_for(lambda: Shell.ticks >= 3)
+    finally:
+        loop.stop()
