@@ -8,7 +8,8 @@ with each membership poll, the slow path) and re-applies the peers when that cha
 and last failover to its health report, and failover metrics to the Prometheus text.
 
 Thread-safety: ``poll`` and ``update`` are called by the agent's loop; ``actives`` is changed by the failover
-thread and the agent's loop under ``lock`` (which the agent also holds while it applies peers), and read under it.
+thread and the agent's loop under ``lock`` (which the agent also holds while it applies peers); it is replaced,
+never changed in place, so that it may be read without the lock.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ class HaAgent:
         with self.lock:
             if self.actives.get(move.site) == move.instance:
                 return
-            self.actives[move.site] = move.instance
+            self.actives = {**self.actives, move.site: move.instance}  # a new dict: readers never see one change
             self._apply()
 
     def _make_loop(self, view: HaView) -> FailoverLoop:
