@@ -50,7 +50,9 @@ class _Stopping(BaseException):
 
 
 class LastGood:
-    """The last membership and peer keys that were applied, kept on disk for restarts without AWS."""
+    """The last membership and peer keys that were applied, kept on disk for restarts without AWS; and which
+    gateway of each remote site with two held its CIDRs (so that a restarted agent does not move them back to the
+    lower instance id until it reads the site's record)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -64,9 +66,22 @@ class LastGood:
         except (OSError, ValueError, KeyError, ContractError):
             return None
 
-    def save(self, membership: Membership, keys: dict[str, bytes]) -> None:
-        text = json.dumps({"membership": membership.to_json(),
-                           "keys": {s: to_base64(k) for s, k in sorted(keys.items())}})
+    def actives(self) -> dict[str, str]:
+        """Remote site -> the gateway that held its CIDRs, as last saved; empty when none or unreadable."""
+        try:
+            found = json.loads(self.path.read_text()).get("actives", {})
+        except (OSError, ValueError, AttributeError):
+            return {}
+        if not isinstance(found, dict):
+            return {}
+        return {s: i for s, i in found.items() if isinstance(s, str) and isinstance(i, str)}
+
+    def save(self, membership: Membership, keys: dict[str, bytes], actives: dict[str, str] | None = None) -> None:
+        doc: dict[str, object] = {"membership": membership.to_json(),
+                                  "keys": {s: to_base64(k) for s, k in sorted(keys.items())}}
+        if actives:  # absent otherwise: a file as before HA
+            doc["actives"] = dict(sorted(actives.items()))
+        text = json.dumps(doc)
         if text == self._saved:
             return  # unchanged: no disk write every poll
         tmp = self.path.with_suffix(".tmp")
@@ -166,6 +181,7 @@ class Agent:
         cached = self.last_good.load()
         if cached is not None:
             self.membership, self.keys = cached
+            self.ha.actives = self.last_good.actives()
             log.info("starting from the last good configuration", extra={"site": s.site,
                                                                           "count": len(self._desired())})
         self._write_daemon_config(self._desired())
@@ -222,7 +238,7 @@ class Agent:
             return False
         self.membership, self.keys = membership, keys
         self.apply()
-        self.last_good.save(membership, keys)
+        self.last_good.save(membership, keys, self.ha.actives)
         self.ha.update(membership, self.instance_id)
         if any(s.ha for s in membership.peers_of(self.settings.site)):
             with self._cloud_io():

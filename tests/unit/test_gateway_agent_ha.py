@@ -242,3 +242,21 @@ def test_each_takeover_is_put_to_cloudwatch_once(tmp_path: Path) -> None:
     loops[0].shell.failovers = 3
     ha.publish_failovers()
     assert put == [(B, 1), (B, 2)]
+
+
+def test_the_remote_actives_are_kept_with_the_last_good_configuration(agent, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from linker.gateway.agent import LastGood
+
+    a, cloud, _ = agent
+    cloud.doc = membership(own_ha=False)
+    cloud.records[REMOTE] = ActiveRecord(D, 7)
+    assert a.poll_cloud()  # the record is applied after this poll's save
+    assert a.poll_cloud()
+    again = LastGood(a.settings.last_good_path)
+    assert again.actives() == {REMOTE: D} and again.load() is not None
+    a.ha.stop()
+    plain = LastGood(tmp_path / "plain.json")
+    plain.save(membership(), {})
+    assert plain.actives() == {} and "actives" not in json.loads(plain.path.read_text())
+    plain.path.write_text('{"actives": ["not", "a", "mapping"]}')
+    assert plain.actives() == {}
