@@ -246,3 +246,10 @@ def test_a_job_that_raises_is_reported_as_failed_and_reads_go_on() -> None:
     rig.step(40.0)
     assert len(calls) >= 3  # read again (backing off), never stuck waiting for an answer
     assert rig.shell.role == "standby"
+
+
+def test_a_partition_between_the_two_gateways_causes_no_switch() -> None:
+    rig = Rig(B, A)  # nothing answers B's direct probes; the witnesses see A alive
+    rig.step(COOLDOWN + 10, witness=lambda r: True)
+    assert rig.shell.core._direct_ok is False
+    assert rig.cloud.tables == {"rtb-1": A, "rtb-2": A} and rig.shell.role == "standby" and not rig.events
