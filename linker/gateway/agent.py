@@ -6,7 +6,7 @@ instance only once it exists) and the site's key once the membership names this 
 (peers of older agents read that one; linker.control.rollout has the order), then loops: read the membership and
 peers' keys from AWS (backing off when AWS is unreachable, keeping the last good configuration on disk and in the
 daemon), apply changes live with syncconf semantics, publish health (SSM + CloudWatch) and serve it to Prometheus
-on loopback.
+on loopback. In a site with two gateways it also runs failover (``linker.gateway.agent_ha``, docs/HA.md).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from linker import __version__
 from linker.contract import GatewayHealth, Membership
 from linker.errors import ContractError
 from linker.gateway import identity, system, wgctl
+from linker.gateway.agent_ha import HaAgent
 from linker.gateway.cloud import Cloud, CloudUnavailable
 from linker.gateway.health import assess, prometheus_text
 from linker.gateway.keyfile import ensure_private_key
@@ -49,7 +50,9 @@ class _Stopping(BaseException):
 
 
 class LastGood:
-    """The last membership and peer keys that were applied, kept on disk for restarts without AWS."""
+    """The last membership and peer keys that were applied, kept on disk for restarts without AWS; and which
+    gateway of each remote site with two held its CIDRs (so that a restarted agent does not move them back to the
+    lower instance id until it reads the site's record)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -63,9 +66,22 @@ class LastGood:
         except (OSError, ValueError, KeyError, ContractError):
             return None
 
-    def save(self, membership: Membership, keys: dict[str, bytes]) -> None:
-        text = json.dumps({"membership": membership.to_json(),
-                           "keys": {s: to_base64(k) for s, k in sorted(keys.items())}})
+    def actives(self) -> dict[str, str]:
+        """Remote site -> the gateway that held its CIDRs, as last saved; empty when none or unreadable."""
+        try:
+            found = json.loads(self.path.read_text()).get("actives", {})
+        except (OSError, ValueError, AttributeError):
+            return {}
+        if not isinstance(found, dict):
+            return {}
+        return {s: i for s, i in found.items() if isinstance(s, str) and isinstance(i, str)}
+
+    def save(self, membership: Membership, keys: dict[str, bytes], actives: dict[str, str] | None = None) -> None:
+        doc: dict[str, object] = {"membership": membership.to_json(),
+                                  "keys": {s: to_base64(k) for s, k in sorted(keys.items())}}
+        if actives:  # absent otherwise: a file as before HA
+            doc["actives"] = dict(sorted(actives.items()))
+        text = json.dumps(doc)
         if text == self._saved:
             return  # unchanged: no disk write every poll
         tmp = self.path.with_suffix(".tmp")
@@ -151,6 +167,7 @@ class Agent:
         self._backoff = settings.poll_interval
         self._next_poll = 0.0
         self._next_health = 0.0
+        self.ha = HaAgent(settings, self.cloud, self.apply)  # a site with two gateways (docs/HA.md)
 
     # --------------------------------------------------------------- start-up
 
@@ -164,10 +181,13 @@ class Agent:
         cached = self.last_good.load()
         if cached is not None:
             self.membership, self.keys = cached
+            self.ha.actives = self.last_good.actives()
             log.info("starting from the last good configuration", extra={"site": s.site,
                                                                           "count": len(self._desired())})
         self._write_daemon_config(self._desired())
         self.applied = {p.public_key: p for p in self._desired()}
+        if self.membership is not None:  # failover runs from the last good membership while AWS is away
+            self.ha.update(self.membership, self.instance_id)
         if not self.supervisor.ensure_running(time.monotonic()):
             log.error("daemon did not start; will retry", extra={"iface": s.interface})
         if s.clamp_mss:
@@ -182,7 +202,7 @@ class Agent:
     def _desired(self) -> list[wgctl.PeerSpec]:
         if self.membership is None:
             return []
-        return desired_peers(self.membership, self.settings.site, self.keys)
+        return desired_peers(self.membership, self.settings.site, self.keys, self.ha.actives)
 
     def _write_daemon_config(self, peers: list[wgctl.PeerSpec]) -> None:
         text = render_daemon_config(self.settings, self.private_key, peers)
@@ -218,7 +238,11 @@ class Agent:
             return False
         self.membership, self.keys = membership, keys
         self.apply()
-        self.last_good.save(membership, keys)
+        self.last_good.save(membership, keys, self.ha.actives)
+        self.ha.update(membership, self.instance_id)
+        if any(s.ha for s in membership.peers_of(self.settings.site)):
+            with self._cloud_io():
+                self.ha.poll(membership)
         return True
 
     def _read_cloud(self) -> tuple[Membership, dict[str, bytes]]:
@@ -233,7 +257,10 @@ class Agent:
             self.cloud.publish_public_key(public)
             self.key_published = True
             log.info("public key published", extra={"site": self.settings.site})
-        return membership, self.cloud.peer_public_keys(membership, self.keys)
+        keys = self.cloud.peer_public_keys(membership, self.keys)
+        if any(s.ha for s in membership.peers_of(self.settings.site)):  # both gateways' own keys, by instance id
+            keys.update(self.cloud.peer_gateway_keys(membership, self.keys))
+        return membership, keys
 
     def _serves(self, membership: Membership) -> bool:
         """Whether this instance is the site's gateway: the membership names it, or names none (a controller or
@@ -242,6 +269,12 @@ class Agent:
         return entry is None or entry.gateway is None or not self.instance_id or entry.gateway == self.instance_id
 
     def apply(self) -> None:
+        """Bring the daemon's peers to the desired ones. Called by the agent's loop and, when a remote site's
+        active gateway changes, by the failover thread: one at a time (``ha.lock``)."""
+        with self.ha.lock:
+            self._apply()
+
+    def _apply(self) -> None:
         desired = self._desired()
         try:
             current = wgctl.get(self.supervisor.socket)
@@ -264,17 +297,21 @@ class Agent:
             state = wgctl.get(self.supervisor.socket)
         except wgctl.UapiError:
             return
-        self.health = dataclasses.replace(assess(state, self.membership, self.settings.site, self.keys, time.time()),
-                                          instance=self.instance_id or None, version=__version__)
+        # a remote site with two gateways: the tunnel to the one that holds its CIDRs (both are kept warm)
+        keys = {**self.keys, **{site: self.keys[i] for site, i in self.ha.actives.items() if i in self.keys}}
+        self.health = self.ha.decorate(dataclasses.replace(
+            assess(state, self.membership, self.settings.site, keys, time.time()),
+            instance=self.instance_id or None, version=__version__))
         if self.metrics is not None:
-            self.metrics.text = prometheus_text(self.health)
-        shape = tuple((t.peer_site, t.healthy) for t in self.health.tunnels)
+            self.metrics.text = prometheus_text(self.health) + self.ha.prometheus_text()
+        shape = (tuple((t.peer_site, t.healthy) for t in self.health.tunnels), self.health.role)
         changed = shape != self._published_shape and now - self._last_publish >= MIN_PUBLISH_GAP
         if now < self._next_health and not changed:
             return
         try:
             with self._cloud_io():
                 self.cloud.publish_health(self.health)
+                self.ha.publish_failovers()
         except CloudUnavailable as exc:
             log.warning("cannot publish health: %s", exc, extra={"site": self.settings.site})
             return
@@ -308,6 +345,7 @@ class Agent:
             log.info("stop signal while waiting on AWS: that call is abandoned", extra={"site": self.settings.site})
         finally:
             log.info("stopping", extra={"site": self.settings.site})
+            self.ha.stop()
             if self.metrics is not None:
                 self.metrics.stop()
             self.supervisor.stop()

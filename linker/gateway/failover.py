@@ -105,6 +105,12 @@ class Failover:
             self._seen_at = self._silent_since = None
             self._direct_ok = None
 
+    def seed_last_switch(self, at: float) -> None:
+        """The site last switched at ``at`` (this clock), as the active record's time says after a restart: the
+        hysteresis counts from there. Ignored once a switch is known (an observed one is the better evidence)."""
+        if self._last_switch_at is None:
+            self._last_switch_at = at
+
     @property
     def owner(self) -> str | None:
         """The instance all the site's route tables point at, as last read; None when none does."""

@@ -16,6 +16,7 @@ from linker.gateway.settings import AgentSettings
 
 IMDS = "http://169.254.169.254/latest"
 ENV = "LINKER_INSTANCE_ID"
+ENI_ENV = "LINKER_ENI_ID"
 
 
 def instance_id(settings: AgentSettings, timeout: float = 2.0) -> str:
@@ -24,6 +25,24 @@ def instance_id(settings: AgentSettings, timeout: float = 2.0) -> str:
         return settings.instance_id
     if os.environ.get(ENV):
         return os.environ[ENV]
+    found = _metadata(["instance-id"], timeout)
+    return found if found.startswith("i-") else ""
+
+
+def interface_id(settings: AgentSettings, timeout: float = 2.0) -> str:
+    """The id of this instance's primary network interface (where the site's routes point when it is active,
+    docs/HA.md), or "" when it cannot be learnt (never raises): from the settings' ``eni_id``, else the
+    ``LINKER_ENI_ID`` environment variable, else the metadata service (the primary MAC's ``interface-id``)."""
+    if settings.eni_id:
+        return settings.eni_id
+    if os.environ.get(ENI_ENV):
+        return os.environ[ENI_ENV]
+    found = _metadata(["mac", "network/interfaces/macs/{}/interface-id"], timeout)
+    return found if found.startswith("eni-") else ""
+
+
+def _metadata(paths: list[str], timeout: float) -> str:
+    """The metadata at the last of ``paths``, each formatted with the answer to the one before; "" on failure."""
     if os.environ.get("AWS_EC2_METADATA_DISABLED", "").lower() == "true":
         return ""
     try:
@@ -32,10 +51,12 @@ def instance_id(settings: AgentSettings, timeout: float = 2.0) -> str:
                                                headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"})
         with urllib.request.urlopen(token_request, timeout=timeout) as reply:  # noqa: S310
             token = reply.read().decode()
-        request = urllib.request.Request(f"{IMDS}/meta-data/instance-id",  # noqa: S310
-                                         headers={"X-aws-ec2-metadata-token": token})
-        with urllib.request.urlopen(request, timeout=timeout) as reply:  # noqa: S310
-            found = reply.read().decode().strip()
+        found = ""
+        for path in paths:
+            request = urllib.request.Request(f"{IMDS}/meta-data/{path.format(found)}",  # noqa: S310
+                                             headers={"X-aws-ec2-metadata-token": token})
+            with urllib.request.urlopen(request, timeout=timeout) as reply:  # noqa: S310
+                found = reply.read().decode().strip()
     except (OSError, urllib.error.URLError, ValueError):
         return ""
-    return found if found.startswith("i-") else ""
+    return found

@@ -32,7 +32,10 @@ class AgentSettings:
     # the daemon opens its device and sockets as root, then runs as this user with CAP_NET_ADMIN only (it parses
     # the internet's datagrams); "" keeps it root (a host without the user, a troubleshooting session)
     daemon_user: str = "nobody"
+    # failover's datagrams (docs/HA.md): the same on every gateway of a link, and not the tunnel's port
+    agent_port: int = DEFAULT_PORT + 1
     instance_id: str = ""  # empty: asked of the instance metadata service (linker.gateway.identity)
+    eni_id: str = ""  # the primary network interface's id; empty: likewise
 
     @property
     def key_path(self) -> Path:

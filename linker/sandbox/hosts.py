@@ -43,8 +43,9 @@ class Host:
                  python: str = sys.executable) -> None:
         self.layout, self.instance, self.region, self.vpc_index = layout, instance, vpc.region, vpc.index
         self.python = python
-        # the instance id, which a real gateway's agent asks of its metadata service (linker.gateway.identity)
-        self.env = {**host_environment(access_key), "LINKER_INSTANCE_ID": instance.id}
+        # the instance's and its interface's ids, which a real gateway's agent asks of its metadata service
+        # (linker.gateway.identity; failover moves the site's routes to that interface)
+        self.env = {**host_environment(access_key), "LINKER_INSTANCE_ID": instance.id, "LINKER_ENI_ID": instance.eni_id}
         self.netns = layout.names.host(instance.id)
         self.router = layout.names.router(vpc.index)
         self.device = addressing.Names.eni_device(instance.eni_id)
