@@ -297,6 +297,7 @@ class Agent:
             state = wgctl.get(self.supervisor.socket)
         except wgctl.UapiError:
             return
+        self.ha.sessions(state, time.time())
         # a remote site with two gateways: the tunnel to the one that holds its CIDRs (both are kept warm)
         keys = {**self.keys, **{site: self.keys[i] for site, i in self.ha.actives.items() if i in self.keys}}
         self.health = self.ha.decorate(dataclasses.replace(

@@ -31,6 +31,8 @@ from linker.gateway.failover_shell import Event, FailoverShell
 from linker.gateway.ha_membership import HaView, ha_view, remote_gateways
 from linker.gateway.health import _label
 from linker.gateway.settings import AgentSettings
+from linker.gateway.wgctl import DeviceState
+from linker.wg.constants import REJECT_AFTER_TIME
 
 log = logging.getLogger("linker.gateway")
 
@@ -133,6 +135,16 @@ class HaAgent:
         return FailoverLoop(make_shell, lambda: AgentSockets.open(view.address, s.agent_port, s.interface))
 
     # --- health ---
+
+    def sessions(self, state: DeviceState, now: float) -> None:
+        """After each read of the daemon's peers (wall-clock ``now``): the remote gateways this one has a live
+        session with (a handshake within REJECT_AFTER_TIME) are those it relays probes to (Relayer.set_live)."""
+        if self.loop is None:
+            return
+        live = frozenset(ip.split("/")[0] for p in state.peers.values()
+                         if p.last_handshake is not None and now - p.last_handshake < REJECT_AFTER_TIME
+                         for ip in p.allowed_ips if ip.endswith("/32"))
+        self.loop.shell.set_live(live)
 
     def decorate(self, health: GatewayHealth) -> GatewayHealth:
         """``health`` with this gateway's role and last failover while failover runs; unchanged otherwise."""

@@ -66,6 +66,11 @@ class FailoverCloud(Protocol):
 
 
 @dataclass(frozen=True)
+class _Live:
+    addresses: frozenset[str]
+
+
+@dataclass(frozen=True)
 class _Records:
     """Remote sites' active records read by the agent's membership poll (the slow path)."""
 
@@ -85,7 +90,7 @@ class FailoverShell:
         self.prober = Prober(view.sibling_address, view.witnesses, first_nonce)
         self.relayer = Relayer(view.gateways, first_nonce + 2**62)
         self.actives = RemoteActives(view.link, view.remote)
-        self._inbox: queue.SimpleQueue[tuple[Observation, ...] | HaView | _Records] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[tuple[Observation, ...] | HaView | _Records | _Live] = queue.SimpleQueue()
         self.role = "standby"
         self.failovers = 0
         self.last_failover: FailoverRecord | None = None
@@ -96,6 +101,10 @@ class FailoverShell:
     def set_view(self, view: HaView) -> None:
         """The membership changed (a new sibling, witnesses, gateways): applied at the next tick."""
         self._inbox.put(view)
+
+    def set_live(self, addresses: frozenset[str]) -> None:
+        """The remote tunnel addresses with a live session (``Relayer.set_live``): applied at the next tick."""
+        self._inbox.put(_Live(addresses))
 
     def recorded(self, records: Mapping[str, ActiveRecord]) -> None:
         """Remote sites' active records (site -> record), read with the membership: applied at the next tick."""
@@ -129,6 +138,8 @@ class FailoverShell:
                 break
             if isinstance(item, HaView):
                 self._set_view(item)
+            elif isinstance(item, _Live):
+                self.relayer.set_live(item.addresses)
             elif isinstance(item, _Records):
                 for site, record in sorted(item.records.items()):
                     if record.instance is not None:

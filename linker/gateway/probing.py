@@ -141,7 +141,14 @@ class Relayer:
     def __init__(self, gateways: Mapping[str, Mapping[str, str]], first_nonce: int) -> None:
         self._nonce = first_nonce % 2**64
         self._out: dict[int, tuple[str, int, str, float]] = {}  # our nonce -> (requester, its nonce, target, at)
+        self._live: frozenset[str] | None = None  # None: not told yet, relay for every gateway
         self.set_gateways(gateways)
+
+    def set_live(self, addresses: frozenset[str]) -> None:
+        """The tunnel addresses this gateway has a live session with (a handshake within the last few minutes).
+        A relay to any other target is not made: with no session, silence would say nothing about the target
+        (a gateway whose peers this one has not configured yet, at boot), so the requester sees "cannot tell"."""
+        self._live = addresses
 
     def set_gateways(self, gateways: Mapping[str, Mapping[str, str]]) -> None:
         self._site_of = {address: site for site, gws in gateways.items() for address in gws.values()}
@@ -162,7 +169,7 @@ class Relayer:
         target = request.target
         if target == source or self._site_of.get(target) != self._site_of[source]:
             return ()  # a gateway may only ask about its own sibling
-        if len(self._out) >= MAX_RELAYS:
+        if len(self._out) >= MAX_RELAYS or (self._live is not None and target not in self._live):
             return ()  # the requester sees a timeout: "cannot tell", never "silent"
         nonce = self._nonce
         self._nonce = _next(nonce)

@@ -204,6 +204,17 @@ def test_a_relay_answers_once_on_the_reply_or_the_timeout():
     assert r.tick(5.0) == ()
 
 
+def test_a_relay_to_a_gateway_without_a_live_session_is_not_made():
+    """At boot a witness may not have its peer for the active yet: silence would then be a false "silent", which
+    once made a standby take over from a healthy active. Without a session the requester can only time out."""
+    r = relayer()
+    r.set_live(frozenset({R}))
+    assert r.received(encode(RelayRequest(1, X)), S, 0.0) == ()
+    assert r.tick(RELAY_TIMEOUT + 1) == ()  # and never reported silent
+    r.set_live(frozenset({R, X}))
+    assert r.received(encode(RelayRequest(2, X)), S, 2.0) == (Send(X, encode(Probe(7))),)
+
+
 def test_relays_in_flight_are_bounded():
     r = relayer()
     sent = [r.received(encode(RelayRequest(n, X)), S, 0.0) for n in range(MAX_RELAYS + 10)]

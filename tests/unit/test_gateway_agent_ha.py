@@ -42,6 +42,10 @@ class FakeShell:
         self.role, self.failovers, self.last_failover = "standby", 0, None
         self.views: list[HaView] = []
         self.records: list[dict] = []
+        self.live: list[frozenset[str]] = []
+
+    def set_live(self, addresses: frozenset[str]) -> None:
+        self.live.append(addresses)
 
     def set_view(self, view: HaView) -> None:
         self.views.append(view)
@@ -128,6 +132,18 @@ def test_one_of_the_two_gateways_starts_updates_and_stops_its_loop(tmp_path: Pat
     assert [v.witnesses for v in loop.shell.views] == [{}]
     ha.update(membership(own_ha=False), B)
     assert loop.stopped and ha.loop is None
+
+
+def test_the_gateways_with_a_live_session_are_handed_to_the_shell(tmp_path: Path) -> None:
+    ha, loops, _, _ = ha_agent(tmp_path)
+    ha.sessions(wgctl.DeviceState(), 1000.0)  # no loop yet: nothing to tell
+    ha.update(membership(), B)
+    state = wgctl.DeviceState(peers={
+        KEYS[C]: wgctl.PeerState(KEYS[C], allowed_ips=["10.2.0.0/16", f"{ADDR[C]}/32"], last_handshake=990.0),
+        KEYS[D]: wgctl.PeerState(KEYS[D], allowed_ips=[f"{ADDR[D]}/32"], last_handshake=1000.0 - 181),  # expired
+        KEYS[REMOTE]: wgctl.PeerState(KEYS[REMOTE], allowed_ips=["10.9.9.9/32"])})  # never handshaken
+    ha.sessions(state, 1000.0)
+    assert loops[0].shell.live == [frozenset({ADDR[C]})]
 
 
 def test_the_role_and_last_failover_in_health_and_metrics(tmp_path: Path) -> None:
