@@ -7,7 +7,9 @@ Public addresses are TEST-NET only (RFC 5737), each block with one job:
 - 203.0.113.0/24 (TEST-NET-3): public addresses (Elastic IPs), handed out by the embedded EC2 API itself.
 
 VPC ``k`` (the k-th region the sandbox was asked for, from 0) is 10.(10k+10).0.0/16 with a public subnet .1.0/24
-(the gateway's, routed to the internet gateway) and a private subnet .2.0/24 (the workload host's, at .2.10).
+(the gateway's, routed to the internet gateway), a private subnet .2.0/24 (the workload host's, at .2.10) and a
+second public subnet .3.0/24 in another availability zone (a ``--ha`` site's second gateway's, as a real VPC
+built for high availability has).
 As in AWS, the first four addresses and the last one of a subnet are reserved; the VPC router is at .1.
 """
 
@@ -44,6 +46,11 @@ class VpcPlan:
     @property
     def public_subnet(self) -> str:
         return f"10.{10 * self.index + 10}.1.0/24"
+
+    @property
+    def second_public_subnet(self) -> str:
+        """A public subnet in a second availability zone (``--ha`` puts a site's second gateway there)."""
+        return f"10.{10 * self.index + 10}.3.0/24"
 
     @property
     def private_subnet(self) -> str:

@@ -46,13 +46,16 @@ def _ensure_vpc(sandbox: Sandbox, region: str, plan: addressing.VpcPlan, vpc: st
         vpc = ec2.create_vpc(CidrBlock=plan.cidr, TagSpecifications=tags(
             "vpc", f"sandbox-{region}", "vpc", {TAG_INDEX: str(plan.index), "linker:site": region}))["Vpc"]["VpcId"]
     in_vpc = [{"Name": "vpc-id", "Values": [vpc]}]
-    zone = min(o["Location"] for o in ec2.describe_instance_type_offerings(
+    # zones that offer the gateway's default type (given no zone, EC2 may pick one that does not); the second
+    # public subnet goes to the second of them, so that a --ha site's gateways land in two zones
+    zones = sorted(o["Location"] for o in ec2.describe_instance_type_offerings(
         LocationType="availability-zone", Filters=[{"Name": "instance-type", "Values": [DEFAULT_INSTANCE_TYPE]}],
     )["InstanceTypeOfferings"])
     subnets = {s["CidrBlock"]: s["SubnetId"] for s in ec2.describe_subnets(Filters=in_vpc)["Subnets"]}
-    for cidr, name in ((plan.public_subnet, "public"), (plan.private_subnet, "private")):
+    layout = ((plan.public_subnet, "public", zones[0]), (plan.private_subnet, "private", zones[0]),
+              (plan.second_public_subnet, "public-2", zones[1 % len(zones)]))
+    for cidr, name, zone in layout:
         if cidr not in subnets:
-            # a zone that offers the gateway's default type (given no zone, EC2 may pick one that does not)
             subnets[cidr] = ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, AvailabilityZone=zone,
                                               TagSpecifications=tags(
                 "subnet", f"sandbox-{region}-{name}", name))["Subnet"]["SubnetId"]
@@ -68,7 +71,12 @@ def _ensure_vpc(sandbox: Sandbox, region: str, plan: addressing.VpcPlan, vpc: st
         table = ec2.create_route_table(VpcId=vpc, TagSpecifications=tags(
             "route-table", f"sandbox-{region}-public", "public"))["RouteTable"]["RouteTableId"]
         ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
-        ec2.associate_route_table(RouteTableId=table, SubnetId=subnets[plan.public_subnet])
+    else:
+        table = tables["RouteTables"][0]["RouteTableId"]
+    associated = {a.get("SubnetId") for t in tables["RouteTables"] for a in t.get("Associations", [])}
+    for cidr in (plan.public_subnet, plan.second_public_subnet):
+        if subnets[cidr] not in associated:  # a sandbox made by an older linker has one public subnet
+            ec2.associate_route_table(RouteTableId=table, SubnetId=subnets[cidr])
     groups = ec2.describe_security_groups(Filters=[*in_vpc, {"Name": "group-name",
                                                               "Values": ["sandbox-workload"]}])["SecurityGroups"]
     if groups:
