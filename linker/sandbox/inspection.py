@@ -14,22 +14,26 @@ from linker.sandbox.lifecycle import Sandbox
 HANDSHAKE_AGE = 180.0  # REJECT_AFTER_TIME: an older handshake means no session
 
 
-def tunnels(sandbox: Sandbox, link: str, regions: tuple[str, ...]) -> dict[str, dict[str, Any]]:
-    """Each gateway's view of its tunnels, from its daemon (UAPI): peers and their handshake ages."""
+def tunnels(sandbox: Sandbox, link: str, regions: tuple[str, ...]) -> dict[str, list[dict[str, Any]]]:
+    """Each region's gateways' view of their tunnels, from their daemons (UAPI): peers, handshaken peers, and how
+    many peers each should have (one per gateway of every other region: two for a ``--ha`` site)."""
     now = time.time()
-    out: dict[str, dict[str, Any]] = {}
+    current = {region: gateway_instances(sandbox, link, region) for region in regions}  # not ones being removed
+    out: dict[str, list[dict[str, Any]]] = {}
     for region in regions:
-        current = gateway_instances(sandbox, link, region)  # not one being replaced or removed
-        for host in (h for h in sandbox.hosts(region, link=link) if h["instance"] in current):
-            entry: dict[str, Any] = {"instance": host["instance"], "peers": 0, "handshaken": 0,
+        want = sum(len(current[r]) for r in regions if r != region)
+        for host in sorted((h for h in sandbox.hosts(region, link=link) if h["instance"] in current[region]),
+                           key=lambda h: h["instance"]):
+            entry: dict[str, Any] = {"instance": host["instance"], "peers": 0, "handshaken": 0, "want": want,
                                      "boot": host.get("boot")}
             state = uapi_state(Path(host["dir"], "run", "wireguard"))
             if state is not None:
                 entry["peers"] = len(state.peers)
                 entry["handshaken"] = sum(1 for p in state.peers.values()
                                           if p.last_handshake and now - p.last_handshake < HANDSHAKE_AGE)
-            out.setdefault(region, entry)
+            out.setdefault(region, []).append(entry)
     return out
+
 
 def gateway_instances(sandbox: Sandbox, link: str, region: str) -> set[str]:
     """The link's running gateway instances in ``region``, as EC2 says."""
@@ -38,24 +42,28 @@ def gateway_instances(sandbox: Sandbox, link: str, region: str) -> set[str]:
         {"Name": "instance-state-name", "Values": ["running"]}])
     return {i["InstanceId"] for r in reply["Reservations"] for i in r["Instances"]}
 
-def wait_handshakes(sandbox: Sandbox, link: str, regions: tuple[str, ...], timeout: float) -> dict[str, dict[str, Any]]:
-    """Until every gateway has exactly one peer per other region, each with a recent handshake."""
-    want = len(regions) - 1
+
+def _up(entry: dict[str, Any]) -> bool:
+    return bool(entry["want"]) and entry["peers"] == entry["want"] and entry["handshaken"] == entry["want"]
+
+
+def wait_handshakes(sandbox: Sandbox, link: str, regions: tuple[str, ...],
+                    timeout: float) -> dict[str, list[dict[str, Any]]]:
+    """Until every gateway has a peer for each gateway of the other regions, each with a recent handshake."""
     deadline = time.monotonic() + timeout
     while True:
         seen = tunnels(sandbox, link, regions)
-        if all(seen.get(r, {}).get("peers") == want and seen[r]["handshaken"] == want for r in regions):
+        if all(seen.get(r) and all(_up(e) for e in seen[r]) for r in regions):
             return seen
         if time.monotonic() > deadline:
-            late = [f"{r} ({seen[r]['handshaken']}/{want} peers up, boot {seen[r]['boot']})" if r in seen
-                    else f"{r} (no gateway host)" for r in regions
-                    if seen.get(r, {}).get("handshaken") != want or seen.get(r, {}).get("peers") != want]
+            late = [f"{r} (no gateway host)" for r in regions if not seen.get(r)] + [
+                f"{r} {e['instance']} ({e['handshaken']}/{e['want']} peers up, boot {e['boot']})"
+                for r in regions for e in seen.get(r, []) if not _up(e)]
             raise DegradedError(f"link {link!r} in the sandbox: no handshake after {timeout:.0f} s from "
                                 f"{', '.join(late)}",
                                 fix=f"see `linker sandbox hosts` (as root) and the hosts' logs in "
                                     f"{sandbox.layout.hosts_dir}/<instance>/log/")
         time.sleep(0.5)
-
 
 
 def uapi_state(directory: Path) -> wgctl.DeviceState | None:
