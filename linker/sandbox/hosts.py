@@ -105,6 +105,10 @@ class Host:
             raise SandboxError(f"host {self.instance.id} is not running")
         return ["nsenter", "-t", str(self.init_pid), "-m", "-n"]
 
+    def unplug(self) -> None:
+        """Take the host off its VPC now: its ENI (the veth, both ends) is deleted; ``destroy`` does the rest."""
+        netns.ip("link", "del", addressing.Names.HOST_DEVICE, netns=self.netns, check=False)
+
     def destroy(self) -> None:
         """Stop every process of the host (by PID), remove its namespace and its files. Idempotent."""
         self._stopping.set()

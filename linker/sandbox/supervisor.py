@@ -120,6 +120,7 @@ class Supervisor:
         self.access_key = "LKSB" + secrets.token_hex(8).upper()  # the API's only credential (endpoint.py)
         self.failed: dict[str, str] = {}  # instance -> why it could not be materialised (retried)
         self._failed_at: dict[str, float] = {}
+        self._retiring: dict[str, threading.Thread] = {}  # instance -> the thread removing its host
         self._clients: dict[str, Any] = {}
         self._written = ""
         self._internet_routes: tuple[str, ...] = ()
@@ -178,6 +179,8 @@ class Supervisor:
 
     def shutdown(self) -> None:
         """Remove every host, router and the internet (processes by PID, then namespaces), then the directory."""
+        for thread in list(self._retiring.values()):
+            thread.join()
         for host in list(self.hosts.values()):
             self._destroy_host(host)
         if self.endpoint is not None:
@@ -245,10 +248,11 @@ class Supervisor:
                 self.routers[vpc.index] = router
         wanted = {i.id: (vpc, i) for vpc in vpcs for i in vpc.live()}
         for instance_id in [i for i in self.hosts if i not in wanted]:
-            self._destroy_host(self.hosts.pop(instance_id))
+            self._retire_host(self.hosts.pop(instance_id))
+        self._retiring = {i: t for i, t in self._retiring.items() if t.is_alive()}
         for instance_id, (vpc, instance) in wanted.items():
             retry = time.monotonic() - self._failed_at.get(instance_id, -RETRY_AFTER) >= RETRY_AFTER
-            if instance_id not in self.hosts and retry:
+            if instance_id not in self.hosts and retry and instance_id not in self._retiring:
                 self._create_host(vpc, instance)
             if instance_id in self.hosts:
                 host = self.hosts[instance_id]
@@ -281,6 +285,17 @@ class Supervisor:
         self.failed.pop(instance.id, None)
         self._failed_at.pop(instance.id, None)
         log.info("instance materialised", extra={"resource": instance.id, "region": vpc.region})
+
+    def _retire_host(self, host: Host) -> None:
+        """A stopped or terminated instance: off the network at once (as when EC2 stops it, its peers see it go
+        within the reconcile that read it), then its processes and namespace are removed on a thread of their own,
+        which takes seconds (each process is given time to exit) that the route tables' changes must not wait for.
+        The instance is materialised again (started again) only once that thread is done."""
+        host.unplug()
+        thread = threading.Thread(target=self._destroy_host, args=(host,), name=f"retire-{host.instance.id}",
+                                  daemon=True)
+        self._retiring[host.instance.id] = thread
+        thread.start()
 
     def _destroy_host(self, host: Host) -> None:
         host.destroy()
