@@ -86,15 +86,23 @@ def connect(address: str, port: int, timeout: float, within: float) -> socket.so
             time.sleep(CONNECT_RETRY)
 
 
-def send(address: str, port: int, size: int, timeout: float, within: float = 0.0) -> dict[str, object]:
-    """Send ``size`` bytes to a receiver and check its sha256; raises OSError when the transfer does not complete."""
+def send(address: str, port: int, size: int, timeout: float, within: float = 0.0,
+         rate: float | None = None) -> dict[str, object]:
+    """Send ``size`` bytes to a receiver and check its sha256; raises OSError when the transfer does not complete.
+    ``rate`` (bytes per second) paces the transfer, so that it lasts while something else happens."""
     expected = hashlib.sha256()
     with connect(address, port, timeout, within) as conn:
         started = time.monotonic()
         conn.sendall(struct.pack("!Q", size))
+        sent = 0
         for piece in payload(size):
             conn.sendall(piece)
             expected.update(piece)
+            sent += len(piece)
+            if rate:
+                ahead = started + sent / rate - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
         answer = recv_exact(conn, 32)
     seconds = time.monotonic() - started
     return {"bytes": size, "seconds": round(seconds, 4), "mbit_s": round(size * 8 / seconds / 1e6, 2),
@@ -114,10 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--bytes", type=int, default=4 << 20)
     s.add_argument("--timeout", type=float, default=60.0)
     s.add_argument("--connect-within", type=float, default=0.0)
+    s.add_argument("--rate", type=float, default=None, help="bytes per second (default: as fast as it goes)")
     args = parser.parse_args(argv)
     try:
         result = receive(args.port, args.timeout, args.bind) if args.mode == "recv" else \
-            send(args.to, args.port, args.bytes, args.timeout, args.connect_within)
+            send(args.to, args.port, args.bytes, args.timeout, args.connect_within, args.rate)
     except OSError as exc:
         print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), flush=True)
         return 1
