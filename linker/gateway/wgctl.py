@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,6 +83,20 @@ def _request(path: Path, text: str, timeout: float = 5.0) -> str:
     finally:
         sock.close()
     return b"".join(chunks).decode()
+
+
+def socket_owner(path: Path, timeout: float = 2.0) -> int | None:
+    """The PID of the process serving the UAPI socket at ``path`` (SO_PEERCRED), None when nothing answers."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(str(path))
+        pid, _, _ = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+        return pid if pid > 0 else None
+    except OSError:
+        return None
+    finally:
+        sock.close()
 
 
 def _errno(reply: str) -> int:

@@ -3,7 +3,8 @@
 A unit's main process runs inside the host (``nsenter`` into the host init's mount and network namespaces), in a
 process group of its own, with the unit's Environment= over the host's environment and its output appended to the
 host's journal file. State/RuntimeDirectory= are made with their modes before each start; when the main process
-ends, the rest of its process group goes too (KillMode=control-group), the RuntimeDirectory is removed (unless
+ends, the rest of its process group goes too (KillMode=control-group or mixed; with KillMode=process, only the main
+process is ever signalled and what it started keeps running), the RuntimeDirectory is removed (unless
 RuntimeDirectoryPreserve=) and Restart=/RestartSec= decide whether and when it starts again. A Type=oneshot unit is
 "activating" while its process runs, then "active" (RemainAfterExit=yes) or "inactive" when it exited 0, "failed"
 otherwise; a unit ordered after one it requires waits ("waiting") until that one is ready (linker.sandbox.hosts).
@@ -124,18 +125,30 @@ class Service:
         if self.process is None:
             return
         if self.process.poll() is None:
-            signal_group(self.process.pid, signal.SIGTERM)
+            self._signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
-                signal_group(self.process.pid, signal.SIGKILL)
+                self._signal(signal.SIGKILL)
                 self.process.wait(5)
         self._reap_group(self.process.pid)
         self.process = None
         self._remove_runtime()
 
+    def _signal(self, sig: int) -> None:
+        assert self.process is not None
+        if self.unit.kill_mode == "process":
+            try:
+                os.kill(self.process.pid, sig)
+            except ProcessLookupError:
+                pass
+        else:
+            signal_group(self.process.pid, sig)
+
     def _reap_group(self, pgid: int) -> None:
         """KillMode=control-group: what the main process left running in its group goes with it."""
+        if self.unit.kill_mode == "process":
+            return
         signal_group(pgid, signal.SIGTERM)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and _group_alive(pgid):

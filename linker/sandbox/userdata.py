@@ -135,6 +135,7 @@ class Unit:
     runtime_directories: tuple[str, ...] = ()
     runtime_directory_mode: int = 0o755
     runtime_directory_preserve: str = "no"
+    kill_mode: str = "control-group"
     ignore_failure: bool = False
     wanted_by: tuple[str, ...] = ()
     unsupported: tuple[str, ...] = field(default=())
@@ -150,7 +151,7 @@ class Unit:
 
 _SERVICE_KEYS = {"Type", "ExecStart", "Environment", "Restart", "RestartSec", "WorkingDirectory", "StateDirectory",
                  "StateDirectoryMode", "RuntimeDirectory", "RuntimeDirectoryMode", "RuntimeDirectoryPreserve",
-                 "User", "Group", "RemainAfterExit"}
+                 "User", "Group", "RemainAfterExit", "KillMode"}
 # Confinement a real gateway's systemd enforces; the sandbox accepts it without emulating it (its hosts share the
 # machine's kernel and files, and run as root): not "unsupported", since nothing the unit does depends on it
 _CONFINEMENT_KEYS = {"NoNewPrivileges", "ProtectSystem", "ProtectHome", "PrivateTmp", "PrivateDevices",
@@ -269,6 +270,7 @@ def parse_unit(name: str, text: str) -> Unit:
         state_directories=words("StateDirectory"), state_directory_mode=state_mode,
         runtime_directories=words("RuntimeDirectory"), runtime_directory_mode=runtime_mode,
         runtime_directory_preserve=last("RuntimeDirectoryPreserve", "no"), ignore_failure=ignore,
+        kill_mode=last("KillMode", "control-group"),
         wanted_by=wanted, unsupported=tuple(unsupported), oneshot=kind == "oneshot",
         remain_after_exit=last("RemainAfterExit", "no").lower() in ("yes", "true", "on", "1"),
         requires=unit_words(sections, "Requires"), after=unit_words(sections, "After"))
