@@ -122,7 +122,9 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def site_inputs(site: CliSite) -> dict[str, Any]:
-    return {"region": site.region, "vpc_id": site.vpc, "subnet_id": site.subnet, "route_table_ids": site.tables}
+    # second_subnet_id: the example's optional attribute, null unless given (the evaluator applies no type defaults)
+    return {"region": site.region, "vpc_id": site.vpc, "subnet_id": site.subnet, "second_subnet_id": None,
+            "route_table_ids": site.tables}
 
 
 def context(cli: CliLink) -> Context:

@@ -348,6 +348,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "split": lambda sep, s: s.split(sep), "join": lambda sep, items: sep.join(items), "substr": _substr,
     "basename": os.path.basename, "values": lambda m: [m[k] for k in sorted(m)], "keys": lambda m: sorted(m),
     "sort": sorted, "contains": lambda items, v: v in items, "lookup": lambda m, k, d=None: m.get(k, d),
+    "alltrue": lambda items: all(x is True for x in items), "anytrue": lambda items: any(x is True for x in items),
     "sha256": lambda s: hashlib.sha256(s.encode()).hexdigest(),
     "filesha256": lambda p: hashlib.sha256(Path(p).read_bytes()).hexdigest(),
     "file": lambda p: Path(p).read_text(), "jsonencode": tftemplate.jsonencode, "jsondecode": json.loads,
@@ -426,8 +427,14 @@ class Module:
         if isinstance(raw, list):
             return [self.value(v, scope) for v in raw]
         if isinstance(raw, dict):
-            return {_unquote(k): self.value(v, scope) for k, v in raw.items() if not k.startswith("__")}
+            return {self._key(k, scope): self.value(v, scope) for k, v in raw.items() if not k.startswith("__")}
         return raw
+
+    def _key(self, raw: str, scope: dict[str, Any] | None) -> Any:
+        """An object key: a name, a quoted string, or ``(expression)`` (python-hcl2 gives ``${(expression)}``)."""
+        if raw.startswith("${(") and raw.endswith(")}"):
+            return self.eval(parse_expression(raw[3:-2]), scope or {})
+        return _unquote(raw)
 
     def _memo(self, key: str, compute: Callable[[], Any]) -> Any:
         if key not in self._cache:
@@ -514,6 +521,17 @@ class Module:
                                               {iterator: {"key": key, "value": value}}))
         return out
 
+    def present(self, rtype: str, name: str) -> bool:
+        """Whether the resource has an instance for these inputs: its ``count`` is not 0, its ``for_each`` not
+        empty."""
+        body = self.resource(rtype, name)
+        if "count" in body:
+            count = self.value(body["count"])
+            if not isinstance(count, int):
+                raise HclError(f"{rtype}.{name}: count is not known: {count!r}")
+            return count > 0
+        return "for_each" not in body or bool(self.value(body["for_each"]))
+
     def instances(self, rtype: str, name: str) -> dict[Any, dict[str, Any]]:
         """A resource's instances by key (``for_each``), or {None: attributes} without for_each."""
         body = self.resource(rtype, name)
@@ -558,6 +576,8 @@ class Module:
                     raise HclError(f"data.{base[2]}.{node[2]} needs an attribute")
             if base[0] == "attr" and base[1][0] == "attr" and base[1][1] == ("ref", "data"):
                 return self._get(self.ctx.data(self, base[1][2], base[2]), node[2])
+            if base[0] == "index" and self._counted(base[1], scope):  # x.y[0].attr: the one instance of a count
+                return self.eval(("attr", base[1], node[2]), scope)
             return self._get(self.eval(base, scope), node[2])
         if kind == "index":
             return self._get(self.eval(node[1], scope), self.eval(node[2], scope))
@@ -581,6 +601,17 @@ class Module:
         if kind == "for":
             return self.for_expr(node, scope)
         raise HclError(f"cannot evaluate {kind}")
+
+    def _counted(self, node: tuple, scope: dict[str, Any]) -> bool:
+        """Whether ``node`` names a resource (``type.name``) or data source (``data.type.name``) with ``count``:
+        the module's are 0 or 1 (an optional resource), so ``[0]`` is that one instance."""
+        if node[0] != "attr" or node[1][0] not in ("ref", "attr"):
+            return False
+        if node[1][0] == "ref" and node[1][1] not in scope and node[1][1] in self._resource_types():
+            return "count" in self.resource(node[1][1], node[2])
+        if node[1][0] == "attr" and node[1][1] == ("ref", "data"):
+            return "count" in self.data_blocks.get((node[1][2], node[2]), {})
+        return False
 
     def _resource_types(self) -> set[str]:
         return {t for t, _ in self.resources}

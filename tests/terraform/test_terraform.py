@@ -13,7 +13,7 @@ import pytest
 
 from linker.contract import Membership
 from linker.control import render, tftemplate
-from linker.control.membership_doc import PlannedSite, membership_of
+from linker.control.membership_doc import PlannedGateway, PlannedSite, membership_of
 from tests.terraform import tf
 
 G = render.GatewayInputs(link="prod", site="eu-west-1", region="eu-west-1", port=51999, mtu=1380,
@@ -66,10 +66,25 @@ def test_templatefile_renders_the_cli_bytes(terraform: tf.Terraform) -> None:
     assert Membership.from_json(out["membership"]) == Membership.from_json(cli)
 
 
-def test_the_role_policy_of_a_site_with_two_gateways_is_the_clis(terraform: tf.Terraform) -> None:
-    out = _apply_config(terraform, "config-ha", "ha = true")
+# Two gateways of eu-west-1 (the site of G), given out of order: the higher instance id first.
+GATEWAYS = [("i-0fff0000000000002", "eu-west-1b", "198.51.100.10", "10.20.3.4"),
+            ("i-0aaa0000000000001", "eu-west-1a", "198.51.100.9", "10.20.1.4")]
+
+
+def test_the_role_policy_and_membership_of_a_site_with_two_gateways_are_the_clis(terraform: tf.Terraform) -> None:
+    listed = ", ".join(f"{{ instance = {_hcl(i)}, az = {_hcl(z)}, eip = {_hcl(e)}, tunnel = {_hcl(t)} }}"
+                       for i, z, e, t in GATEWAYS)
+    out = _apply_config(terraform, "config-ha", f'ha = true\n  gateways = {{ "eu-west-1" = [{listed}], '
+                                                f'"ap-south-1" = [] }}')
     assert render.canonical_json(out["role_policy"]) == render.role_policy(replace(G, ha=True))
     assert render.role_policy(replace(G, ha=True)) != render.role_policy(G)
+    # eu-west-1 listed with both gateways, sorted by instance id, its eip the lower id's; the others as before HA
+    pair = tuple(PlannedGateway(*g) for g in sorted(GATEWAYS))
+    sites = [PlannedSite(*site) if site[0] != "eu-west-1" else
+             PlannedSite(*site[:2], pair[0].eip, *site[3:], None, True, pair) for site in SITES]
+    cli = membership_of("prod", sites).to_json()
+    assert json.loads(out["membership"]) == json.loads(cli)
+    assert Membership.from_json(out["membership"]) == Membership.from_json(cli)
 
 
 def _apply_config(terraform: tf.Terraform, name: str, extra: str = "") -> dict:

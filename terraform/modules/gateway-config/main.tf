@@ -80,18 +80,31 @@ locals {
 
   trust_policy = templatefile("${local.templates}/instance-trust-policy.json.tftpl", {})
 
-  # Sites sorted by name (values() orders by key), as the controller writes them.
+  # A site with two gateways lists them as [instance, az, eip, tunnel] sorted by instance id
+  # (linker.contract.GatewayEntry); its eip is the lower id's, which the routes point at first (docs/HA.md rule 3).
+  ha_gateways = {
+    for site, listed in var.gateways : site => [
+      for id in sort([for g in listed : g.instance]) :
+      [for g in listed : [g.instance, g.az, g.eip, g.tunnel] if g.instance == id][0]
+    ] if length(listed) > 0 # a site with one gateway may be given with none
+  }
+
+  # Sites sorted by name (values() orders by key), as the controller writes them. "ha" and "gateways" only for a
+  # site with two gateways: a site with one is written as before HA (linker.contract.SiteEntry.to_dict).
   membership = jsonencode({
     schema = 1
     link   = var.link
     sites = values({
-      for s in var.sites : s.site => {
-        site   = s.site
-        region = s.region
-        eip    = s.eip
-        cidrs  = s.cidrs
-        port   = s.port
-      }
+      for s in var.sites : s.site => merge(
+        {
+          site   = s.site
+          region = s.region
+          eip    = contains(keys(local.ha_gateways), s.site) ? local.ha_gateways[s.site][0][2] : s.eip
+          cidrs  = s.cidrs
+          port   = s.port
+        },
+        { for k, v in { ha = true, gateways = lookup(local.ha_gateways, s.site, []) } : k => v if contains(keys(local.ha_gateways), s.site) },
+      )
     })
   })
 }

@@ -80,3 +80,14 @@ variable "sites" {
   }))
   default = []
 }
+
+variable "gateways" {
+  description = "The sites of the link with two gateways (docs/HA.md), by name: their gateways (instance, az, eip, tunnel: the primary private IPv4), in any order (an empty list: a site with one gateway). The membership lists them sorted by instance id, marks the site ha and names the lower id's address as the site's eip, as the CLI writes a new site with two gateways."
+  type = map(list(object({
+    instance = string
+    az       = string
+    eip      = string
+    tunnel   = string
+  })))
+  default = {}
+}

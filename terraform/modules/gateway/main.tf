@@ -27,6 +27,11 @@ locals {
     for pair in setproduct(var.route_table_ids, flatten([for p in var.peers : p.cidrs])) :
     "${pair[0]}:${pair[1]}" => { table = pair[0], cidr = pair[1] }
   }
+  # Each peer gateway's Elastic IP: both of a peer with two gateways (their security group rules, as the CLI's).
+  peer_addresses = flatten([for p in var.peers : concat(
+    [{ site = p.site, eip = p.eip, which = "" }],
+    p.ha ? [{ site = p.site, eip = p.second_eip, which = " second gateway" }] : [],
+  )])
 }
 
 data "aws_region" "current" {}
@@ -54,6 +59,9 @@ module "config" {
   package_bucket = aws_s3_bucket.wheel.id
   package_key    = local.package_key
   package_sha256 = local.wheel_sha256
+  ha             = var.ha
+  # this site's two gateways (ha) and each peer's with two: the membership lists them (ha.tf)
+  gateways = merge(var.peer_gateways, { (var.site) = local.gateways })
   sites = concat(
     [{ site = var.site, region = local.region, eip = aws_eip.gateway.public_ip, cidrs = local.cidrs, port = var.port }],
     [for p in var.peers : { site = p.site, region = p.region, eip = p.eip, cidrs = p.cidrs, port = var.port }],
@@ -116,11 +124,12 @@ resource "aws_security_group" "gateway" {
   # Every description below stays within the characters EC2 accepts in a rule description (no apostrophe):
   # a-z A-Z 0-9 space and . _ - : / ( ) # , @ [ ] + = & ; { } ! $ *  (tests/terraform checks it).
 
-  # The tunnel port, only from each peer gateway's Elastic IP. No SSH: operators use SSM Session Manager.
+  # The tunnel port, only from each peer gateway's Elastic IP (both of a peer with two gateways). No SSH: operators
+  # use SSM Session Manager.
   dynamic "ingress" {
-    for_each = var.peers
+    for_each = local.peer_addresses
     content {
-      description = "tunnel from ${ingress.value.site}"
+      description = "tunnel from ${ingress.value.site}${ingress.value.which}"
       protocol    = "udp"
       from_port   = var.port
       to_port     = var.port
@@ -142,9 +151,9 @@ resource "aws_security_group" "gateway" {
   # for the AWS APIs the agent and user-data call (SSM, S3, CloudWatch, EC2: no fixed addresses). DNS, NTP and the
   # instance metadata service are link-local and not filtered by security groups.
   dynamic "egress" {
-    for_each = var.peers
+    for_each = local.peer_addresses
     content {
-      description = "tunnel to ${egress.value.site}"
+      description = "tunnel to ${egress.value.site}${egress.value.which}"
       protocol    = "udp"
       from_port   = var.port
       to_port     = var.port
@@ -239,9 +248,23 @@ resource "aws_eip_association" "gateway" {
   instance_id   = aws_instance.gateway.id
 }
 
+# What the routes are made to point at: the gateway's ENI; with ha "ha", since the gateways then move the routes
+# themselves (failover) and Terraform must leave them where they are.
+resource "terraform_data" "route_target" {
+  input = var.ha ? "ha" : aws_instance.gateway.primary_network_interface_id
+}
+
 resource "aws_route" "to_peer" {
   for_each               = local.peer_routes
   route_table_id         = each.value.table
   destination_cidr_block = each.value.cidr
-  network_interface_id   = aws_instance.gateway.primary_network_interface_id
+  # with ha, the lower instance id's (docs/HA.md rule 3), as the CLI makes them
+  network_interface_id = local.route_eni
+
+  lifecycle {
+    # A failover moves a route to the other gateway: Terraform leaves it there. A new gateway without ha (a new
+    # instance), or ha turned on or off, changes route_target and so makes the route again, at the new target.
+    ignore_changes       = [network_interface_id]
+    replace_triggered_by = [terraform_data.route_target]
+  }
 }

@@ -9,8 +9,30 @@ output "region" {
 }
 
 output "eip" {
-  description = "The gateway's Elastic IP: the endpoint its peers reach it at."
+  description = "The (first) gateway's Elastic IP: the endpoint its peers reach it at."
   value       = aws_eip.gateway.public_ip
+}
+
+output "second_eip" {
+  description = "With ha, the second gateway's Elastic IP (a peer's security group admits both); null without ha."
+  value       = var.ha ? aws_eip.second[0].public_ip : null
+}
+
+output "peer" {
+  description = "What another site's peers list needs of this one: site, region, eip, cidrs, ha and second_eip."
+  value = {
+    site       = var.site
+    region     = local.region
+    eip        = aws_eip.gateway.public_ip
+    cidrs      = local.cidrs
+    ha         = var.ha
+    second_eip = var.ha ? aws_eip.second[0].public_ip : null
+  }
+}
+
+output "gateways" {
+  description = "With ha, both gateways (instance, az, eip, tunnel: the primary private IPv4), for the peer_gateways of the other sites; empty without ha."
+  value       = local.gateways
 }
 
 output "cidrs" {
@@ -19,12 +41,17 @@ output "cidrs" {
 }
 
 output "instance_id" {
-  description = "The gateway instance."
+  description = "The (first) gateway instance."
   value       = aws_instance.gateway.id
 }
 
+output "second_instance_id" {
+  description = "With ha, the second gateway instance; null without ha."
+  value       = var.ha ? aws_instance.second[0].id : null
+}
+
 output "network_interface_id" {
-  description = "The ENI the route tables send the peer CIDRs to."
+  description = "The ENI the route tables send the peer CIDRs to (with ha: the first gateway's; the routes start at the lower instance id's and follow failovers)."
   value       = aws_instance.gateway.primary_network_interface_id
 }
 

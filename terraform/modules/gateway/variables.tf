@@ -20,8 +20,20 @@ variable "vpc_id" {
 }
 
 variable "subnet_id" {
-  description = "A public subnet of the VPC (its route table sends 0.0.0.0/0 to an internet gateway)."
+  description = "A public subnet of the VPC (its route table sends 0.0.0.0/0 to an internet gateway): the gateway's, the first gateway's with ha."
   type        = string
+}
+
+variable "ha" {
+  description = "Two gateways for this site (docs/HA.md), as `linker up --ha`: the second in second_subnet_id, another availability zone, each with its own Elastic IP; the gateways move the site's routes between them when one fails."
+  type        = bool
+  default     = false
+}
+
+variable "second_subnet_id" {
+  description = "With ha: a public subnet of the VPC in another availability zone than subnet_id, for the second gateway. Ignored without ha."
+  type        = string
+  default     = null
 }
 
 variable "route_table_ids" {
@@ -30,14 +42,34 @@ variable "route_table_ids" {
 }
 
 variable "peers" {
-  description = "The other sites of the link: name, region, their gateway's Elastic IP and their VPC CIDRs (another instance of this module's site, eip and cidrs outputs)."
+  description = "The other sites of the link: name, region, their (first) gateway's Elastic IP, their VPC CIDRs and, for a peer with two gateways (ha), its second gateway's Elastic IP (another instance of this module's peer output; or its site, region, eip and cidrs outputs for a peer with one)."
   type = list(object({
-    site   = string
-    region = string
-    eip    = string
-    cidrs  = list(string)
+    site       = string
+    region     = string
+    eip        = string
+    cidrs      = list(string)
+    ha         = optional(bool, false)
+    second_eip = optional(string)
   }))
   default = []
+
+  validation {
+    # "ha" rather than whether second_eip is null: an address still to be allocated is unknown at plan, and the
+    # security group's rules must be counted then
+    condition     = alltrue([for p in var.peers : !p.ha || p.second_eip != null])
+    error_message = "A peer with ha = true needs its second_eip (the peer's second_eip output)."
+  }
+}
+
+variable "peer_gateways" {
+  description = "For each peer site with ha, by site name: its two gateways (instance, az, eip, tunnel), as another instance of this module's gateways output. The membership lists them, so that this site's gateways peer with both. Apart from peers because it names instances: a site's instances wait for its security group, which waits for its peers' Elastic IPs, not for their instances."
+  type = map(list(object({
+    instance = string
+    az       = string
+    eip      = string
+    tunnel   = string
+  })))
+  default = {}
 }
 
 variable "port" {

@@ -72,3 +72,43 @@ run "two_sites" {
     error_message = "Both regions hold the same membership document."
   }
 }
+
+# Both sites with two gateways: no dependency cycle (each site's instances wait for its peers' Elastic IPs only),
+# and each region's membership lists the four gateways.
+run "two_sites_with_two_gateways" {
+  command = apply
+  variables {
+    ha   = true
+    east = { region = "us-east-1", vpc_id = "vpc-0e", subnet_id = "subnet-0e", second_subnet_id = "subnet-0e2", route_table_ids = ["rtb-0e"] }
+    west = { region = "eu-west-1", vpc_id = "vpc-0w", subnet_id = "subnet-0w", second_subnet_id = "subnet-0w2", route_table_ids = ["rtb-0w"] }
+  }
+  override_data {
+    target = module.east.data.aws_subnet.gateway[0]
+    values = { vpc_id = "vpc-0e", availability_zone = "us-east-1a" }
+  }
+  override_data {
+    target = module.east.data.aws_subnet.second[0]
+    values = { id = "subnet-0e2", vpc_id = "vpc-0e", availability_zone = "us-east-1b" }
+  }
+  override_data {
+    target = module.west.data.aws_subnet.gateway[0]
+    values = { vpc_id = "vpc-0w", availability_zone = "eu-west-1a" }
+  }
+  override_data {
+    target = module.west.data.aws_subnet.second[0]
+    values = { id = "subnet-0w2", vpc_id = "vpc-0w", availability_zone = "eu-west-1b" }
+  }
+
+  assert {
+    condition     = alltrue([for s in jsondecode(output.membership).sites : s.ha && length(s.gateways) == 2])
+    error_message = "The membership lists both gateways of each site."
+  }
+  assert {
+    condition     = module.east.membership == module.west.membership
+    error_message = "Both regions hold the same membership document."
+  }
+  assert {
+    condition     = output.gateways["us-east-1"].second_instance_id != null && output.gateways["eu-west-1"].second_instance_id != null
+    error_message = "Each site has a second gateway."
+  }
+}

@@ -23,6 +23,9 @@ mock_provider "aws" {
   mock_resource "aws_instance" {
     defaults = { primary_network_interface_id = "eni-0123456789abcdef0" }
   }
+  mock_data "aws_subnet" {
+    defaults = { vpc_id = "vpc-0e", availability_zone = "us-east-1a" }
+  }
 }
 
 variables {
