@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "plan": "linker.cli.link:plan",
     "status": "linker.cli.link:status",
     "down": "linker.cli.link:down",
+    "failover": "linker.cli.failover:failover",
     "iam-policy": "linker.cli.link:iam_policy",
     "gateway": "linker.cli.gateway:gateway",
     "sandbox": "linker.cli.sandbox:sandbox",
