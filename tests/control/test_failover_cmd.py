@@ -15,7 +15,9 @@ import pytest
 
 from linker import naming
 from linker.contract import GatewayEntry, Membership, SiteEntry, active_record_value, switch_request
+from linker.control.iam_policy import controller_policy
 from linker.errors import ExitCode
+from tests.control.iam_server import enforce
 from tests.control.test_cli_server import run
 
 E, W = "us-east-1", "eu-west-1"
@@ -182,3 +184,29 @@ def test_terminal_errors_name_the_fix_without_a_traceback(site: Any, capsys: pyt
     assert code == ExitCode.USER and out == ""
     assert err.startswith("error: i-nope is not a gateway") and "  fix: name one of its gateways" in err
     assert "Traceback" not in err
+
+
+def test_failover_works_holding_exactly_the_printed_policy(iam_server: str, aws_env: None,
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """Against the moto server that enforces IAM (tests/control/iam_server.py): the controller's policy allows
+    every call of ``linker failover`` (its refusals' discovery of the link's regions included)."""
+
+    def prepare(admin: Any) -> None:
+        for region in (E, W):
+            admin.client("ssm", region_name=region, endpoint_url=iam_server).put_parameter(
+                Name=naming.membership_parameter(LINK), Value=_membership().to_json(), Type="String")
+        admin.client("ssm", region_name=E, endpoint_url=iam_server).put_parameter(
+            Name=naming.active_parameter(LINK, E), Value=active_record_value(A), Type="String")
+
+    made = enforce(iam_server, controller_policy(), prepare)
+    monkeypatch.setenv("LINKER_ENDPOINT_URL", iam_server)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", made.keys[0])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", made.keys[1])
+    code, out, err = run(capsys, "failover", E, "--name", LINK, "--yes", "--json", "--timeout", "0.5")
+    assert code == ExitCode.DEGRADED and json.loads(out)["status"] == "timeout", out + err  # no agent: no switch
+    value = made.admin.client("ssm", region_name=E, endpoint_url=iam_server).get_parameter(
+        Name=naming.switch_parameter(LINK, E))["Parameter"]["Value"]
+    assert switch_request(value) == (B, 1)
+    code, out, err = run(capsys, "failover", "ap-south-1", "--name", LINK, "--yes", "--json")
+    assert code == ExitCode.USER and "its sites: us-east-1, eu-west-1" in json.loads(out)["message"], out + err
