@@ -7,6 +7,7 @@ prints what ``linker.control.failover`` found: one line on a terminal, one JSON 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 import click
 
@@ -19,7 +20,7 @@ from linker.errors import UserError
 from linker.spec import validate_link_name
 
 
-def _confirm(yes: bool, as_json: bool):  # type: ignore[no-untyped-def]
+def _confirm(yes: bool, as_json: bool) -> Callable[[control.Switch], bool]:
     def confirm(switch: control.Switch) -> bool:
         if yes:
             return True

@@ -72,9 +72,10 @@ class Outcome:
         s = self.switch
         status = f"linker status --name {s.link}"
         if self.status == "timeout":
+            now = (f"the active record still names {self.active} (epoch {self.epoch})" if self.active
+                   else "the site has no active record any more")
             return DegradedError(
-                f"site {s.site}: {s.to} did not take over within {timeout:g} s; the active record still names "
-                f"{self.active} (epoch {self.epoch})",
+                f"site {s.site}: {s.to} did not take over within {timeout:g} s; {now}",
                 fix=f"check `{status}`: {s.to} must be running and report its tunnels up (a standby takes over only "
                     f"while its tunnels work), and its agent's log (journalctl -u linker-gateway on it, through "
                     f"Session Manager). The request stays: {s.to} takes over as soon as it can, unless the site "
