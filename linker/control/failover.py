@@ -14,6 +14,7 @@ Thread-safety: the functions share nothing; boto3 clients are thread-safe.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,11 +23,12 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from linker import naming
-from linker.contract import Membership, SiteEntry, active_record_instance, switch_request_value
+from linker.contract import GatewayHealth, Membership, SiteEntry, active_record_instance, switch_request_value
 from linker.control.aws import Clients, Target, cloud_call, is_not_found
 from linker.control.operations import link_regions
-from linker.errors import CloudError, DegradedError, UserError
+from linker.errors import CloudError, ContractError, DegradedError, UserError
 
+log = logging.getLogger("linker.control")
 DEFAULT_TIMEOUT = 60.0
 POLL = 0.5  # seconds between reads of the active record while waiting (a switch takes well under a second)
 
@@ -138,9 +140,9 @@ def _site(clients: Clients, link: str, site: str) -> SiteEntry:
 
 
 def plan_switch(clients: Clients, link: str, site: str, to: str | None = None) -> Switch:
-    """The switch to ask for: to ``to``, else to the site's other gateway. Reads only. Raises UserError (no such
-    link or site, a site with one gateway, no active record yet, ``to`` not one of the site's gateways or already
-    active), CloudError."""
+    """The switch to ask for: to ``to``, else to the site's other gateway; a warning when ``to``'s own report shows
+    tunnels down. Reads only. Raises UserError (no such link or site, a site with one gateway, no active record
+    yet, ``to`` not one of the site's gateways or already active), CloudError."""
     entry = _site(clients, link, site)
     gateways = [g.instance for g in entry.gateways]
     record = read_record(clients, link, site)
@@ -162,7 +164,29 @@ def plan_switch(clients: Clients, link: str, site: str, to: str | None = None) -
     if to == active:
         raise UserError(f"{to} is already the active gateway of site {site} (epoch {epoch})",
                         fix=f"to switch away from it: --to {next(g for g in gateways if g != to)}, or no --to")
+    _warn_if_not_ready(clients, link, site, to)
     return Switch(link, site, active, to, epoch)
+
+
+def _warn_if_not_ready(clients: Clients, link: str, site: str, to: str) -> None:
+    """A warning (the request is still made) when ``to``'s own report shows it cannot take over now: it does so
+    only while its tunnels work (docs/HA.md rule 8), and waiting for it would only time out."""
+    name = naming.gateway_health_parameter(link, site, to)
+    try:
+        with cloud_call("GetParameter", site, name):
+            report = GatewayHealth.from_json(clients.ssm(site).get_parameter(Name=name)["Parameter"]["Value"])
+    except CloudError as exc:
+        if isinstance(exc.__cause__, ClientError) and is_not_found(exc.__cause__):
+            log.warning("%s has published no health report yet: it takes over only once its tunnels work", to,
+                        extra={"region": site, "resource": to})
+            return
+        raise
+    except ContractError:
+        return  # unreadable or newer: the gateway decides, and ``linker status`` says more
+    if not report.tunnels or not report.healthy:
+        down = ", ".join(t.peer_site for t in report.tunnels if not t.healthy) or "none reported"
+        log.warning("%s last reported tunnels down (%s): it takes over only once they work", to, down,
+                    extra={"region": site, "resource": to})
 
 
 def request(clients: Clients, switch: Switch) -> None:

@@ -14,7 +14,15 @@ from typing import Any
 import pytest
 
 from linker import naming
-from linker.contract import GatewayEntry, Membership, SiteEntry, active_record_value, switch_request
+from linker.contract import (
+    GatewayEntry,
+    GatewayHealth,
+    Membership,
+    SiteEntry,
+    TunnelHealth,
+    active_record_value,
+    switch_request,
+)
 from linker.control.iam_policy import controller_policy
 from linker.errors import ExitCode
 from tests.control.iam_server import enforce
@@ -210,3 +218,14 @@ def test_failover_works_holding_exactly_the_printed_policy(iam_server: str, aws_
     assert switch_request(value) == (B, 1)
     code, out, err = run(capsys, "failover", "ap-south-1", "--name", LINK, "--yes", "--json")
     assert code == ExitCode.USER and "its sites: us-east-1, eu-west-1" in json.loads(out)["message"], out + err
+
+
+def test_a_target_whose_own_report_shows_tunnels_down_is_asked_with_a_warning(
+        site: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    health = GatewayHealth(LINK, E, time.time(), (TunnelHealth(W, None, None, None, None, 0, 0, False),), B,
+                           "0.1.0", "standby")
+    put(site, E, naming.gateway_health_parameter(LINK, E, B), health.to_document())
+    code, out, err = run(capsys, "failover", E, "--name", LINK, "--yes", "--no-wait")
+    assert code == 0 and f"asked {B} to take over from {A} (epoch 2)" in out
+    assert f"{B} last reported tunnels down ({W}): it takes over only once they work" in err
+    assert switch_request(get(site, E, naming.switch_parameter(LINK, E)) or "") == (B, 2)
