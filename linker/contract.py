@@ -10,6 +10,10 @@ Three documents, one writer each:
   with ``"schema": 1``; reports of agents older than the field carry none and read as version 1. Stored compact
   (``to_document``), so that a 20-site link's reports fit SSM's standard tier.
 
+In a site with two gateways (docs/HA.md) also two small records: the site's *active record*
+(``naming.active_parameter``, written by the gateway the routes moved to; its SSM version is the epoch) and a
+*planned switch* (``naming.switch_parameter``, written by ``linker failover``, read by the site's gateways).
+
 Both halves import this module and nothing else to read or write these documents, so their formats cannot drift.
 A reader refuses a document of a newer schema (``ContractVersionError``: upgrade this side) and a malformed one
 (``ContractError``), naming the document and the problem. Ground floor: imports the standard library and
@@ -527,3 +531,38 @@ def _text(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError(f"{value!r} is not a string")
     return value
+
+
+# --- a site with two gateways: the active record and the planned switch (docs/HA.md rules 6 and 8) ---
+
+def active_record_value(instance: str) -> str:
+    """The active record's value: JSON naming the instance (the epoch is the parameter's version, not a field)."""
+    return json.dumps({"instance": instance}, sort_keys=True)
+
+
+def active_record_instance(value: str) -> str:
+    """The instance an active record names. Raises ContractError when ``value`` is not an active record."""
+    try:
+        doc = json.loads(value)
+    except ValueError:
+        raise ContractError("the active record is not JSON") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("instance"), str) or not doc["instance"]:
+        raise ContractError("the active record names no instance")
+    return str(doc["instance"])
+
+
+def switch_request_value(to: str, epoch: int) -> str:
+    """A planned switch's record (docs/HA.md rule 8): the instance to become active and the epoch it applies to."""
+    return json.dumps({"to": to, "epoch": epoch}, sort_keys=True)
+
+
+def switch_request(value: str) -> tuple[str, int]:
+    """(instance, epoch) of a planned switch's record. Raises ContractError when ``value`` is not one."""
+    try:
+        doc = json.loads(value)
+    except ValueError:
+        raise ContractError("the switch record is not JSON") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("to"), str) or isinstance(doc.get("epoch"), bool) \
+            or not isinstance(doc.get("epoch"), int):
+        raise ContractError("the switch record is not {\"to\": instance, \"epoch\": number}")
+    return doc["to"], doc["epoch"]

@@ -1,8 +1,8 @@
 """The ``linker`` command line, the top floor: parse, call the library, map ``LinkerError`` to an exit code.
 
-Subcommands live in this package, one module per area (``daemon``, ``gateway``, ``link``, ``sandbox``), and are
-imported lazily, so ``linker genkey`` does not pay for boto3, and an install that lacks an area (a gateway ships
-no controller or sandbox) lists only the commands it has. Nothing below this package imports it.
+Subcommands live in this package, one module per area (``daemon``, ``failover``, ``gateway``, ``link``,
+``sandbox``), and are imported lazily, so ``linker genkey`` does not pay for boto3, and an install that lacks an
+area (a gateway ships no controller or sandbox) lists only the commands it has. Nothing below this package imports it.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "plan": "linker.cli.link:plan",
     "status": "linker.cli.link:status",
     "down": "linker.cli.link:down",
+    "failover": "linker.cli.failover:failover",
     "iam-policy": "linker.cli.link:iam_policy",
     "gateway": "linker.cli.gateway:gateway",
     "sandbox": "linker.cli.sandbox:sandbox",

@@ -8,6 +8,7 @@ logs on stderr. Errors are LinkerErrors; linker.cli turns them into exit codes a
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,7 @@ from linker.cli.output import console, emit
 from linker.control import operations
 from linker.control.changes import Change
 from linker.control.cost import estimate
+from linker.control.ha_status import site_failovers
 from linker.control.iam_policy import boundary_json, policy_json
 from linker.control.partition import PARTITIONS
 from linker.errors import DegradedError, UserError
@@ -175,19 +177,28 @@ def plan(regions: tuple[str, ...], vpcs: tuple[str, ...], instance_type: str, po
 
 def _status_table(link: str, gateways: list[operations.GatewayStatus]) -> Table:
     table = Table(title=f"link {link}")
-    for col in ("site", "instance", "state", "EIP", "peer", "last handshake", "rx", "tx", "tunnel"):
+    roles = any(g.ha for g in gateways)  # a column only when a site has two gateways: others show as before
+    for col in ("site", "instance", *(("role",) if roles else ()), "state", "EIP", "peer", "last handshake", "rx",
+                "tx", "tunnel"):
         table.add_column(col)
     for g in gateways:
+        lead = (g.site, g.instance or "-", *((_role(g),) if roles else ()), g.state or "-", g.eip or "-")
         tunnels = g.health.tunnels if g.health else ()
         for t in tunnels:
             age = t.handshake_age
-            table.add_row(g.site, g.instance or "-", g.state or "-", g.eip or "-", t.peer_site,
+            table.add_row(*lead, t.peer_site,
                           "never" if age is None else f"{age:.0f} s ago", f"{t.rx_bytes:,}", f"{t.tx_bytes:,}",
                           "[green]up[/]" if t.healthy else "[red]down[/]")
         if not tunnels:
-            table.add_row(g.site, g.instance or "-", g.state or "-", g.eip or "-", "-", "never", "0", "0",
-                          "[yellow]no report[/]")
+            table.add_row(*lead, "-", "never", "0", "0", "[yellow]no report[/]")
     return table
+
+
+def _role(g: operations.GatewayStatus) -> str:
+    """The gateway's role as the site's active record has it, and its own report's when that one disagrees."""
+    reported = g.health.role if g.health else None
+    shown = g.role or "-"
+    return shown if reported in (None, g.role) else f"{shown} (reports {reported})"
 
 
 def _bootstrap_lines(gateways: list[operations.GatewayStatus]) -> list[str]:
@@ -198,7 +209,8 @@ def _bootstrap_lines(gateways: list[operations.GatewayStatus]) -> list[str]:
 def _print_status(link: str, gateways: list[operations.GatewayStatus]) -> None:
     out = console()
     out.print(_status_table(link, gateways))
-    for line in _bootstrap_lines(gateways):
+    now = time.time()
+    for line in [s.line(now) for s in site_failovers(gateways)] + _bootstrap_lines(gateways):
         out.print(line, highlight=False, markup=False)
 
 
@@ -214,12 +226,17 @@ def status(name: str, as_json: bool, endpoint_url: str | None, profile: str | No
     gateways = operations.status_link(where.target, validate_link_name(name), where.regions(regions))
     if not gateways:
         raise UserError(f"there is no link named {name!r}", fix="check --name, --profile and --endpoint-url")
-    degraded = [g.site for g in gateways if not g.healthy()]
+    # a site with two gateways is named with the gateway that is not healthy
+    degraded = list(dict.fromkeys(f"{g.site} ({g.instance})" if g.ha else g.site
+                                  for g in gateways if not g.healthy()))
     err = DegradedError(f"link {name!r} is degraded: no recent handshake reported by {', '.join(degraded)}",
                         fix="gateways report within seconds of a change and every 30 s; a new gateway needs a few "
                             "minutes to boot (see `linker gateway status` on it through SSM Session Manager)")
     if as_json:
         doc: dict[str, Any] = {"link": name, "healthy": not degraded, "gateways": [g.to_dict() for g in gateways]}
+        pairs = site_failovers(gateways)
+        if pairs:  # only when a site has two gateways: a link without one reads as before
+            doc["sites"] = [s.to_dict() for s in pairs]
         if degraded:
             # one document on stdout: the status and the error together, then the documented exit code
             emit({**doc, **err.to_dict()})

@@ -23,6 +23,8 @@ from linker.control.apply import Applier, Progress
 from linker.control.aws import Clients, Target, cloud_call, error_code, is_not_found
 from linker.control.changes import Action, Change
 from linker.control.facts import readers as facts_mod
+from linker.control.ha_status import ago as _ago
+from linker.control.ha_status import site_gateways
 from linker.control.home import forget_home
 from linker.control.lock import lock_link
 from linker.control.plan import managed_by_terraform_error, plan, refuse_managed_elsewhere
@@ -178,6 +180,9 @@ class GatewayStatus:
     eip: str | None
     health: GatewayHealth | None  # what the gateway agent last published; None: no (readable) report
     bootstrap: BootstrapReport | None = None  # what this instance's bootstrap last recorded
+    # in a site with two gateways (docs/HA.md, linker.control.ha_status): "active" or "standby" (None: unknown)
+    role: str | None = None
+    ha: bool = False  # one of a site's two gateways: ``site`` then has a row per gateway
 
     def healthy(self) -> bool:
         """The gateway reported, has tunnels, and every one is healthy."""
@@ -190,18 +195,12 @@ class GatewayStatus:
 
     def to_dict(self) -> dict:
         boot = self.bootstrap.to_dict() | {"summary": self.bootstrap_summary()} if self.bootstrap else None
-        return {"site": self.site, "region": self.region, "instance": self.instance, "state": self.state,
-                "eip": self.eip, "healthy": self.healthy(),
-                "health": self.health.to_dict() if self.health else None, "bootstrap": boot}
-
-
-def _ago(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    if seconds < 120:
-        return f"{seconds:.0f} s ago"
-    if seconds < 120 * 60:
-        return f"{seconds / 60:.0f} min ago"
-    return f"{seconds / 3600:.0f} h ago"
+        out = {"site": self.site, "region": self.region, "instance": self.instance, "state": self.state,
+               "eip": self.eip, "healthy": self.healthy(),
+               "health": self.health.to_dict() if self.health else None, "bootstrap": boot}
+        if self.ha:  # absent for a site with one gateway: its document is as before
+            out["role"] = self.role
+        return out
 
 
 def bootstrap_summary(report: BootstrapReport, now: float) -> str:
@@ -217,7 +216,8 @@ def bootstrap_summary(report: BootstrapReport, now: float) -> str:
 
 def status_link(target: Target, link: str, regions: Iterable[str] = (), hooks: tuple = (),
                 session: Any = None) -> list[GatewayStatus]:
-    """Each gateway of ``link`` and the health its agent published, from read-only clients."""
+    """Each gateway of ``link`` and the health its agent published, from read-only clients; both gateways of a
+    site with two, each with its own report and role."""
     clients = Clients(target, read_only=True, hooks=hooks, session=session)
     where = link_regions(clients, link, regions)
     if not where:
@@ -225,6 +225,12 @@ def status_link(target: Target, link: str, regions: Iterable[str] = (), hooks: t
     facts = facts_mod.gather(clients, link, where, "t3.micro")
     out = []
     for rf in facts.regions:
+        pair = site_gateways(rf, link, lambda text, site=rf.region: _health(text, site))
+        if pair is not None:  # a site with two gateways: a row for each (linker.control.ha_status)
+            boot = rf.parameter(naming.bootstrap_parameter(link, rf.region))
+            out += [GatewayStatus(rf.region, rf.region, g.instance, g.state, g.eip, g.health,
+                                  _bootstrap(boot, rf.region, g.instance), g.role, ha=True) for g in pair]
+            continue
         instance = max(rf.instances, key=lambda i: (i.launch_time, i.id)) if rf.instances else None
         eip = rf.eips[0].public_ip if rf.eips else None
         health = _health(rf.parameter(naming.health_parameter(link, rf.region)), rf.region)

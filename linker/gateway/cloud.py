@@ -14,7 +14,6 @@ are thread-safe, so one method may run on the failover thread while another runs
 
 from __future__ import annotations
 
-import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,7 +23,15 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from linker import naming
-from linker.contract import GatewayHealth, Membership, PublicKey
+from linker.contract import (
+    GatewayHealth,
+    Membership,
+    PublicKey,
+    active_record_instance,
+    active_record_value,
+    switch_request,
+)
+from linker.contract import switch_request_value as switch_request_value  # its home is the contract; re-exported
 from linker.errors import ContractError
 from linker.gateway.health import METRIC_NAMESPACE, cloudwatch_metric_data
 
@@ -60,39 +67,6 @@ class ActiveRecord:
 
 
 NO_RECORD = ActiveRecord(None, 0)
-
-
-def active_record_value(instance: str) -> str:
-    """The active record's value: JSON naming the instance (the epoch is the parameter's version, not a field)."""
-    return json.dumps({"instance": instance}, sort_keys=True)
-
-
-def _record_instance(value: str) -> str:
-    """Raises ContractError when ``value`` is not an active record."""
-    try:
-        doc = json.loads(value)
-    except ValueError:
-        raise ContractError("the active record is not JSON") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("instance"), str) or not doc["instance"]:
-        raise ContractError("the active record names no instance")
-    return str(doc["instance"])
-
-
-def switch_request_value(to: str, epoch: int) -> str:
-    """A planned switch's record (docs/HA.md rule 8): the instance to become active and the epoch it applies to."""
-    return json.dumps({"to": to, "epoch": epoch}, sort_keys=True)
-
-
-def _switch(value: str) -> tuple[str, int]:
-    """Raises ContractError when ``value`` is not a planned switch's record."""
-    try:
-        doc = json.loads(value)
-    except ValueError:
-        raise ContractError("the switch record is not JSON") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("to"), str) or isinstance(doc.get("epoch"), bool) \
-            or not isinstance(doc.get("epoch"), int):
-        raise ContractError("the switch record is not {\"to\": instance, \"epoch\": number}")
-    return doc["to"], doc["epoch"]
 
 
 class Cloud:
@@ -231,7 +205,7 @@ class Cloud:
             raise CloudUnavailable(f"read the active record: {exc}") from None
         parameter = reply["Parameter"]
         modified = parameter.get("LastModifiedDate")
-        return ActiveRecord(_record_instance(parameter["Value"]), int(parameter.get("Version", 1)),
+        return ActiveRecord(active_record_instance(parameter["Value"]), int(parameter.get("Version", 1)),
                             modified.timestamp() if hasattr(modified, "timestamp") else None)
 
     def write_active_record(self, instance: str) -> int:
@@ -249,7 +223,7 @@ class Cloud:
             reply = _first_found(ssm, [naming.switch_parameter(self.link, self.site)])
         except (BotoCoreError, ClientError) as exc:
             raise CloudUnavailable(f"read the switch record: {exc}") from None
-        return None if reply is None else _switch(reply["Parameter"]["Value"])
+        return None if reply is None else switch_request(reply["Parameter"]["Value"])
 
     def route_targets(self, instance: str, eni: str | None, sibling: str) -> tuple[tuple[str, str | None], ...]:
         """For each route table of the site (tagged ``linker:route:<link>=<site>``) that holds linker routes of the
