@@ -1,6 +1,6 @@
 """Failover gaps of a ``--ha`` link in the sandbox, per failure kind (issue 13, docs/HA.md).
 
-    sudo .venv/bin/python bench/failover.py                          # every kind, 5 runs each
+    sudo .venv/bin/python bench/failover.py            # every kind: 5 runs, 2 of those that must not switch
     sudo .venv/bin/python bench/failover.py --kinds freeze,switch --runs 3 --keep
 
 Brings up ``linker up A B --sandbox --ha`` (or uses the sandbox's link when it is up already), then, per run, fails
@@ -148,13 +148,15 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--regions", nargs=2, default=["us-east-1", "eu-west-1"], metavar="REGION")
     ap.add_argument("--kinds", default=",".join(KINDS), help=f"comma-separated subset of {', '.join(KINDS)}")
-    ap.add_argument("--runs", type=int, default=5, help="runs per kind (default 5)")
+    ap.add_argument("--runs", type=int, default=5, help="runs per kind that switches (default 5)")
+    ap.add_argument("--calm-runs", type=int, default=2,
+                    help="runs per kind that must not switch (agent, partition, api; default 2: each watches 20-65 s)")
     ap.add_argument("--json", type=Path, help="write the results here")
     ap.add_argument("--keep", action="store_true", help="leave the sandbox up at the end")
     args = ap.parse_args(argv)
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
-    if os.geteuid() != 0 or any(k not in KINDS for k in kinds) or args.runs < 1:
-        print(f"usage: root; --kinds from {', '.join(KINDS)}; --runs ≥ 1", file=sys.stderr)
+    if os.geteuid() != 0 or any(k not in KINDS for k in kinds) or min(args.runs, args.calm_runs) < 1:
+        print(f"usage: root; --kinds from {', '.join(KINDS)}; --runs and --calm-runs ≥ 1", file=sys.stderr)
         return 2
     a, b = args.regions
     existing = Sandbox.existing()
@@ -173,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="linker-failover-") as tmp:
         try:
             for kind in kinds:
-                for n in range(args.runs):
+                for n in range(args.runs if kind in SWITCHING else args.calm_runs):
                     site, other = (a, b) if n % 2 == 0 else (b, a)
                     wait = last_change[site] + HYSTERESIS - time.time()
                     if wait > 0:
