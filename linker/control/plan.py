@@ -445,10 +445,7 @@ def plan_membership(spec: LinkSpec, sites: list[Site], facts: LinkFacts, removed
     check_size(facts.link, planned)
     # the gateways serving now: a seed names them, so that a successor's key is not used before it takes over
     # (a site with two gateways not all made yet: its first gateway's address, never null while it serves)
-    # (a site with two whose replacement is still to be launched: the two that serve now, as stored)
-    serving = [p if p.ha and p.known else (p.ha and serving_entry(s.facts, facts.link)) or replace(
-        p, gateway=s.eip.instance_id if s.eip else None, eip=s.eip.public_ip if s.eip else Ref("eip-ip", s.name))
-        for p, s in zip(planned, sites, strict=True)]
+    serving = [_serving(p, s, facts.link) for p, s in zip(planned, sites, strict=True)]
     # while an address or gateway is still to be made the final document is unknown, and so differs from any stored
     final = membership_of(facts.link, planned) if all(p.known for p in planned) else None
     name = naming.membership_parameter(facts.link)
@@ -472,6 +469,18 @@ def plan_membership(spec: LinkSpec, sites: list[Site], facts: LinkFacts, removed
             out.append(Change(s.name, s.name, Phase.PRUNE, Action.UPDATE, Kind.MEMBERSHIP, name,
                               (("entries", tuple(planned)),), "the link's sites for the gateways"))
     return out
+
+
+def _serving(planned: PlannedSite, site: Site, link: str) -> PlannedSite:
+    """What a seed lists of ``site`` while ``planned`` is not all made: a site with two gateways whose replacement
+    is still to be launched keeps its stored entry (the two that serve now, the active named)."""
+    if planned.ha and planned.known:
+        return planned
+    stored = serving_entry(site.facts, link) if planned.ha else None
+    if stored is not None:
+        return stored
+    return replace(planned, gateway=site.eip.instance_id if site.eip else None,
+                   eip=site.eip.public_ip if site.eip else Ref("eip-ip", site.name))
 
 
 def _planned_site(spec: LinkSpec, s: Site, gateway: str | Ref | None,

@@ -99,7 +99,7 @@ def update_active_switch(run: Applier, c: Change) -> None:
     names another gateway) voids the request: it is asked again at the new epoch. CloudError after the timeout,
     the request withdrawn: the old active still serves."""
     to, ssm = run.resolve(c.param("to")), run.clients.ssm(c.region)
-    record = naming.active_parameter(run.link, c.site)
+    record = c.param("record") or naming.active_parameter(run.link, c.site)
     deadline, asked = time.monotonic() + run.timeout, None
     while True:
         holder, epoch = _active(ssm, record)
