@@ -87,6 +87,7 @@ def plan(spec: LinkSpec, facts: LinkFacts, package: Package, rollout: Rollout = 
     changes: list[Change] = plan_boundary([(s.name, s.facts.iam) for s in sites])
     gateways: dict[str, str | Ref | None] = {}
     pairs: dict[str, tuple[Gateway, Gateway]] = {}
+    handovers: list[Change] = []
     for site in sites:
         peers = [p for p in sites if p.name != site.name]
         second: Gateway | None = None
@@ -102,11 +103,11 @@ def plan(spec: LinkSpec, facts: LinkFacts, package: Package, rollout: Rollout = 
         changes += own + [c for c in extra if c not in own]
         changes += route_table_tags(site.facts, tables, facts.link, spec.ha)
         if site.name in pairs:
-            changes += plan_handover(site.facts, facts.link, pairs[site.name], rolled)
+            handovers += plan_handover(site.facts, facts.link, pairs[site.name], rolled)
     changes += plan_membership(spec, sites, facts, removed, gateways, pairs)
     for name in removed:
         changes += teardown(facts.region(name), facts.link)
-    return changes + plan_home(facts, spec.regions, removed)
+    return changes + plan_home(facts, spec.regions, removed) + handovers  # last, as they are made (a rolling order)
 
 
 def refuse_managed_elsewhere(facts: LinkFacts, command: str = "up") -> None:

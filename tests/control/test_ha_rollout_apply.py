@@ -15,7 +15,7 @@ from linker import __version__, naming
 from linker.contract import Membership
 from linker.control import operations
 from linker.control.aws import Target
-from linker.control.changes import Kind
+from linker.control.changes import Kind, Phase
 from linker.control.operations import Options, plan_link, up_link
 from linker.control.package import Package
 from linker.errors import CloudError
@@ -107,6 +107,12 @@ def test_plan_shows_the_rolling_order_and_changes_nothing(ha_link) -> None:  # t
     note = next(c for c in east if c.kind == Kind.ROLLING)
     assert switch.param("from") == note.target == before[E][0]  # the routes' target: the lower id
     assert [c.target for c in east if c.kind == Kind.INSTANCE and c.action == "delete"] == [before[E][1]]
+    # listed in the order they are made: the standbys' replacements and the membership, then each switch and
+    # the note that the old active is replaced next
+    assert [(c.region, c.kind) for c in planned[-4:]] == [(E, Kind.ACTIVE_SWITCH), (E, Kind.ROLLING),
+                                                          (W, Kind.ACTIVE_SWITCH), (W, Kind.ROLLING)]
+    assert planned.index(next(c for c in planned if c.kind == Kind.MEMBERSHIP and c.phase == Phase.MEMBERSHIP)) < \
+        planned.index(switch)
     assert {r: [i["InstanceId"] for i in gateways(aws, r)] for r in (E, W)} == before
 
 
