@@ -21,6 +21,7 @@ class Phase(IntEnum):
     MEMBERSHIP = 5  # the membership naming each site's gateway, in every region: peers switch to its key
     CLEANUP = 6  # replaced instances, removed sites (dependency order inside each region)
     PRUNE = 7  # the membership without the removed sites, once they are gone: until then they stay listed
+    HANDOVER = 8  # planned switches (--ha): a site's new standby takes over, then ``up`` replaces the old active
 
 
 class Action(StrEnum):
@@ -54,6 +55,8 @@ class Kind(StrEnum):
     METADATA_OPTIONS = "metadata-options"
     ROUTE = "route"
     ROUTE_TABLE_TAG = "route-table-tag"  # naming.route_table_tag: the site's gateways may move its routes (--ha)
+    ACTIVE_SWITCH = "active-switch"  # a planned switch (docs/HA.md rule 8), awaited until the new active holds
+    ROLLING = "rolling"  # a note: the site's active gateway is replaced after the switch, by the same run's next pass
     # IAM
     IAM_ROLE = "iam-role"
     IAM_ROLE_POLICY = "iam-role-policy"

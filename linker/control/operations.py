@@ -21,7 +21,7 @@ from linker.contract import BootstrapReport, GatewayHealth
 from linker.control import package
 from linker.control.apply import Applier, Progress
 from linker.control.aws import Clients, Target, cloud_call, error_code, is_not_found
-from linker.control.changes import Action, Change
+from linker.control.changes import Action, Change, Kind
 from linker.control.facts import readers as facts_mod
 from linker.control.ha_status import ago as _ago
 from linker.control.ha_status import site_gateways
@@ -39,6 +39,7 @@ Confirm = Callable[[list[Change]], bool]
 REGION_REFUSED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation",
                             "UnrecognizedClientException", "InvalidClientTokenId", "AuthFailure"})
 DISCOVERY_REGION = "us-east-1"  # where DescribeRegions is asked when no region is given (always enabled)
+ROLLING_PASSES = 3  # of up: the standbys, then (after the switches) the old actives, and one to spare
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,9 @@ def plan_link(target: Target, spec: LinkSpec, hooks: tuple = (), session: Any = 
 
 def up_link(target: Target, spec: LinkSpec, confirm: Confirm, progress: Progress | None = None,
             options: Options = Options()) -> list[Change]:
-    """Make AWS match ``spec``; returns the changes made (empty: nothing to do, or not confirmed)."""
+    """Make AWS match ``spec``; returns the changes made (empty: nothing to do, or not confirmed). A pass that
+    made a planned switch (a site with two gateways whose active one was due: its standby replaced, then the
+    switch) is followed by another, planned from fresh facts and confirmed again, which replaces the old active."""
     clients = options.clients or Clients(target, hooks=options.hooks, session=options.session)
     validate_regions(spec.regions, clients.known_regions())
     refuse_terraform(clients, spec.name, spec.regions, "up", options.max_workers)  # before even the lock
@@ -90,13 +93,19 @@ def up_link(target: Target, spec: LinkSpec, confirm: Confirm, progress: Progress
                      force=options.force_unlock)
     try:
         wheel = package.build(gateway_architecture(spec.instance_type))
-        changes = _noted(plan(spec, facts_mod.gather(clients, spec.name, spec.regions, spec.instance_type,
-                                                     options.max_workers), wheel, _rollout(options)))
-        if changes and confirm(changes):
-            Applier(clients, spec.name, lock.owner, progress, options.max_workers, options.poll,
-                    options.timeout, wheel).apply(changes)
-            return changes
-        return []
+        made: list[Change] = []
+        # a pass that switched a site's active gateway (--ha) left the old active to replace: the next pass does
+        for run in range(ROLLING_PASSES):
+            changes = _noted(plan(spec, facts_mod.gather(clients, spec.name, spec.regions, spec.instance_type,
+                                                         options.max_workers), wheel, _rollout(options)))
+            if not changes or not confirm(changes):
+                break
+            Applier(clients, spec.name, lock.owner + (f"/{run}" if run else ""), progress, options.max_workers,
+                    options.poll, options.timeout, wheel).apply(changes)
+            made += changes
+            if not any(c.kind == Kind.ACTIVE_SWITCH for c in changes):
+                break
+        return made
     finally:
         lock.release()
 

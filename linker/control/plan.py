@@ -27,13 +27,16 @@ from linker.control.plan_ha import (
     first_only,
     lower,
     own_eip,
+    plan_handover,
     plan_pair,
     planned_pair,
     remove_second,
+    rolling_hold,
     route_owner,
     route_table_tags,
     second_key,
     second_only,
+    serving_entry,
 )
 from linker.control.plan_iam import plan_boundary, role_boundary
 from linker.control.render import GatewayInputs, assume_role_policy, role_policy, user_data
@@ -84,22 +87,27 @@ def plan(spec: LinkSpec, facts: LinkFacts, package: Package, rollout: Rollout = 
     changes: list[Change] = plan_boundary([(s.name, s.facts.iam) for s in sites])
     gateways: dict[str, str | Ref | None] = {}
     pairs: dict[str, tuple[Gateway, Gateway]] = {}
+    handovers: list[Change] = []
     for site in sites:
         peers = [p for p in sites if p.name != site.name]
         second: Gateway | None = None
         extra = remove_second(site.facts, facts.link)  # without --ha: the second gateway goes, if there is one
+        rolled = rollout
         if spec.ha:  # the second gateway first: the routes go to the lower instance id of the two
-            extra, first, second = _plan_second(spec, site, facts.link, package, rollout)
+            rolled = _rolling(spec, site, facts.link, package, rollout)  # an active due is replaced after a switch
+            extra, first, second = _plan_second(spec, site, facts.link, package, rolled)
             pairs[site.name] = (first, second)
-        own = plan_site(spec, site, peers, facts.link, package, rollout, second)
+        own = plan_site(spec, site, peers, facts.link, package, rolled, second)
         gateways[site.name] = _gateway_after(own, site)
         tables = tuple(t.id for t in vpc_route_tables(site.facts, site.vpc_id)) if peers else ()
         changes += own + [c for c in extra if c not in own]
         changes += route_table_tags(site.facts, tables, facts.link, spec.ha)
+        if site.name in pairs:
+            handovers += plan_handover(site.facts, facts.link, pairs[site.name], rolled)
     changes += plan_membership(spec, sites, facts, removed, gateways, pairs)
     for name in removed:
         changes += teardown(facts.region(name), facts.link)
-    return changes + plan_home(facts, spec.regions, removed)
+    return changes + plan_home(facts, spec.regions, removed) + handovers  # last, as they are made (a rolling order)
 
 
 def refuse_managed_elsewhere(facts: LinkFacts, command: str = "up") -> None:
@@ -156,6 +164,13 @@ def _plan_second(spec: LinkSpec, site: Site, link: str, package: Package,
     return plan_pair(spec, gateway_inputs(spec, site.name, site.facts.bucket.name, package), site.facts, site.vpc_id,
                      site.subnet, site.eip, group.id if group else Ref("security-group", site.name), link, package,
                      rollout)
+
+
+def _rolling(spec: LinkSpec, site: Site, link: str, package: Package, rollout: Rollout) -> Rollout:
+    """``rollout`` holding the site's active gateway when it is due (plan_ha.rolling_hold)."""
+    bucket = site.facts.bucket.name if site.facts.bucket else ""
+    return rolling_hold(spec, gateway_inputs(spec, site.name, bucket, package), site.facts, site.vpc_id, link,
+                        package, rollout)
 
 
 def _ipv4(cidrs: Sequence[str]) -> tuple[str, ...]:
@@ -265,7 +280,7 @@ def plan_site(spec: LinkSpec, site: Site, peers: list[Site], link: str, package:
             ("config", config), ("pin", tuple(sorted(launch_tags(package).items()))),
             ("user_data", user_data(inputs)), *tags)
     else:
-        for action, kind, why in keep_fixes(name, keep, package):
+        for action, kind, why in keep_fixes(name, keep, package, rollout):
             add(Phase.GATEWAY, action, kind, keep.id, why)
     instance_id = keep.id if keep else Ref("instance", name)
     eni = (keep.eni_id or "") if keep else Ref("eni", name)
@@ -431,9 +446,7 @@ def plan_membership(spec: LinkSpec, sites: list[Site], facts: LinkFacts, removed
     check_size(facts.link, planned)
     # the gateways serving now: a seed names them, so that a successor's key is not used before it takes over
     # (a site with two gateways not all made yet: its first gateway's address, never null while it serves)
-    serving = [p if p.ha and p.known else replace(p, gateway=s.eip.instance_id if s.eip else None,
-                                                  eip=s.eip.public_ip if s.eip else Ref("eip-ip", s.name))
-               for p, s in zip(planned, sites, strict=True)]
+    serving = [_serving(p, s, facts.link) for p, s in zip(planned, sites, strict=True)]
     # while an address or gateway is still to be made the final document is unknown, and so differs from any stored
     final = membership_of(facts.link, planned) if all(p.known for p in planned) else None
     name = naming.membership_parameter(facts.link)
@@ -457,6 +470,18 @@ def plan_membership(spec: LinkSpec, sites: list[Site], facts: LinkFacts, removed
             out.append(Change(s.name, s.name, Phase.PRUNE, Action.UPDATE, Kind.MEMBERSHIP, name,
                               (("entries", tuple(planned)),), "the link's sites for the gateways"))
     return out
+
+
+def _serving(planned: PlannedSite, site: Site, link: str) -> PlannedSite:
+    """What a seed lists of ``site`` while ``planned`` is not all made: a site with two gateways whose replacement
+    is still to be launched keeps its stored entry (the two that serve now, the active named)."""
+    if planned.ha and planned.known:
+        return planned
+    stored = serving_entry(site.facts, link) if planned.ha else None
+    if stored is not None:
+        return stored
+    return replace(planned, gateway=site.eip.instance_id if site.eip else None,
+                   eip=site.eip.public_ip if site.eip else Ref("eip-ip", site.name))
 
 
 def _planned_site(spec: LinkSpec, s: Site, gateway: str | Ref | None,

@@ -5,7 +5,9 @@ site gains or loses its second gateway without touching its first. The second's 
 ``linker:slot=2``; it runs in a public subnet of another availability zone, from the same launch configuration,
 security group and role. ``plan`` plans the first from a view of the facts without the second (``first_only``)
 and the second here from the view without the first (``second_only``), so that each keeps, replaces and retires
-its own instance as rollout.py says. Values are immutable.
+its own instance as rollout.py says. A site whose active gateway is due is rolled (``rolling_hold``,
+``plan_handover``): the active is kept in this pass, the standby replaced, then a planned switch. Values are
+immutable.
 """
 
 from __future__ import annotations
@@ -137,7 +139,7 @@ def plan_second(spec: LinkSpec, inputs: GatewayInputs, rf: RegionFacts, vpc_id: 
         add(Phase.ADDRESS, Action.CREATE, Kind.EIP, label, "the second gateway's public endpoint", ("ref", key), *tags)
     config = instance_config(spec, inputs)
     keep = kept_instance(view, link, name, config, vpc_id, spec.instance_type, package, rollout)
-    if keep is not None and zone_of(rf, keep.subnet_id) == first_zone:
+    if keep is not None and zone_of(rf, keep.subnet_id) == first_zone and keep.id not in rollout.hold:
         keep = None  # both gateways in one zone would fall together: the second moves to another
     if keep is None:
         if package.key not in (rf.bucket.keys if rf.bucket else ()):
@@ -152,7 +154,7 @@ def plan_second(spec: LinkSpec, inputs: GatewayInputs, rf: RegionFacts, vpc_id: 
             ("pin", tuple(sorted(launch_tags(package).items()))), ("user_data", user_data(inputs)), ("ref", key),
             *tags)
     else:
-        for action, kind, why in keep_fixes(name, keep, package):
+        for action, kind, why in keep_fixes(name, keep, package, rollout):
             add(Phase.GATEWAY, action, kind, keep.id, why)
     gateway = gateway_of(rf, key, keep, subnet, eip)
     holder = eip.instance_id if eip else None
@@ -168,6 +170,60 @@ def plan_second(spec: LinkSpec, inputs: GatewayInputs, rf: RegionFacts, vpc_id: 
     for old in (i.id for i in view.instances if keep is None or i.id != keep.id):
         add(Phase.CLEANUP, Action.DELETE, Kind.INSTANCE, old, "replaced by a gateway with the current configuration")
     return out, gateway
+
+
+def serving(view: RegionFacts, site: str) -> Instance | None:
+    """The running instance holding the site's EIP in ``view`` (a view of one slot): the slot's serving gateway."""
+    eip = own_eip(view, site)
+    return next((i for i in view.instances if eip is not None and i.id == eip.instance_id and i.state == "running"),
+                None)
+
+
+def rolling_hold(spec: LinkSpec, inputs: GatewayInputs, rf: RegionFacts, vpc_id: str, link: str, package: Package,
+                 rollout: Rollout) -> Rollout:
+    """``rollout`` holding the site's active gateway (the one its routes point at) when it is due for replacement:
+    it is kept as it is in this pass while the standby is replaced, then the standby takes over
+    (``plan_handover``) and the next pass replaces the old active as a standby (docs/HA.md, rolling replacement).
+    ``rollout`` itself when the active is not due, or when the site has no two serving gateways or no owner of its
+    routes (a first setup, a half-finished move): each slot is then planned on its own."""
+    views = (first_only(rf), second_only(rf))
+    now = [serving(view, rf.region) for view in views]
+    enis = [i.eni_id for i in now if i is not None and i.eni_id]
+    owner = route_owner(rf, link, enis) if len(enis) == 2 else None
+    held = [(view, i) for view, i in zip(views, now, strict=True) if i is not None and i.eni_id == owner]
+    if owner is None or not held:
+        return rollout
+    view, active = held[0]
+    keep = kept_instance(view, link, rf.region, instance_config(spec, inputs), vpc_id, spec.instance_type, package,
+                         rollout)
+    if keep is not None and keep.id == active.id:
+        return rollout
+    return replace(rollout, hold=rollout.hold | {active.id})
+
+
+def plan_handover(rf: RegionFacts, link: str, pair: tuple[Gateway, Gateway], rollout: Rollout) -> list[Change]:
+    """The planned switch from the active ``rollout`` holds to its sibling in ``pair`` (kept, or launched in this
+    pass), after everything else of the pass (``Phase.HANDOVER``); and a note that the old active is replaced next.
+    Nothing when no gateway of ``pair`` is held."""
+    held = next((g.kept for g in pair if g.kept is not None and g.kept.id in rollout.hold), None)
+    if held is None:
+        return []
+    to = next(g.instance for g in pair if g.kept is None or g.kept.id != held.id)
+    name = rf.region
+    return [Change(name, name, Phase.HANDOVER, Action.UPDATE, Kind.ACTIVE_SWITCH, naming.switch_parameter(link, name),
+                   (("to", to), ("from", held.id), ("record", naming.active_parameter(link, name))),
+                   f"planned switch: {to} takes over from {held.id}, whose replacement is due"),
+            Change(name, name, Phase.HANDOVER, Action.NOTE, Kind.ROLLING, held.id, (("after", to),),
+                   f"{name}: the active gateway {held.id} is replaced once {to} took over from it (a planned switch); "
+                   "`linker up` plans that next, in the same run, as a standby's replacement")]
+
+
+def serving_entry(rf: RegionFacts, link: str) -> PlannedSite | None:
+    """The site's entry in the membership stored in its region, when it lists two gateways: what a seed keeps
+    while a gateway of the site is still to be launched (the two that serve now, the active named)."""
+    current = rf.membership(link)
+    entry = current.site(rf.region) if current is not None else None
+    return PlannedSite.of(entry) if entry is not None and entry.ha and len(entry.gateways) == 2 else None
 
 
 def route_table_tags(rf: RegionFacts, tables: tuple[str, ...], link: str, ha: bool) -> list[Change]:

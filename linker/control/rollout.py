@@ -27,6 +27,12 @@ retried after REKEY_TIMEOUT, 5 s) restores the tunnel: bounded by one agent poll
 Peers whose agent predates per-instance keys read the site's key (``naming.public_key_parameter``), which the new
 agent publishes only once the membership names it, so they switch at the same time, one poll later at most.
 
+**Two gateways (``--ha``, docs/HA.md "Rolling replacement").** A site whose gateways are both due is rolled one
+gateway at a time: a pass replaces the standby (the gateway the site's routes do not point at) as above, with the
+membership swapping the old standby for the new one in one write, and keeps the active as it is (``Rollout.hold``)
+until a planned switch (``Phase.HANDOVER``) made the new standby the active. ``up`` then plans again (its next
+pass, in the same run): the old active is now the standby, and is replaced the same way. The outage is the switch.
+
 **Never ready.** An instance launched more than ``UNREADY_AFTER`` ago that has never published its own key is not
 kept: ``up`` replaces it (make before break when it holds the EIP) instead of keeping a running-but-broken gateway.
 """
@@ -58,6 +64,7 @@ class Rollout:
     upgrade: bool = False
     now: float | None = None
     unready_after: float = UNREADY_AFTER
+    hold: frozenset[str] = frozenset()  # instances kept as they are in this pass (an active due after a switch)
 
 
 def instance_config(spec: LinkSpec, inputs: GatewayInputs) -> str:
@@ -97,13 +104,16 @@ def overdue(rf: RegionFacts, link: str, site: str, instance: Instance, rollout: 
 def kept_instance(rf: RegionFacts, link: str, site: str, config: str, vpc_id: str, instance_type: str,
                   package: Package, rollout: Rollout) -> Instance | None:
     """The instance of ``site`` to keep: live, in the site's VPC, launched for this spec, on this build when
-    upgrading, not overdue; a ready one before one still booting, then the newest. None: launch one."""
+    upgrading, not overdue; a ready one before one still booting, then the newest; one ``rollout`` holds before
+    all. None: launch one."""
     in_vpc = {s.id for s in rf.subnets if s.vpc_id == vpc_id}
 
     def fits(i: Instance) -> bool:
         tags = dict(i.tags)
         if tags.get(naming.TAG_SITE) != site or i.state not in LIVE or i.subnet_id not in in_vpc:
             return False
+        if i.id in rollout.hold:
+            return True  # the active of a site with two: replaced once its sibling took over (the next pass)
         # an instance of a linker before the pin has a config hash that covered its build: its type is compared
         same = i.config == config if naming.TAG_PACKAGE in tags else i.instance_type == instance_type
         if not same or (rollout.upgrade and tags.get(naming.TAG_PACKAGE) != package.key):
@@ -111,18 +121,23 @@ def kept_instance(rf: RegionFacts, link: str, site: str, config: str, vpc_id: st
         return not overdue(rf, link, site, i, rollout)
 
     fitting = [i for i in rf.instances if fits(i)]
+    held = [i for i in fitting if i.id in rollout.hold]  # before any successor: the site's routes point at it
+    if held:
+        return held[0]
     return max(fitting, key=lambda i: (ready(rf, link, site, i.id), i.launch_time, i.id)) if fitting else None
 
 
-def keep_fixes(site: str, instance: Instance, package: Package) -> list[tuple[Action, Kind, str]]:
+def keep_fixes(site: str, instance: Instance, package: Package,
+               rollout: Rollout | None = None) -> list[tuple[Action, Kind, str]]:
     """What a kept gateway instance of ``site`` needs (action, kind, why): source/dest check off, IMDSv2 only, and
-    a note when it runs another build than ``package``. The plan adds each as a GATEWAY-phase change."""
+    a note when it runs another build than ``package`` (none for an instance ``rollout`` holds: it is replaced in
+    this run, and the plan's handover says so). The plan adds each as a GATEWAY-phase change."""
     fixes: list[tuple[Action, Kind, str]] = []
     if instance.source_dest_check:
         fixes.append((Action.UPDATE, Kind.SOURCE_DEST_CHECK, "the gateway forwards the peers' traffic"))
     if instance.http_tokens != "required":
         fixes.append((Action.UPDATE, Kind.METADATA_OPTIONS, "IMDSv2 only"))
-    note = version_note(site, instance, package)
+    note = None if rollout is not None and instance.id in rollout.hold else version_note(site, instance, package)
     if note:
         fixes.append((Action.NOTE, Kind.GATEWAY_VERSION, note))
     return fixes
