@@ -250,6 +250,30 @@ def test_the_active_stopped_through_the_api_the_standby_takes_over(ha: Ha) -> No
     assert after.active == pair.standby
 
 
+def test_a_rolling_replacement_replaces_one_gateway_at_a_time_and_traffic_flows(ha: Ha) -> None:
+    """`up --ha` with another instance type: in each site the standby is replaced, the site switches to it, then
+    the old active is replaced; routes always point at a running gateway, so traffic keeps flowing."""
+    before = {site: ha.warm(site) for site in (E, W)}
+    pinger = chaos.Pinger(ha.sandbox, ha.sandbox.workload(W), ADDRESS[E], ha.cli.root / "ping-rolling.log")
+    try:
+        done = ha.cli("up", E, W, "--sandbox", "--ha", "--yes", "--instance-type", "t3.small", "--json",
+                      timeout=900)
+    finally:
+        gaps = pinger.stop()
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for site in (E, W):
+        after = ha.warm(site)
+        old = {h["instance"] for h in before[site].hosts}
+        assert not old & {h["instance"] for h in after.hosts}  # both replaced
+        reply = ha.cli.ec2(site).describe_instances(InstanceIds=[h["instance"] for h in after.hosts])
+        assert {i["InstanceType"] for r in reply["Reservations"] for i in r["Instances"]} == {"t3.small"}
+    assert gaps.replies > 0.8 * gaps.sent_seconds / chaos.PING_INTERVAL, gaps  # the bench measures the gaps
+    ha.resumes(W, E)
+    ha.resumes(E, W)
+    again = ha.cli.json("up", E, W, "--sandbox", "--ha", "--yes", "--instance-type", "t3.small", timeout=600)
+    assert again["changes"] == []
+
+
 def test_down_removes_both_gateways_of_each_site_and_leaves_nothing(ha: Ha) -> None:
     namespaces = [h["netns"] for h in ha.cli.hosts()]
     down = ha.cli.json("down", "--sandbox", "--yes", timeout=240)
