@@ -55,9 +55,9 @@ def _spec_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                       help="add linker's routes even where a less specific route of another owner (a transit "
                            "gateway, a VPC peering, a VPN, a prefix list, ...) covers a peer's CIDR: that "
                            "traffic then goes through linker")(fn)
-    # hidden until the gateways fail over (docs/HA.md: the agent's wiring is in progress)
-    fn = click.option("--ha", is_flag=True, hidden=True,
-                      help="two gateways per site, in two availability zones (docs/HA.md)")(fn)
+    fn = click.option("--ha", is_flag=True,
+                      help="two gateways per site, in two availability zones; the standby takes over in about 5 s "
+                           "when the active fails (docs/HA.md)")(fn)
     fn = click.argument("regions", nargs=-1, required=True)(fn)
     return fn
 
