@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ E, W = "us-east-1", "eu-west-1"
 ADDRESS = {E: "10.10.2.10", W: "10.20.2.10"}
 LINK = "default"
 HYSTERESIS = 62.0
+TRANSFER = 6 << 20
 
 
 class Ha:
@@ -84,8 +85,22 @@ class Ha:
         while not self.cli.ping(src, ADDRESS[dst], count=1):
             assert time.monotonic() < deadline, f"traffic from {src} to {dst} did not resume"
 
-    def paced_transfer(self, src: str, dst: str, size: int = 6 << 20, rate: float = 400_000) -> Transfer:
-        return Transfer(self.cli, src, dst, size, rate)
+    def takeover_during_transfer(self, site: str, other: str, fail: Callable[..., chaos.Restore]) -> chaos.Pair:
+        """Fail ``site``'s active with ``fail`` while a paced transfer from ``other`` runs through it: the standby
+        takes over, traffic resumes and the transfer completes intact. The pair as it was before."""
+        pair = self.warm(site)
+        self.rested(site)
+        transfer = Transfer(self.cli, other, site, TRANSFER, rate=400_000)  # about 15 s
+        time.sleep(3)
+        restore = fail(self.sandbox, pair.host(pair.active))
+        try:
+            assert self.new_owner(site, pair.active) == pair.standby
+            self.resumes(other, site)
+            sent, received = transfer.result()
+            assert sent["verified"] and sent["sha256"] == received["sha256"] and received["bytes"] == TRANSFER
+        finally:
+            restore()
+        return pair
 
     def gateway_health(self, site: str, instance: str) -> dict[str, Any]:
         """The gateway's own health report (its role and last failover), as `linker status` reads it."""
@@ -149,17 +164,7 @@ def test_two_gateways_per_site_in_two_zones_the_routes_at_the_lower_id(ha: Ha) -
 
 def test_interface_down_the_standby_takes_over_and_a_transfer_completes(ha: Ha) -> None:
     """Kind 2, in eu-west-1."""
-    pair = ha.warm(W)
-    transfer = ha.paced_transfer(E, W)
-    time.sleep(3)
-    restore = chaos.fail_interface(ha.sandbox, pair.host(pair.active))
-    try:
-        assert ha.new_owner(W, pair.active) == pair.standby
-        ha.resumes(E, W)
-        sent, received = transfer.result()
-        assert sent["verified"] and sent["sha256"] == received["sha256"] and received["bytes"] == 6 << 20
-    finally:
-        restore()
+    pair = ha.takeover_during_transfer(W, E, chaos.fail_interface)
     # the old active comes back and stays standby (no failback)
     after = ha.warm(W)
     assert after.active == pair.standby
@@ -197,18 +202,7 @@ def test_no_switch_while_the_pair_is_partitioned_or_the_api_is_unreachable(ha: H
 
 def test_a_frozen_daemon_the_standby_takes_over_then_the_old_one_steps_down(ha: Ha) -> None:
     """Kind 3, in us-east-1: the agent is alive, the data plane is not."""
-    pair = ha.warm(E)
-    ha.rested(E)
-    transfer = ha.paced_transfer(W, E)
-    time.sleep(3)
-    restore = chaos.fail_freeze(ha.sandbox, pair.host(pair.active))
-    try:
-        assert ha.new_owner(E, pair.active) == pair.standby
-        ha.resumes(W, E)
-        sent, received = transfer.result()
-        assert sent["verified"] and sent["sha256"] == received["sha256"]
-    finally:
-        restore()
+    pair = ha.takeover_during_transfer(E, W, chaos.fail_freeze)
     after = ha.warm(E)
     assert after.active == pair.standby
     health = chaos.wait_for("the old active to report itself standby", lambda: (
@@ -239,13 +233,8 @@ def test_a_planned_switch_with_linker_failover_keeps_traffic_flowing(ha: Ha) -> 
 
 
 def test_the_active_stopped_through_the_api_the_standby_takes_over(ha: Ha) -> None:
-    """Kind 1, in eu-west-1 (after its hysteresis since kind 2)."""
-    pair = ha.warm(W)
-    ha.rested(W)
-    restore = chaos.fail_stop(ha.sandbox, pair.host(pair.active))
-    assert ha.new_owner(W, pair.active) == pair.standby
-    ha.resumes(E, W)
-    restore()  # started again: it comes back as the standby
+    """Kind 1, in eu-west-1 (after its hysteresis since kind 2); the stopped instance is started again."""
+    pair = ha.takeover_during_transfer(W, E, chaos.fail_stop)
     after = ha.warm(W, since=time.time())
     assert after.active == pair.standby
 

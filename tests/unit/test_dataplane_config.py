@@ -64,7 +64,7 @@ def test_defaults() -> None:
     assert c.interface.listen_port == 0 and c.interface.mtu == cfg.DEFAULT_MTU == 1420 and c.peers == ()
 
 
-@pytest.mark.parametrize(("text", "line", "words"), [
+BAD_CONFIGS = [
     ("[Interface]\nListenPort = 1\n", 1, "no PrivateKey"),
     (f"[Interface]\nPrivateKey = {PRIV}\nListenPort = 70000\n", 3, "between 0 and 65535"),
     (f"[Interface]\nPrivateKey = {PRIV}\nMTU = big\n", 3, "must be a number"),
@@ -83,7 +83,10 @@ def test_defaults() -> None:
     (f"[Interface]\nPrivateKey = {PRIV}\n[Tunnel]\n", 3, "unknown section"),
     (f"ListenPort = 1\n[Interface]\nPrivateKey = {PRIV}\n", 1, "before any section"),
     (f"[Interface]\nPrivateKey = {PRIV}\nTable = 1234\n", 3, "Table = 1234"),
-])
+]
+
+
+@pytest.mark.parametrize(("text", "line", "words"), BAD_CONFIGS, ids=[words for _, _, words in BAD_CONFIGS])
 def test_errors_name_file_line_and_problem(text: str, line: int, words: str) -> None:
     with pytest.raises(ConfigError) as err:
         cfg.parse(text, "/etc/linker/linker0.conf")
