@@ -1,5 +1,7 @@
-"""The daemon's one event loop: epoll over the TUN fd, the UDP sockets, the UAPI socket and a signal wake-up fd,
-plus a timer tick. No threads.
+"""The daemon's one event loop: epoll over the TUN fd, the UDP sockets, the UAPI socket and a signal wake-up fd.
+No threads, and no periodic wake-up: the loop sleeps until an fd is readable or the protocol core's next timer
+deadline (``Device.next_deadline``), and matches the peer lanes to the endpoints only when they may have changed.
+An idle tunnel costs no CPU, and its next packet finds nothing queued ahead of it.
 
 The loop is thin: it reads, hands bytes to the protocol core (``linker.wg.device.Device``) and performs the
 actions the core returns. Each wake-up reads a bounded batch (so one direction cannot starve the other) and the
@@ -35,8 +37,7 @@ from linker.wg.device import Device
 
 log = logging.getLogger("linker.daemon")
 
-TICK = 0.1  # seconds between timer runs (the core asks for at least every 100 ms)
-LANE_SYNC = 1.0  # seconds between matching the peer lanes (udp.py) to the peers' endpoints
+LANE_SYNC = 1.0  # seconds at least between matchings of the peer lanes (udp.py) to the peers' endpoints
 BATCH = 64  # packets read per fd per wake-up
 MAX_PACKET = 65535 + VNET_HDR_LEN
 GSO_MAX_SEGMENTS = 64  # UDP_MAX_SEGMENTS of older kernels
@@ -83,6 +84,10 @@ class Loop:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._udp_fds: dict[int, socket.socket] = {}
+        self._main_fds: frozenset[int] = frozenset()  # the sockets bound to the port, not the peer lanes
+        # when to match the lanes to the endpoints next (None: no reason to); at once, for the configured peers
+        self._lanes_due: float | None = 0.0
+        self._lanes_synced = float("-inf")
         self._tun_file = io.FileIO(tun_fd, "r", closefd=False)
         self._rbuf = bytearray(65536)
         self._rview = memoryview(self._rbuf)
@@ -102,6 +107,7 @@ class Loop:
             except (OSError, ValueError):
                 pass
         self._udp_fds = {s.fileno(): s for s in self.udp.sockets}
+        self._main_fds = frozenset(s.fileno() for s in (self.udp.v4, self.udp.v6) if s is not None)
         for fd in self._udp_fds:
             self._epoll.register(fd, select.EPOLLIN)
 
@@ -127,18 +133,31 @@ class Loop:
 
     # ------------------------------------------------------------------ the loop
 
-    def run(self, on_signal: Callable[[int], None], tick: float = TICK) -> None:
+    def run(self, on_signal: Callable[[int], None]) -> None:
+        """Until ``stop``: sleep until an fd is readable or a deadline is due (the core's next timer, the next
+        lane matching), handle what woke the loop, then signals. Raises only what a programming error raises."""
         self.running = True
         monotonic = time.monotonic
-        next_tick = monotonic() + tick
         poll = self._epoll.poll
+        device = self.device
+        next_deadline = device.next_deadline
         tun_fd = self.tun_fd
         wake_fd = self._wake_r.fileno()
         ready: set[int] = set()  # the fds the previous wake-up found readable
-        next_lane_sync = 0.0
         while self.running:
-            timeout = next_tick - monotonic()
-            events = poll(timeout if timeout > 0 else 0)
+            now = monotonic()
+            due = next_deadline()
+            if due is not None and now >= due:
+                self.perform(device.tick(now))
+                due = next_deadline()  # the timers just run are disarmed or re-armed later
+            lanes_due = self._lanes_due
+            if lanes_due is not None:
+                if now >= lanes_due:
+                    self.sync_lanes(now)
+                elif due is None or lanes_due < due:
+                    due = lanes_due
+            # epoll rounds a timeout up to the next millisecond: the loop never wakes before the deadline
+            events = poll(-1 if due is None else (due - now if due > now else 0))
             previous, ready = ready, set()
             for fd, _ in events:
                 ready.add(fd)
@@ -146,6 +165,10 @@ class Loop:
                     self.from_tun(fd in previous)
                 elif fd in self._udp_fds:
                     self.from_udp(self._udp_fds[fd], fd in previous)
+                    if fd in self._main_fds and self._lanes_due is None and self.udp.use_lanes:
+                        # maybe from an endpoint with no lane yet (a new peer, a roam): match them, at most once
+                        # every LANE_SYNC, so that a flood on the port cannot make it run more often
+                        self._lanes_due = self._lanes_synced + LANE_SYNC
                 elif fd == wake_fd:
                     self._drain_wake()
                 else:
@@ -154,16 +177,15 @@ class Loop:
                         handler()
             while self.signals:
                 on_signal(self.signals.pop(0))
-            now = monotonic()
-            if now >= next_tick:
-                self.perform(self.device.tick(now))
-                next_tick = now + tick
-                if now >= next_lane_sync:
-                    self.sync_lanes()
-                    next_lane_sync = now + LANE_SYNC
 
-    def sync_lanes(self) -> None:
+    def resync_lanes(self) -> None:
+        """The peers' endpoints may have changed (configuration, a rebind): match the lanes at the next wake-up."""
+        self._lanes_due = 0.0
+
+    def sync_lanes(self, now: float) -> None:
         """A lane (a socket connected to it) per peer endpoint the core knows now, registered with epoll."""
+        self._lanes_due = None
+        self._lanes_synced = now
         endpoints = {(p.endpoint[0], p.endpoint[1]) for p in self.device.peers.values() if p.endpoint is not None}
         if self.udp.sync_lanes(endpoints):
             self.watch_udp()
