@@ -195,7 +195,13 @@ class Loop:
         return Counter(self.counters.as_dict())
 
     def stop(self) -> None:
+        """Make ``run`` return after this wake-up. Safe from another thread: it wakes a loop that sleeps with no
+        deadline."""
         self.running = False
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:  # the wake-up socket is full (the loop wakes anyway) or closed (the loop is gone)
+            pass
 
     def close(self) -> None:
         signal.set_wakeup_fd(-1)

@@ -6,6 +6,7 @@ import errno
 import os
 import select
 import socket
+import threading
 import time
 
 import pytest
@@ -172,3 +173,25 @@ def test_a_lone_transport_message_is_opened_on_the_fast_path_and_written_at_once
         udp.close()
         for s in (app, tun, sender):
             s.close()
+
+
+def test_an_idle_loop_sleeps_until_the_cores_next_deadline(linked) -> None:  # type: ignore[no-untyped-def]
+    """No 10 Hz tick: in 0.8 s of idle the loop ticks once, when the keepalive timer is due, and sends it then."""
+    pair, lp, _, peer_sock = linked
+    due = time.monotonic() + 0.3
+    pair.peer("a").t_send_keepalive = due
+    assert pair.a.next_deadline() == due
+    calls: list = []
+    spy(pair.a, "tick", calls)
+    runner = threading.Thread(target=lp.run, args=(lambda signum: None,))
+    runner.start()
+    try:
+        keepalive = peer_sock.recv(2048)
+        sent_at = time.monotonic()
+        time.sleep(0.5)
+    finally:
+        lp.stop()
+        runner.join(timeout=5)
+    assert not runner.is_alive()
+    assert len(keepalive) == 32 and due <= sent_at < due + 0.2
+    assert len(calls) == 1 and calls[0][1][0] >= due  # woken once, at the deadline, not before
