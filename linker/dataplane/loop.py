@@ -24,9 +24,9 @@ import signal
 import socket
 import struct
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable
+from time import monotonic
 
 from linker.dataplane.counters import LoopCounters
 from linker.dataplane.offload import GSO_NONE, PLAIN, VNET_HDR_LEN, SuperSegment, coalesce
@@ -50,6 +50,15 @@ OFFLOADS = frozenset({"gso", "gro", "coalesce", "tso"})
 # bytes; README "Performance")
 DEFAULT_OFFLOADS = OFFLOADS - {"tso"}
 _GSO_REFUSED = frozenset({errno.EIO, errno.EINVAL, errno.EMSGSIZE, errno.ENOPROTOOPT, errno.EOPNOTSUPP})
+
+
+def _gro_segment(ancdata: list, size: int) -> int:
+    """The size of each datagram in a receive of ``size`` bytes, from its UDP_GRO control message (``size`` when
+    there is none: one datagram)."""
+    for level, kind, data in ancdata:
+        if level == SOL_UDP and kind == UDP_GRO:
+            return int.from_bytes(data[:4], sys.byteorder) or size
+    return size
 
 
 def offloads_from_env(value: str | None) -> frozenset[str]:
@@ -91,6 +100,7 @@ class Loop:
         self._tun_file = io.FileIO(tun_fd, "r", closefd=False)
         self._rbuf = bytearray(65536)
         self._rview = memoryview(self._rbuf)
+        self._rbufs = [self._rbuf]  # recvmsg_into's list of buffers, made once
         self.gso = "gso" in offloads  # send runs of equal-size datagrams with one sendmsg (UDP_SEGMENT) until refused
         self.coalescing = "coalesce" in offloads  # write TCP runs to TUN as one super-segment until refused
         self._epoll.register(tun_fd, select.EPOLLIN)
@@ -137,7 +147,6 @@ class Loop:
         """Until ``stop``: sleep until an fd is readable or a deadline is due (the core's next timer, the next
         lane matching), handle what woke the loop, then signals. Raises only what a programming error raises."""
         self.running = True
-        monotonic = time.monotonic
         poll = self._epoll.poll
         device = self.device
         next_deadline = device.next_deadline
@@ -230,18 +239,31 @@ class Loop:
         if burst:
             packets = self._read_tun(BATCH)
             if packets:
-                self.perform(self.device.encapsulate_batch(packets, time.monotonic()))
+                self.perform(self.device.encapsulate_batch(packets, monotonic()))
             return
-        packets = self._read_tun(1)
-        if len(packets) > 1:  # one read, but a super-segment: a batch after all
-            self.perform(self.device.encapsulate_batch(packets, time.monotonic()))
-        elif packets:
-            now = time.monotonic()
-            fast = self.device.seal_one(packets[0], now)
-            if fast is None:
-                self.perform(self.device.encapsulate_batch(packets, now))
-            else:
-                self._send_one(fast[0], fast[1])
+        try:
+            buf = self._tun_file.read(MAX_PACKET)  # None, rather than an exception, when nothing is queued
+        except OSError as exc:
+            self._tun_read_failed(exc)
+            return
+        if buf is None:
+            return
+        counters = self.counters
+        counters.tun_reads += 1
+        if len(buf) <= VNET_HDR_LEN or buf[0] or buf[1] != GSO_NONE:  # an offload: cut, and a batch after all
+            packets = self._offloaded(buf)
+            counters.tun_packets += len(packets)
+            if packets:
+                self.perform(self.device.encapsulate_batch(packets, monotonic()))
+            return
+        counters.tun_packets += 1
+        packet = memoryview(buf)[VNET_HDR_LEN:]
+        now = monotonic()
+        fast = self.device.seal_one(packet, now)
+        if fast is None:
+            self.perform(self.device.encapsulate_batch([packet], now))
+        else:
+            self._send_one(fast[0], fast[1])
 
     def _read_tun(self, limit: int) -> list:
         """At least ``limit`` packets from the TUN device, unless it runs dry first: plain reads as views past the
@@ -261,18 +283,23 @@ class Loop:
             if len(buf) > VNET_HDR_LEN and buf[0] == 0 and buf[1] == GSO_NONE:  # no offload: the common case
                 packets.append(memoryview(buf)[VNET_HDR_LEN:])
                 continue
-            try:
-                parts = segment(buf)
-            except SegmentError as exc:
-                self.counters.tun_drop_bad_offload += 1
-                log.debug("dropped a TUN read: %s", exc)
-                continue
-            self.counters.tun_super_segments += 1
-            packets += parts
+            packets += self._offloaded(buf)
         if reads:
             self.counters.tun_reads += reads
             self.counters.tun_packets += len(packets)
         return packets
+
+    def _offloaded(self, buf: bytes) -> list:
+        """The packets of a read that carries an offload (a super-segment, an unfinished checksum), cut and
+        finished by tso.py; none (counted) when it makes no sense."""
+        try:
+            parts = segment(buf)
+        except SegmentError as exc:
+            self.counters.tun_drop_bad_offload += 1
+            log.debug("dropped a TUN read: %s", exc)
+            return []
+        self.counters.tun_super_segments += 1
+        return parts
 
     def _tun_read_failed(self, exc: OSError) -> None:
         self.counters.tun_read_error += 1
@@ -288,42 +315,59 @@ class Loop:
 
         As in ``from_tun``: in a burst up to BATCH reads are handled together; otherwise one read, and a lone
         transport message takes the core's fast path and is written straight away."""
-        self._receive(sock, BATCH if burst else 1)
+        if burst:
+            self._receive(sock, BATCH)
+            return
+        try:
+            size, ancdata, _, addr = sock.recvmsg_into(self._rbufs, _CMSG_SPACE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._receive_failed(exc)
+            return
+        counters = self.counters
+        counters.udp_reads += 1
+        whole = self._rview[:size]
+        src = addr if len(addr) == 2 else (addr[0], addr[1])
+        now = monotonic()
+        if ancdata:  # GRO: maybe several datagrams in one read, a batch after all
+            segment = _gro_segment(ancdata, size)
+            if segment < size:
+                datagrams = [whole[i:i + segment] for i in range(0, size, segment)]
+                counters.udp_datagrams_read += len(datagrams)
+                self.perform(self.device.decapsulate_batch(datagrams, src, now))
+                return
+        counters.udp_datagrams_read += 1
+        packet = self.device.open_one(whole, src, now)
+        if packet is None:
+            self.perform(self.device.decapsulate_batch([whole], src, now))
+        elif packet:
+            self._write_packet(packet)
 
     def _receive(self, sock: socket.socket, reads: int) -> None:
         """Up to ``reads`` receives, then their actions performed."""
         recvmsg_into = sock.recvmsg_into
         device = self.device
         counters = self.counters
-        buf, view = self._rbuf, self._rview
-        now = time.monotonic()
+        bufs, view = self._rbufs, self._rview
+        now = monotonic()
         actions: list[Action] = []
         done = 0
         while done < reads:
             try:
-                size, ancdata, _, addr = recvmsg_into([buf], _CMSG_SPACE)
+                size, ancdata, _, addr = recvmsg_into(bufs, _CMSG_SPACE)
             except (BlockingIOError, InterruptedError):
                 break
-            except OSError as exc:  # e.g. ECONNREFUSED reported for an earlier send
-                counters.udp_recv_error += 1
-                log.debug("udp receive error: %s", exc.strerror)
+            except OSError as exc:
+                self._receive_failed(exc)
                 continue
             done += 1
-            segment = size
-            for level, kind, data in ancdata:
-                if level == SOL_UDP and kind == UDP_GRO:
-                    segment = int.from_bytes(data[:4], sys.byteorder) or size
+            segment = _gro_segment(ancdata, size) if ancdata else size
             # views of the buffer, not copies: the core keeps no reference once it returns
             whole = view[:size]  # slices of it end at the data, not at the buffer's end
             src = (addr[0], addr[1])
             if segment >= size:
                 counters.udp_datagrams_read += 1
-                if reads == 1:
-                    packet = device.open_one(whole, src, now)
-                    if packet is not None:
-                        if packet:
-                            self._write_packet(packet)
-                        continue
                 actions += device.decapsulate_batch([whole], src, now)
             else:
                 datagrams = [whole[i:i + segment] for i in range(0, size, segment)]
@@ -333,6 +377,11 @@ class Loop:
             counters.udp_reads += done
         if actions:
             self.perform(actions)
+
+    def _receive_failed(self, exc: OSError) -> None:
+        """A receive error, e.g. ECONNREFUSED reported for an earlier send: counted, and the loop goes on."""
+        self.counters.udp_recv_error += 1
+        log.debug("udp receive error: %s", exc.strerror)
 
     def perform(self, actions: list[Action]) -> None:
         """Send what is to be sent; write what is to be written, TCP runs coalesced into super-segments."""
