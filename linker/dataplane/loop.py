@@ -40,6 +40,7 @@ log = logging.getLogger("linker.daemon")
 LANE_SYNC = 1.0  # seconds at least between matchings of the peer lanes (udp.py) to the peers' endpoints
 BATCH = 64  # packets read per fd per wake-up
 MAX_PACKET = 65535 + VNET_HDR_LEN
+MAX_DATAGRAM = 65535  # a GRO receive is at most one IP datagram's worth
 GSO_MAX_SEGMENTS = 64  # UDP_MAX_SEGMENTS of older kernels
 GSO_MAX_BYTES = 65000  # one UDP send, before segmentation, stays under the 64 KiB datagram limit
 _CMSG_SPACE = socket.CMSG_SPACE(4)  # the UDP_GRO cmsg: an int, the segment size
@@ -257,7 +258,8 @@ class Loop:
                 self.perform(self.device.encapsulate_batch(packets, monotonic()))
             return
         counters.tun_packets += 1
-        packet = memoryview(buf)[VNET_HDR_LEN:]
+        # a copy rather than a view: a few dozen bytes, and no memoryview machinery to fault in on an idle tunnel
+        packet = buf[VNET_HDR_LEN:]
         now = monotonic()
         fast = self.device.seal_one(packet, now)
         if fast is None:
@@ -319,7 +321,8 @@ class Loop:
             self._receive(sock, BATCH)
             return
         try:
-            size, ancdata, _, addr = sock.recvmsg_into(self._rbufs, _CMSG_SPACE)
+            # bytes rather than a view of the receive buffer: no memoryview machinery on an idle tunnel
+            whole, ancdata, _, addr = sock.recvmsg(MAX_DATAGRAM, _CMSG_SPACE)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
@@ -327,7 +330,7 @@ class Loop:
             return
         counters = self.counters
         counters.udp_reads += 1
-        whole = self._rview[:size]
+        size = len(whole)
         src = addr if len(addr) == 2 else (addr[0], addr[1])
         now = monotonic()
         if ancdata:  # GRO: maybe several datagrams in one read, a batch after all

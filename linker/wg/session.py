@@ -20,6 +20,8 @@ from linker.wg.replay import ReplayWindow
 
 _NONCE_PREFIX = bytes(4)
 OVERHEAD = TRANSPORT_HEADER.size + 16  # a transport message: header, ciphertext, Poly1305 tag
+# the padding's zeros (0 to 15 bytes, whitepaper 5.4.6), made once: a lone packet allocates none
+_ZEROS = tuple(bytes(n) for n in range(PADDING_MULTIPLE))
 
 if TYPE_CHECKING:
     from linker.wg.peer import Peer
@@ -69,7 +71,7 @@ class Keypair:
         if padded > mtu:
             padded = max(mtu, size)
         if padded != size:
-            packet = bytes(packet) + bytes(padded - size)
+            packet = bytes(packet) + _ZEROS[padded - size]
         return header + self._encrypt(_NONCE_PREFIX + header[8:], packet, None)
 
     def seal_many(self, packets: list, mtu: int) -> list:
