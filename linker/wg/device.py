@@ -32,6 +32,7 @@ from linker.wg.transport import Transport
 log = logging.getLogger("linker.wg")
 
 _UNSET: object = object()
+_NEVER = float("inf")
 _U32 = struct.Struct("<I")
 
 
@@ -161,13 +162,25 @@ class Device(Transport, Handshakes):
         armed. Pure: changes nothing. Every packet, handshake and configuration call may arm a timer, so ask
         again after each; a loop that sleeps until this deadline and then ticks behaves as one that ticks
         without pause (tests/pair runs every protocol test both ways)."""
-        earliest: float | None = None
+        earliest = _NEVER
         for peer in self.peers.values():
-            for deadline in (peer.t_retransmit_handshake, peer.t_send_keepalive, peer.t_new_handshake,
-                             peer.t_zero_key_material, peer.t_persistent_keepalive):
-                if deadline is not None and (earliest is None or deadline < earliest):
-                    earliest = deadline
-        return earliest
+            # unrolled, and min() avoided: the loop asks after every wake-up, cold on an idle tunnel
+            t = peer.t_retransmit_handshake
+            if t is not None and t < earliest:
+                earliest = t
+            t = peer.t_send_keepalive
+            if t is not None and t < earliest:
+                earliest = t
+            t = peer.t_new_handshake
+            if t is not None and t < earliest:
+                earliest = t
+            t = peer.t_zero_key_material
+            if t is not None and t < earliest:
+                earliest = t
+            t = peer.t_persistent_keepalive
+            if t is not None and t < earliest:
+                earliest = t
+        return None if earliest == _NEVER else earliest
 
     def tick(self, now: float) -> list[Action]:
         """Run every expired timer of every peer: at ``next_deadline()``, or at any time (it does nothing early)."""
