@@ -8,9 +8,9 @@ actions the core returns. Each wake-up reads a bounded batch (so one direction c
 batch crosses the kernel boundary in as few calls as it can: sealed datagrams for one peer leave in one
 ``sendmsg`` with UDP GSO, received datagrams arrive GRO-coalesced in one ``recvmsg``, and decrypted TCP segments of
 one flow are written to the TUN device as one super-segment (offload.py). Each falls back to one call per packet
-if the kernel refuses it. A lone packet (a wake-up after a quiet spell) takes the core's one-packet fast path, but
-the same send and write as a batch: ``_send_one`` and ``_write_packet`` are what the batch paths use for anything
-they do not batch. Every event is counted in one ``LoopCounters``.
+if the kernel refuses it (output.py performs the core's actions). A lone packet (a wake-up after a quiet spell) is
+read as bytes, takes the core's one-packet fast path and leaves by the same send or write that the batch paths use
+for anything they do not batch. Every event is counted in one ``LoopCounters``.
 """
 
 from __future__ import annotations
@@ -18,21 +18,20 @@ from __future__ import annotations
 import errno
 import io
 import logging
-import os
 import select
 import signal
 import socket
-import struct
 import sys
 from collections import Counter
 from collections.abc import Callable
 from time import monotonic
 
 from linker.dataplane.counters import LoopCounters
-from linker.dataplane.offload import GSO_NONE, PLAIN, VNET_HDR_LEN, SuperSegment, coalesce
+from linker.dataplane.offload import GSO_NONE, VNET_HDR_LEN
+from linker.dataplane.output import Output
 from linker.dataplane.tso import SegmentError, segment
-from linker.dataplane.udp import SOL_UDP, UDP_GRO, UDP_SEGMENT, UdpSockets
-from linker.wg.actions import Action, SendDatagram, SendDatagrams, WritePackets
+from linker.dataplane.udp import SOL_UDP, UDP_GRO, UdpSockets
+from linker.wg.actions import Action
 from linker.wg.device import Device
 
 log = logging.getLogger("linker.daemon")
@@ -41,16 +40,12 @@ LANE_SYNC = 1.0  # seconds at least between matchings of the peer lanes (udp.py)
 BATCH = 64  # packets read per fd per wake-up
 MAX_PACKET = 65535 + VNET_HDR_LEN
 MAX_DATAGRAM = 65535  # a GRO receive is at most one IP datagram's worth
-GSO_MAX_SEGMENTS = 64  # UDP_MAX_SEGMENTS of older kernels
-GSO_MAX_BYTES = 65000  # one UDP send, before segmentation, stays under the 64 KiB datagram limit
 _CMSG_SPACE = socket.CMSG_SPACE(4)  # the UDP_GRO cmsg: an int, the segment size
-_U16 = struct.Struct("=H")
 OFFLOADS = frozenset({"gso", "gro", "coalesce", "tso"})
 # TSO is not on by default: a CPython daemon must finish every segment's TCP checksum itself, which costs more than
 # the reads it saves (measured: about 15 % more CPU per GB, and the TUN ring's packet count no longer bounds its
 # bytes; README "Performance")
 DEFAULT_OFFLOADS = OFFLOADS - {"tso"}
-_GSO_REFUSED = frozenset({errno.EIO, errno.EINVAL, errno.EMSGSIZE, errno.ENOPROTOOPT, errno.EOPNOTSUPP})
 
 
 def _gro_segment(ancdata: list, size: int) -> int:
@@ -76,7 +71,7 @@ def offloads_from_env(value: str | None) -> frozenset[str]:
     return chosen
 
 
-class Loop:
+class Loop(Output):
     """Owns the epoll set. ``handlers`` maps extra fds (UAPI listener and clients) to callbacks."""
 
     def __init__(self, device: Device, tun_fd: int, udp: UdpSockets,
@@ -385,121 +380,3 @@ class Loop:
         """A receive error, e.g. ECONNREFUSED reported for an earlier send: counted, and the loop goes on."""
         self.counters.udp_recv_error += 1
         log.debug("udp receive error: %s", exc.strerror)
-
-    def perform(self, actions: list[Action]) -> None:
-        """Send what is to be sent; write what is to be written, TCP runs coalesced into super-segments."""
-        writes: list = []
-        for action in actions:
-            kind = type(action)
-            if kind is SendDatagrams:
-                self._send(action.datagrams, action.endpoint)  # type: ignore[union-attr]
-            elif kind is WritePackets:
-                writes += action.packets  # type: ignore[union-attr]
-            elif kind is SendDatagram:
-                self._send_one(action.data, action.endpoint)  # type: ignore[union-attr]
-            else:
-                writes.append(action.packet)  # type: ignore[union-attr]
-        if writes:
-            self._write(writes)
-
-    # ------------------------------------------------------------------ to the TUN device
-
-    def _write(self, packets: list) -> None:
-        """Decrypted packets to TUN, in order. With coalescing, TCP runs go as super-segments; every other packet,
-        and each packet of a super-segment the kernel refused, by ``_write_packet``."""
-        if not self.coalescing or len(packets) == 1:
-            for p in packets:
-                self._write_packet(p)
-            return
-        counters = self.counters
-        for parts in coalesce(packets):
-            if type(parts) is not SuperSegment:
-                self._write_packet(parts[1])  # [PLAIN, packet]
-                continue
-            try:
-                os.writev(self.tun_fd, parts)
-            except OSError as exc:
-                if exc.errno == errno.EINVAL:
-                    if self.coalescing:
-                        self.coalescing = False  # the kernel refused a super-segment: write plain from now on
-                        log.warning("the TUN device refused a coalesced write; writing packets one by one")
-                    for p in parts.packets:
-                        self._write_packet(p)
-                    continue
-                counters.tun_write_error += 1
-                log.debug("TUN write failed: %s", exc.strerror)
-            counters.tun_writes += 1
-            counters.tun_packets_written += len(parts.packets)
-
-    def _write_packet(self, packet: bytes) -> None:
-        """One packet in one write, as it is: a lone packet's, and the batch's wherever coalescing does not apply."""
-        counters = self.counters
-        counters.tun_writes += 1
-        counters.tun_packets_written += 1
-        try:
-            os.writev(self.tun_fd, [PLAIN, packet])
-        except OSError as exc:
-            counters.tun_write_error += 1
-            log.debug("TUN write failed: %s", exc.strerror)
-
-    # ------------------------------------------------------------------ to the network
-
-    def _send_one(self, datagram: bytes, endpoint: tuple) -> None:
-        """One datagram in one send: a lone packet's, and the batch's wherever GSO does not apply."""
-        counters = self.counters
-        counters.udp_datagrams_sent += 1
-        sock = self.udp.v6 if ":" in endpoint[0] else self.udp.v4
-        if sock is None:
-            counters.udp_send_no_socket += 1
-            return
-        counters.udp_sends += 1
-        try:
-            sock.sendto(datagram, endpoint)
-        except (BlockingIOError, InterruptedError):
-            counters.udp_send_dropped += 1
-        except OSError as exc:
-            counters.udp_send_error += 1
-            log.debug("udp send to %s failed: %s", endpoint[0], exc.strerror)
-
-    def _send(self, datagrams: list[bytes], endpoint: tuple) -> None:
-        """Datagrams for one endpoint, in order: runs of equal size (one shorter may end a run) in one GSO send
-        each, the rest by ``_send_one``. If the kernel refuses GSO, GSO is off for good and the rest go one by
-        one."""
-        sock = self.udp.v6 if ":" in endpoint[0] else self.udp.v4
-        count = len(datagrams)
-        if count == 1 or not self.gso or sock is None:
-            for d in datagrams:
-                self._send_one(d, endpoint)
-            return
-        counters = self.counters
-        i = 0
-        while i < count:
-            size = len(datagrams[i])
-            limit = min(count, i + min(GSO_MAX_SEGMENTS, GSO_MAX_BYTES // size))
-            j = i + 1
-            while j < limit and len(datagrams[j]) == size:
-                j += 1
-            if j < limit and len(datagrams[j]) < size:
-                j += 1  # one shorter datagram may end a GSO send
-            if j - i == 1:
-                self._send_one(datagrams[i], endpoint)
-                i = j
-                continue
-            try:
-                sock.sendmsg(datagrams[i:j], [(SOL_UDP, UDP_SEGMENT, _U16.pack(size))], 0, endpoint)
-            except (BlockingIOError, InterruptedError):
-                counters.udp_send_dropped += j - i
-            except OSError as exc:
-                if exc.errno in _GSO_REFUSED:
-                    # e.g. the route's device cannot checksum for us, or a segment exceeds the path MTU
-                    # (EMSGSIZE; a single send is fragmented by the kernel): one send per datagram
-                    self.gso = False
-                    log.warning("UDP GSO refused (%s); sending datagrams one by one", exc.strerror)
-                    for d in datagrams[i:]:
-                        self._send_one(d, endpoint)
-                    return
-                counters.udp_send_error += j - i
-                log.debug("udp send to %s failed: %s", endpoint[0], exc.strerror)
-            counters.udp_sends += 1
-            counters.udp_datagrams_sent += j - i
-            i = j

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from linker.dataplane import loop as loopmod
+from linker.dataplane import output as outputmod
 from linker.dataplane.loop import Loop
 from linker.dataplane.offload import PLAIN
 from linker.dataplane.udp import UdpSockets
@@ -44,7 +44,7 @@ def test_a_refused_super_segment_is_written_packet_by_packet_once(loop: Loop, mo
         written.append(b"".join(bytes(p) for p in parts[1:]))
         return 0
 
-    monkeypatch.setattr(loopmod.os, "writev", writev)
+    monkeypatch.setattr(outputmod.os, "writev", writev)
     flow1 = stream("10.1.0.1", "10.2.0.1", 5, sport=1000)
     other = udp_packet("10.1.0.1", "10.2.0.1", b"x")
     flow2 = stream("10.1.0.1", "10.2.0.1", 5, sport=2000)
@@ -70,7 +70,7 @@ def test_a_refused_gso_send_is_sent_datagram_by_datagram(loop: Loop, monkeypatch
             raise OSError(errno.EIO, "Input/output error")
         return real(self, buffers, ancdata, flags, address)
 
-    monkeypatch.setattr(loopmod.socket.socket, "sendmsg", sendmsg, raising=False)
+    monkeypatch.setattr(socket.socket, "sendmsg", sendmsg, raising=False)
     datagrams = [bytes([i]) * 100 for i in range(5)]
     loop._send(datagrams, rx.getsockname())
     got = [rx.recv(2048) for _ in range(5)]
