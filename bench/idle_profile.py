@@ -1,7 +1,7 @@
 """Where an idle tunnel's round trip goes: linker's two daemons in namespaces, pings 10 ms apart, each daemon
 sampled by py-spy (or timed by the kernel's CPU accounting alone).
 
-    sudo python bench/idle_profile.py                        # CPU per ping of each daemon, no profiler
+    sudo python bench/idle_profile.py                        # idle CPU and CPU per ping of each daemon
     sudo python bench/idle_profile.py --py-spy --seconds 30  # and a py-spy flame graph per daemon (SVG)
     sudo python bench/idle_profile.py --baseline-tree /tmp/old   # the same for another checkout's daemon
 
@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=10.0, help="how long to ping (default 10)")
     ap.add_argument("--interval", type=float, default=0.01, help="seconds between pings (default 0.01)")
+    ap.add_argument("--quiet", type=float, default=5.0,
+                    help="seconds of no traffic first, over which each daemon's idle CPU is measured (default 5)")
     ap.add_argument("--py-spy", action="store_true", help="sample both daemons with py-spy (rate 1000 Hz)")
     ap.add_argument("--baseline-tree", type=Path, help="profile this checkout's daemon instead")
     ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()), help="where the SVGs go")
@@ -49,6 +51,13 @@ def main(argv: list[str] | None = None) -> int:
             net.create()
             pids = system.setup(net)
             count = int(args.seconds / args.interval)
+            if args.quiet > 0:
+                time.sleep(1)  # the tunnel check's ping answered, the keepalive it owes may still be due
+                before = {pid: run_ns([pid]) for pid in pids}
+                time.sleep(args.quiet)
+                for pid in pids:
+                    idle = (run_ns([pid]) - before[pid]) / 1e6 / args.quiet
+                    print(f"daemon {system.sides[pid]}: {idle:.3f} ms CPU per second with no traffic")
             spies = []
             if args.py_spy:
                 spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
