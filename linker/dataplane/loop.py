@@ -40,7 +40,7 @@ log = logging.getLogger("linker.daemon")
 LANE_SYNC = 1.0  # seconds at least between matchings of the peer lanes (udp.py) to the peers' endpoints
 BATCH = 64  # packets read per fd per wake-up
 MAX_PACKET = 65535 + VNET_HDR_LEN
-MAX_DATAGRAM = 65535  # a GRO receive is at most one IP datagram's worth
+MAX_DATAGRAM = 65536  # one receive, GRO-coalesced or not, as the batch path's buffer
 _CMSG_SPACE = socket.CMSG_SPACE(4)  # the UDP_GRO cmsg: an int, the segment size
 OFFLOADS = frozenset({"gso", "gro", "coalesce", "tso"})
 # TSO is not on by default: a CPython daemon must finish every segment's TCP checksum itself, which costs more than
@@ -95,7 +95,7 @@ class Loop(Output):
         self._lanes_due: float | None = 0.0
         self._lanes_synced = float("-inf")
         self._tun_file = io.FileIO(tun_fd, "r", closefd=False)
-        self._rbuf = bytearray(65536)
+        self._rbuf = bytearray(MAX_DATAGRAM)
         self._rview = memoryview(self._rbuf)
         self._rbufs = [self._rbuf]  # recvmsg_into's list of buffers, made once
         self.gso = "gso" in offloads  # send runs of equal-size datagrams with one sendmsg (UDP_SEGMENT) until refused
