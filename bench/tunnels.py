@@ -3,6 +3,7 @@
     sudo python bench/tunnels.py                       # every system, 3 rounds, 10 s per iperf3 run
     sudo python bench/tunnels.py --quick --systems raw,wireguard-go
     sudo python bench/tunnels.py --systems linker,linker-baseline --baseline-tree /tmp/old   # before and after
+    sudo python bench/tunnels.py --systems linker,python-floor --idle-only --rounds 5       # idle RTT alone
 
 Builds two network namespaces joined by a veth pair (TEST-NET-1 underlay, nothing else) and measures the
 systems round-robin: each round sets every system up, measures it and takes it down, in an order rotated
@@ -49,6 +50,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--duration", type=float, help="seconds per iperf3 run (default 10; 2 with --quick)")
     ap.add_argument("--pings", type=int, help="pings per measurement, 10 ms apart (default 200; 50 with --quick)")
     ap.add_argument("--quick", action="store_true", help="a fast smoke run: 1 round of 2 s runs")
+    ap.add_argument("--idle-only", action="store_true",
+                    help="only the pings through the idle tunnel (RTT and CPU per ping), no iperf3 runs")
     ap.add_argument("--baseline-tree", type=Path, metavar="PATH",
                     help="a checkout (e.g. `git worktree add PATH COMMIT`) whose linker daemon the system "
                          "linker-baseline runs, with this checkout's Python")
@@ -150,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         print("bench/tunnels.py needs root (it builds network namespaces and TUN devices)", file=sys.stderr)
         return 2
-    settings = Settings(duration=args.duration, pings=args.pings)
+    settings = Settings(duration=args.duration, pings=args.pings, streams=() if args.idle_only else (1, 4))
     tag = str(os.getpid())
     net = Underlay.named(tag)
     procs = ProcessTable()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ANCHORS = ("wireguard-go", "openvpn-aes")
+ANCHORS = ("wireguard-go", "openvpn-aes", "python-floor")
 
 
 @dataclass(frozen=True)

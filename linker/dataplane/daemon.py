@@ -98,6 +98,7 @@ class Daemon:
         self.udp.bind(port, self.fwmark)
         assert self.loop is not None
         self.loop.watch_udp()
+        self.loop.resync_lanes()  # the lanes closed with the old port
         log.info("listening on UDP port %d", self.udp.port, extra={"iface": self.interface})
 
     def set_fwmark(self, mark: int) -> None:
@@ -128,8 +129,10 @@ class Daemon:
                 log.info("peer added", extra={"iface": self.interface, "peer": short(p.public_key),
                                               "endpoint": "-" if p.endpoint is None else fmt_endpoint(p.endpoint)})
         self._sync_routes()
-        if actions and self.loop is not None:
-            self.loop.perform(actions)
+        if self.loop is not None:
+            self.loop.resync_lanes()
+            if actions:
+                self.loop.perform(actions)
 
     def _sync_routes(self) -> None:
         self.routes.sync(net for net, _ in self.device.allowed_ips)
@@ -191,6 +194,8 @@ class Daemon:
             for public in before - after:
                 log.info("peer removed (uapi)", extra={"iface": self.interface, "peer": short(public)})
             self._sync_routes()
+            if self.loop is not None:
+                self.loop.resync_lanes()  # an endpoint may have been set, a peer removed
         if actions and self.loop is not None:
             self.loop.perform(actions)
         return reply

@@ -1,14 +1,16 @@
-"""The daemon's one event loop: epoll over the TUN fd, the UDP sockets, the UAPI socket and a signal wake-up fd,
-plus a timer tick. No threads.
+"""The daemon's one event loop: epoll over the TUN fd, the UDP sockets, the UAPI socket and a signal wake-up fd.
+No threads, and no periodic wake-up: the loop sleeps until an fd is readable or the protocol core's next timer
+deadline (``Device.next_deadline``), and matches the peer lanes to the endpoints only when they may have changed.
+An idle tunnel costs no CPU, and its next packet finds nothing queued ahead of it.
 
 The loop is thin: it reads, hands bytes to the protocol core (``linker.wg.device.Device``) and performs the
 actions the core returns. Each wake-up reads a bounded batch (so one direction cannot starve the other) and the
 batch crosses the kernel boundary in as few calls as it can: sealed datagrams for one peer leave in one
 ``sendmsg`` with UDP GSO, received datagrams arrive GRO-coalesced in one ``recvmsg``, and decrypted TCP segments of
 one flow are written to the TUN device as one super-segment (offload.py). Each falls back to one call per packet
-if the kernel refuses it. A lone packet (a wake-up after a quiet spell) takes the core's one-packet fast path, but
-the same send and write as a batch: ``_send_one`` and ``_write_packet`` are what the batch paths use for anything
-they do not batch. Every event is counted in one ``LoopCounters``.
+if the kernel refuses it (output.py performs the core's actions). A lone packet (a wake-up after a quiet spell) is
+read as bytes, takes the core's one-packet fast path and leaves by the same send or write that the batch paths use
+for anything they do not batch. Every event is counted in one ``LoopCounters``.
 """
 
 from __future__ import annotations
@@ -20,35 +22,40 @@ import os
 import select
 import signal
 import socket
-import struct
 import sys
-import time
 from collections import Counter
 from collections.abc import Callable
+from time import monotonic
 
 from linker.dataplane.counters import LoopCounters
-from linker.dataplane.offload import GSO_NONE, PLAIN, VNET_HDR_LEN, SuperSegment, coalesce
+from linker.dataplane.offload import GSO_NONE, PLAIN, VNET_HDR_LEN
+from linker.dataplane.output import Output
 from linker.dataplane.tso import SegmentError, segment
-from linker.dataplane.udp import SOL_UDP, UDP_GRO, UDP_SEGMENT, UdpSockets
-from linker.wg.actions import Action, SendDatagram, SendDatagrams, WritePackets
+from linker.dataplane.udp import SOL_UDP, UDP_GRO, UdpSockets
+from linker.wg.actions import Action
 from linker.wg.device import Device
 
 log = logging.getLogger("linker.daemon")
 
-TICK = 0.1  # seconds between timer runs (the core asks for at least every 100 ms)
-LANE_SYNC = 1.0  # seconds between matching the peer lanes (udp.py) to the peers' endpoints
+LANE_SYNC = 1.0  # seconds at least between matchings of the peer lanes (udp.py) to the peers' endpoints
 BATCH = 64  # packets read per fd per wake-up
 MAX_PACKET = 65535 + VNET_HDR_LEN
-GSO_MAX_SEGMENTS = 64  # UDP_MAX_SEGMENTS of older kernels
-GSO_MAX_BYTES = 65000  # one UDP send, before segmentation, stays under the 64 KiB datagram limit
+MAX_DATAGRAM = 65536  # one receive, GRO-coalesced or not, as the batch path's buffer
 _CMSG_SPACE = socket.CMSG_SPACE(4)  # the UDP_GRO cmsg: an int, the segment size
-_U16 = struct.Struct("=H")
 OFFLOADS = frozenset({"gso", "gro", "coalesce", "tso"})
 # TSO is not on by default: a CPython daemon must finish every segment's TCP checksum itself, which costs more than
 # the reads it saves (measured: about 15 % more CPU per GB, and the TUN ring's packet count no longer bounds its
 # bytes; README "Performance")
 DEFAULT_OFFLOADS = OFFLOADS - {"tso"}
-_GSO_REFUSED = frozenset({errno.EIO, errno.EINVAL, errno.EMSGSIZE, errno.ENOPROTOOPT, errno.EOPNOTSUPP})
+
+
+def _gro_segment(ancdata: list, size: int) -> int:
+    """The size of each datagram in a receive of ``size`` bytes, from its UDP_GRO control message (``size`` when
+    there is none: one datagram)."""
+    for level, kind, data in ancdata:
+        if level == SOL_UDP and kind == UDP_GRO:
+            return int.from_bytes(data[:4], sys.byteorder) or size
+    return size
 
 
 def offloads_from_env(value: str | None) -> frozenset[str]:
@@ -65,7 +72,7 @@ def offloads_from_env(value: str | None) -> frozenset[str]:
     return chosen
 
 
-class Loop:
+class Loop(Output):
     """Owns the epoll set. ``handlers`` maps extra fds (UAPI listener and clients) to callbacks."""
 
     def __init__(self, device: Device, tun_fd: int, udp: UdpSockets,
@@ -83,9 +90,14 @@ class Loop:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._udp_fds: dict[int, socket.socket] = {}
+        self._main_fds: frozenset[int] = frozenset()  # the sockets bound to the port, not the peer lanes
+        # when to match the lanes to the endpoints next (None: no reason to); at once, for the configured peers
+        self._lanes_due: float | None = 0.0
+        self._lanes_synced = float("-inf")
         self._tun_file = io.FileIO(tun_fd, "r", closefd=False)
-        self._rbuf = bytearray(65536)
+        self._rbuf = bytearray(MAX_DATAGRAM)
         self._rview = memoryview(self._rbuf)
+        self._rbufs = [self._rbuf]  # recvmsg_into's list of buffers, made once
         self.gso = "gso" in offloads  # send runs of equal-size datagrams with one sendmsg (UDP_SEGMENT) until refused
         self.coalescing = "coalesce" in offloads  # write TCP runs to TUN as one super-segment until refused
         self._epoll.register(tun_fd, select.EPOLLIN)
@@ -102,6 +114,7 @@ class Loop:
             except (OSError, ValueError):
                 pass
         self._udp_fds = {s.fileno(): s for s in self.udp.sockets}
+        self._main_fds = frozenset(s.fileno() for s in (self.udp.v4, self.udp.v6) if s is not None)
         for fd in self._udp_fds:
             self._epoll.register(fd, select.EPOLLIN)
 
@@ -127,18 +140,30 @@ class Loop:
 
     # ------------------------------------------------------------------ the loop
 
-    def run(self, on_signal: Callable[[int], None], tick: float = TICK) -> None:
+    def run(self, on_signal: Callable[[int], None]) -> None:
+        """Until ``stop``: sleep until an fd is readable or a deadline is due (the core's next timer, the next
+        lane matching), handle what woke the loop, then signals. Raises only what a programming error raises."""
         self.running = True
-        monotonic = time.monotonic
-        next_tick = monotonic() + tick
         poll = self._epoll.poll
+        device = self.device
+        next_deadline = device.next_deadline
         tun_fd = self.tun_fd
         wake_fd = self._wake_r.fileno()
         ready: set[int] = set()  # the fds the previous wake-up found readable
-        next_lane_sync = 0.0
         while self.running:
-            timeout = next_tick - monotonic()
-            events = poll(timeout if timeout > 0 else 0)
+            now = monotonic()
+            due = next_deadline()
+            if due is not None and now >= due:
+                self.perform(device.tick(now))
+                due = next_deadline()  # the timers just run are disarmed or re-armed later
+            lanes_due = self._lanes_due
+            if lanes_due is not None:
+                if now >= lanes_due:
+                    self.sync_lanes(now)
+                elif due is None or lanes_due < due:
+                    due = lanes_due
+            # epoll rounds a timeout up to the next millisecond: the loop never wakes before the deadline
+            events = poll(-1 if due is None else (due - now if due > now else 0))
             previous, ready = ready, set()
             for fd, _ in events:
                 ready.add(fd)
@@ -146,6 +171,10 @@ class Loop:
                     self.from_tun(fd in previous)
                 elif fd in self._udp_fds:
                     self.from_udp(self._udp_fds[fd], fd in previous)
+                    if fd in self._main_fds and self._lanes_due is None and self.udp.use_lanes:
+                        # maybe from an endpoint with no lane yet (a new peer, a roam): match them, at most once
+                        # every LANE_SYNC, so that a flood on the port cannot make it run more often
+                        self._lanes_due = self._lanes_synced + LANE_SYNC
                 elif fd == wake_fd:
                     self._drain_wake()
                 else:
@@ -154,16 +183,15 @@ class Loop:
                         handler()
             while self.signals:
                 on_signal(self.signals.pop(0))
-            now = monotonic()
-            if now >= next_tick:
-                self.perform(self.device.tick(now))
-                next_tick = now + tick
-                if now >= next_lane_sync:
-                    self.sync_lanes()
-                    next_lane_sync = now + LANE_SYNC
 
-    def sync_lanes(self) -> None:
+    def resync_lanes(self) -> None:
+        """The peers' endpoints may have changed (configuration, a rebind): match the lanes at the next wake-up."""
+        self._lanes_due = 0.0
+
+    def sync_lanes(self, now: float) -> None:
         """A lane (a socket connected to it) per peer endpoint the core knows now, registered with epoll."""
+        self._lanes_due = None
+        self._lanes_synced = now
         endpoints = {(p.endpoint[0], p.endpoint[1]) for p in self.device.peers.values() if p.endpoint is not None}
         if self.udp.sync_lanes(endpoints):
             self.watch_udp()
@@ -173,7 +201,13 @@ class Loop:
         return Counter(self.counters.as_dict())
 
     def stop(self) -> None:
+        """Make ``run`` return after this wake-up. Safe from another thread: it wakes a loop that sleeps with no
+        deadline."""
         self.running = False
+        try:
+            self._wake_w.send(b"\0")
+        except OSError:  # the wake-up socket is full (the loop wakes anyway) or closed (the loop is gone)
+            pass
 
     def close(self) -> None:
         signal.set_wakeup_fd(-1)
@@ -202,18 +236,46 @@ class Loop:
         if burst:
             packets = self._read_tun(BATCH)
             if packets:
-                self.perform(self.device.encapsulate_batch(packets, time.monotonic()))
+                self.perform(self.device.encapsulate_batch(packets, monotonic()))
             return
-        packets = self._read_tun(1)
-        if len(packets) > 1:  # one read, but a super-segment: a batch after all
-            self.perform(self.device.encapsulate_batch(packets, time.monotonic()))
-        elif packets:
-            now = time.monotonic()
-            fast = self.device.seal_one(packets[0], now)
-            if fast is None:
-                self.perform(self.device.encapsulate_batch(packets, now))
-            else:
-                self._send_one(fast[0], fast[1])
+        try:
+            buf = self._tun_file.read(MAX_PACKET)  # None, rather than an exception, when nothing is queued
+        except OSError as exc:
+            self._tun_read_failed(exc)
+            return
+        if buf is None:
+            return
+        counters = self.counters
+        counters.tun_reads += 1
+        if len(buf) <= VNET_HDR_LEN or buf[0] or buf[1] != GSO_NONE:  # an offload: cut, and a batch after all
+            packets = self._offloaded(buf)
+            counters.tun_packets += len(packets)
+            if packets:
+                self.perform(self.device.encapsulate_batch(packets, monotonic()))
+            return
+        counters.tun_packets += 1
+        # a copy rather than a view: a few dozen bytes, and no memoryview machinery to fault in on an idle tunnel
+        packet = buf[VNET_HDR_LEN:]
+        now = monotonic()
+        fast = self.device.seal_one(packet, now)
+        if fast is None:
+            self.perform(self.device.encapsulate_batch([packet], now))
+        else:
+            # _send_one, inline
+            datagram, endpoint = fast
+            counters.udp_datagrams_sent += 1
+            sock = self.udp.v6 if ":" in endpoint[0] else self.udp.v4
+            if sock is None:
+                counters.udp_send_no_socket += 1
+                return
+            counters.udp_sends += 1
+            try:
+                sock.sendto(datagram, endpoint)
+            except (BlockingIOError, InterruptedError):
+                counters.udp_send_dropped += 1
+            except OSError as exc:
+                counters.udp_send_error += 1
+                log.debug("udp send to %s failed: %s", endpoint[0], exc.strerror)
 
     def _read_tun(self, limit: int) -> list:
         """At least ``limit`` packets from the TUN device, unless it runs dry first: plain reads as views past the
@@ -233,18 +295,23 @@ class Loop:
             if len(buf) > VNET_HDR_LEN and buf[0] == 0 and buf[1] == GSO_NONE:  # no offload: the common case
                 packets.append(memoryview(buf)[VNET_HDR_LEN:])
                 continue
-            try:
-                parts = segment(buf)
-            except SegmentError as exc:
-                self.counters.tun_drop_bad_offload += 1
-                log.debug("dropped a TUN read: %s", exc)
-                continue
-            self.counters.tun_super_segments += 1
-            packets += parts
+            packets += self._offloaded(buf)
         if reads:
             self.counters.tun_reads += reads
             self.counters.tun_packets += len(packets)
         return packets
+
+    def _offloaded(self, buf: bytes) -> list:
+        """The packets of a read that carries an offload (a super-segment, an unfinished checksum), cut and
+        finished by tso.py; none (counted) when it makes no sense."""
+        try:
+            parts = segment(buf)
+        except SegmentError as exc:
+            self.counters.tun_drop_bad_offload += 1
+            log.debug("dropped a TUN read: %s", exc)
+            return []
+        self.counters.tun_super_segments += 1
+        return parts
 
     def _tun_read_failed(self, exc: OSError) -> None:
         self.counters.tun_read_error += 1
@@ -260,42 +327,67 @@ class Loop:
 
         As in ``from_tun``: in a burst up to BATCH reads are handled together; otherwise one read, and a lone
         transport message takes the core's fast path and is written straight away."""
-        self._receive(sock, BATCH if burst else 1)
+        if burst:
+            self._receive(sock, BATCH)
+            return
+        try:
+            # bytes rather than a view of the receive buffer: no memoryview machinery on an idle tunnel
+            whole, ancdata, _, addr = sock.recvmsg(MAX_DATAGRAM, _CMSG_SPACE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._receive_failed(exc)
+            return
+        counters = self.counters
+        counters.udp_reads += 1
+        size = len(whole)
+        src = addr if len(addr) == 2 else (addr[0], addr[1])
+        now = monotonic()
+        if ancdata:  # GRO: maybe several datagrams in one read, a batch after all
+            segment = _gro_segment(ancdata, size)
+            if segment < size:
+                datagrams = [whole[i:i + segment] for i in range(0, size, segment)]
+                counters.udp_datagrams_read += len(datagrams)
+                self.perform(self.device.decapsulate_batch(datagrams, src, now))
+                return
+        counters.udp_datagrams_read += 1
+        packet = self.device.open_one(whole, src, now)
+        if packet is None:
+            self.perform(self.device.decapsulate_batch([whole], src, now))
+        elif packet:
+            # _write_packet, inline, and one buffer rather than writev's list: a few dozen bytes copied
+            counters.tun_writes += 1
+            counters.tun_packets_written += 1
+            try:
+                os.write(self.tun_fd, PLAIN + packet)
+            except OSError as exc:
+                counters.tun_write_error += 1
+                log.debug("TUN write failed: %s", exc.strerror)
 
     def _receive(self, sock: socket.socket, reads: int) -> None:
         """Up to ``reads`` receives, then their actions performed."""
         recvmsg_into = sock.recvmsg_into
         device = self.device
         counters = self.counters
-        buf, view = self._rbuf, self._rview
-        now = time.monotonic()
+        bufs, view = self._rbufs, self._rview
+        now = monotonic()
         actions: list[Action] = []
         done = 0
         while done < reads:
             try:
-                size, ancdata, _, addr = recvmsg_into([buf], _CMSG_SPACE)
+                size, ancdata, _, addr = recvmsg_into(bufs, _CMSG_SPACE)
             except (BlockingIOError, InterruptedError):
                 break
-            except OSError as exc:  # e.g. ECONNREFUSED reported for an earlier send
-                counters.udp_recv_error += 1
-                log.debug("udp receive error: %s", exc.strerror)
+            except OSError as exc:
+                self._receive_failed(exc)
                 continue
             done += 1
-            segment = size
-            for level, kind, data in ancdata:
-                if level == SOL_UDP and kind == UDP_GRO:
-                    segment = int.from_bytes(data[:4], sys.byteorder) or size
+            segment = _gro_segment(ancdata, size) if ancdata else size
             # views of the buffer, not copies: the core keeps no reference once it returns
             whole = view[:size]  # slices of it end at the data, not at the buffer's end
             src = (addr[0], addr[1])
             if segment >= size:
                 counters.udp_datagrams_read += 1
-                if reads == 1:
-                    packet = device.open_one(whole, src, now)
-                    if packet is not None:
-                        if packet:
-                            self._write_packet(packet)
-                        continue
                 actions += device.decapsulate_batch([whole], src, now)
             else:
                 datagrams = [whole[i:i + segment] for i in range(0, size, segment)]
@@ -306,120 +398,7 @@ class Loop:
         if actions:
             self.perform(actions)
 
-    def perform(self, actions: list[Action]) -> None:
-        """Send what is to be sent; write what is to be written, TCP runs coalesced into super-segments."""
-        writes: list = []
-        for action in actions:
-            kind = type(action)
-            if kind is SendDatagrams:
-                self._send(action.datagrams, action.endpoint)  # type: ignore[union-attr]
-            elif kind is WritePackets:
-                writes += action.packets  # type: ignore[union-attr]
-            elif kind is SendDatagram:
-                self._send_one(action.data, action.endpoint)  # type: ignore[union-attr]
-            else:
-                writes.append(action.packet)  # type: ignore[union-attr]
-        if writes:
-            self._write(writes)
-
-    # ------------------------------------------------------------------ to the TUN device
-
-    def _write(self, packets: list) -> None:
-        """Decrypted packets to TUN, in order. With coalescing, TCP runs go as super-segments; every other packet,
-        and each packet of a super-segment the kernel refused, by ``_write_packet``."""
-        if not self.coalescing or len(packets) == 1:
-            for p in packets:
-                self._write_packet(p)
-            return
-        counters = self.counters
-        for parts in coalesce(packets):
-            if type(parts) is not SuperSegment:
-                self._write_packet(parts[1])  # [PLAIN, packet]
-                continue
-            try:
-                os.writev(self.tun_fd, parts)
-            except OSError as exc:
-                if exc.errno == errno.EINVAL:
-                    if self.coalescing:
-                        self.coalescing = False  # the kernel refused a super-segment: write plain from now on
-                        log.warning("the TUN device refused a coalesced write; writing packets one by one")
-                    for p in parts.packets:
-                        self._write_packet(p)
-                    continue
-                counters.tun_write_error += 1
-                log.debug("TUN write failed: %s", exc.strerror)
-            counters.tun_writes += 1
-            counters.tun_packets_written += len(parts.packets)
-
-    def _write_packet(self, packet: bytes) -> None:
-        """One packet in one write, as it is: a lone packet's, and the batch's wherever coalescing does not apply."""
-        counters = self.counters
-        counters.tun_writes += 1
-        counters.tun_packets_written += 1
-        try:
-            os.writev(self.tun_fd, [PLAIN, packet])
-        except OSError as exc:
-            counters.tun_write_error += 1
-            log.debug("TUN write failed: %s", exc.strerror)
-
-    # ------------------------------------------------------------------ to the network
-
-    def _send_one(self, datagram: bytes, endpoint: tuple) -> None:
-        """One datagram in one send: a lone packet's, and the batch's wherever GSO does not apply."""
-        counters = self.counters
-        counters.udp_datagrams_sent += 1
-        sock = self.udp.v6 if ":" in endpoint[0] else self.udp.v4
-        if sock is None:
-            counters.udp_send_no_socket += 1
-            return
-        counters.udp_sends += 1
-        try:
-            sock.sendto(datagram, endpoint)
-        except (BlockingIOError, InterruptedError):
-            counters.udp_send_dropped += 1
-        except OSError as exc:
-            counters.udp_send_error += 1
-            log.debug("udp send to %s failed: %s", endpoint[0], exc.strerror)
-
-    def _send(self, datagrams: list[bytes], endpoint: tuple) -> None:
-        """Datagrams for one endpoint, in order: runs of equal size (one shorter may end a run) in one GSO send
-        each, the rest by ``_send_one``. If the kernel refuses GSO, GSO is off for good and the rest go one by
-        one."""
-        sock = self.udp.v6 if ":" in endpoint[0] else self.udp.v4
-        count = len(datagrams)
-        if count == 1 or not self.gso or sock is None:
-            for d in datagrams:
-                self._send_one(d, endpoint)
-            return
-        counters = self.counters
-        i = 0
-        while i < count:
-            size = len(datagrams[i])
-            limit = min(count, i + min(GSO_MAX_SEGMENTS, GSO_MAX_BYTES // size))
-            j = i + 1
-            while j < limit and len(datagrams[j]) == size:
-                j += 1
-            if j < limit and len(datagrams[j]) < size:
-                j += 1  # one shorter datagram may end a GSO send
-            if j - i == 1:
-                self._send_one(datagrams[i], endpoint)
-                i = j
-                continue
-            try:
-                sock.sendmsg(datagrams[i:j], [(SOL_UDP, UDP_SEGMENT, _U16.pack(size))], 0, endpoint)
-            except (BlockingIOError, InterruptedError):
-                counters.udp_send_dropped += j - i
-            except OSError as exc:
-                if exc.errno in _GSO_REFUSED:
-                    # e.g. the route's device cannot checksum for us, or a segment exceeds the path MTU
-                    # (EMSGSIZE; a single send is fragmented by the kernel): one send per datagram
-                    self.gso = False
-                    log.warning("UDP GSO refused (%s); sending datagrams one by one", exc.strerror)
-                    for d in datagrams[i:]:
-                        self._send_one(d, endpoint)
-                    return
-                counters.udp_send_error += j - i
-                log.debug("udp send to %s failed: %s", endpoint[0], exc.strerror)
-            counters.udp_sends += 1
-            counters.udp_datagrams_sent += j - i
-            i = j
+    def _receive_failed(self, exc: OSError) -> None:
+        """A receive error, e.g. ECONNREFUSED reported for an earlier send: counted, and the loop goes on."""
+        self.counters.udp_recv_error += 1
+        log.debug("udp receive error: %s", exc.strerror)

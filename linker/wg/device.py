@@ -1,4 +1,5 @@
-"""A WireGuard device, sans-I/O: its identity, its peers and their AllowedIPs, the index table, the timers' tick.
+"""A WireGuard device, sans-I/O: its identity, its peers and their AllowedIPs, the index table, the timers (their next
+deadline, and the tick that runs them).
 
 ``Device`` is assembled from two parts that share its state: ``Transport`` (transport.py: ``encapsulate*`` and
 ``seal_one`` take IP packets from the TUN device, ``decapsulate*`` and ``open_one`` UDP datagrams from the
@@ -31,6 +32,7 @@ from linker.wg.transport import Transport
 log = logging.getLogger("linker.wg")
 
 _UNSET: object = object()
+_NEVER = float("inf")
 _U32 = struct.Struct("<I")
 
 
@@ -154,8 +156,34 @@ class Device(Transport, Handshakes):
 
     # ------------------------------------------------------------------ timers
 
+    def next_deadline(self) -> float | None:
+        """When ``tick`` next has something to do: the earliest armed timer of any peer (keepalive, persistent
+        keepalive, handshake retry, new handshake for lack of a reply, zeroing of keys), or None when none is
+        armed. Pure: changes nothing. Every packet, handshake and configuration call may arm a timer, so ask
+        again after each; a loop that sleeps until this deadline and then ticks behaves as one that ticks
+        without pause (tests/pair runs every protocol test both ways)."""
+        earliest = _NEVER
+        for peer in self.peers.values():
+            # unrolled, and min() avoided: the loop asks after every wake-up, cold on an idle tunnel
+            t = peer.t_retransmit_handshake
+            if t is not None and t < earliest:
+                earliest = t
+            t = peer.t_send_keepalive
+            if t is not None and t < earliest:
+                earliest = t
+            t = peer.t_new_handshake
+            if t is not None and t < earliest:
+                earliest = t
+            t = peer.t_zero_key_material
+            if t is not None and t < earliest:
+                earliest = t
+            t = peer.t_persistent_keepalive
+            if t is not None and t < earliest:
+                earliest = t
+        return None if earliest == _NEVER else earliest
+
     def tick(self, now: float) -> list[Action]:
-        """Run every expired timer of every peer. Call at least every 100 ms."""
+        """Run every expired timer of every peer: at ``next_deadline()``, or at any time (it does nothing early)."""
         actions: list[Action] = []
         for peer in list(self.peers.values()):
             if peer.t_retransmit_handshake is not None and now >= peer.t_retransmit_handshake:

@@ -31,31 +31,35 @@ class ReplayWindow:
 
     def check(self, counter: int) -> bool:
         """False when ``counter`` is certainly unacceptable (too old, already seen, or past the limit)."""
-        if counter >= REJECT_AFTER_MESSAGES or self._greatest >= REJECT_AFTER_MESSAGES + 1:
-            return False
+        greatest = self._greatest
         c = counter + 1
-        if c + COUNTER_WINDOW_SIZE < self._greatest:
-            return False
-        if c > self._greatest:
+        if greatest < c <= REJECT_AFTER_MESSAGES:  # the newest yet (the common case; both limits hold)
             return True
+        if counter >= REJECT_AFTER_MESSAGES or greatest >= REJECT_AFTER_MESSAGES + 1:
+            return False
+        if c + COUNTER_WINDOW_SIZE < greatest:
+            return False
         return not (self._blocks[(c >> _BLOCK_SHIFT) & _RING_MASK] >> (c & _BLOCK_MASK)) & 1
 
     def mark(self, counter: int) -> bool:
         """Accept ``counter``: True if it is new and inside the window (and records it), else False."""
         greatest = self._greatest
-        if counter >= REJECT_AFTER_MESSAGES or greatest >= REJECT_AFTER_MESSAGES + 1:
-            return False
         c = counter + 1
-        index = c >> _BLOCK_SHIFT
-        blocks = self._blocks
-        if c > greatest:  # the newest yet (the common case): slide, then it cannot have been seen
+        if greatest < c <= REJECT_AFTER_MESSAGES:
+            # the newest yet (the common case; both limits hold, since greatest < c): slide, then it cannot have
+            # been seen
+            index = c >> _BLOCK_SHIFT
             current = greatest >> _BLOCK_SHIFT
             if index != current:
                 for i in range(1, min(index - current, COUNTER_BLOCKS) + 1):
-                    blocks[(current + i) & _RING_MASK] = 0
+                    self._blocks[(current + i) & _RING_MASK] = 0
             self._greatest = c
-            blocks[index & _RING_MASK] |= 1 << (c & _BLOCK_MASK)
+            self._blocks[index & _RING_MASK] |= 1 << (c & _BLOCK_MASK)
             return True
+        if counter >= REJECT_AFTER_MESSAGES or greatest >= REJECT_AFTER_MESSAGES + 1:
+            return False
+        index = c >> _BLOCK_SHIFT
+        blocks = self._blocks
         if c + COUNTER_WINDOW_SIZE < greatest:
             return False
         slot = index & _RING_MASK

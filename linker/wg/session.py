@@ -20,6 +20,8 @@ from linker.wg.replay import ReplayWindow
 
 _NONCE_PREFIX = bytes(4)
 OVERHEAD = TRANSPORT_HEADER.size + 16  # a transport message: header, ciphertext, Poly1305 tag
+# the padding's zeros (0 to 15 bytes, whitepaper 5.4.6), made once: a lone packet allocates none
+_ZEROS = tuple(bytes(n) for n in range(PADDING_MULTIPLE))
 
 if TYPE_CHECKING:
     from linker.wg.peer import Peer
@@ -28,12 +30,19 @@ if TYPE_CHECKING:
 class Keypair:
     """A session's keys in both directions. The raw keys are not kept: only the cipher objects."""
 
-    __slots__ = ("_recv", "_send", "created", "initiator", "local_index", "peer", "remote_index", "replay",
-                 "send_counter")
+    __slots__ = ("_encrypt", "_recv", "_send", "created", "initiator", "local_index", "open_into", "opener", "peer",
+                 "remote_index", "replay", "send_counter")
 
     def __init__(self, keys: SessionKeys, peer: Peer, now: float) -> None:
         self._send = ChaCha20Poly1305(keys.send)
         self._recv = ChaCha20Poly1305(keys.receive)
+        # bound once: the packet paths call them without a property or a method lookup on every packet
+        self._encrypt = self._send.encrypt
+        # the receive cipher's decrypt(nonce, ciphertext, None) -> plaintext, and decrypt_into(nonce, ciphertext,
+        # None, out), which writes the plaintext (16 bytes shorter than the ciphertext) into ``out``; both raise
+        # InvalidTag (``out`` then holds nothing of use). The caller checks and marks the replay window.
+        self.opener: Callable[[bytes, bytes, None], bytes] = self._recv.decrypt
+        self.open_into: Callable[[bytes, bytes, None, memoryview], None] = self._recv.decrypt_into
         self.initiator = keys.initiator
         self.local_index = keys.local_index
         self.remote_index = keys.remote_index
@@ -52,11 +61,18 @@ class Keypair:
     def seal(self, packet: bytes, mtu: int) -> bytes:
         """Encrypt one IP packet (or b"" for a keepalive) into a transport message; advances the counter.
 
-        The one-packet form of ``seal_many``, without its lists: the latency path of an idle tunnel."""
+        The one-packet form of ``seal_many`` (the same padding), without its lists or helper calls: the latency
+        path of an idle tunnel, where with cold caches every call costs."""
         counter = self.send_counter
         self.send_counter = counter + 1
         header = TRANSPORT_HEADER.pack(MESSAGE_TRANSPORT, self.remote_index, counter)
-        return header + self._send.encrypt(_NONCE_PREFIX + header[8:], _padded(packet, mtu), None)
+        size = len(packet)
+        padded = (size + PADDING_MULTIPLE - 1) & ~(PADDING_MULTIPLE - 1)
+        if padded > mtu:
+            padded = max(mtu, size)
+        if padded != size:
+            packet = bytes(packet) + _ZEROS[padded - size]
+        return header + self._encrypt(_NONCE_PREFIX + header[8:], packet, None)
 
     def seal_many(self, packets: list, mtu: int) -> list:
         """Encrypt IP packets (bytes-like; b"" is a keepalive) into transport messages, counters in order.
@@ -73,7 +89,7 @@ class Keypair:
         sizes = []
         room = 0
         for packet in packets:
-            size = len(packet)  # _padded, inlined: this loop runs once per packet under load
+            size = len(packet)  # the padding, inline: this loop runs once per packet under load
             padded = (size + PADDING_MULTIPLE - 1) & ~(PADDING_MULTIPLE - 1)
             if padded > mtu:
                 padded = max(mtu, size)
@@ -96,27 +112,6 @@ class Keypair:
         self.send_counter = counter
         return out
 
-    @property
-    def opener(self) -> Callable[[bytes, bytes, None], bytes]:
-        """The receive cipher's ``decrypt(nonce, ciphertext, None)``, for the batch path (raises InvalidTag)."""
-        return self._recv.decrypt
-
-    @property
-    def open_into(self) -> Callable[[bytes, bytes, None, memoryview], None]:
-        """The receive cipher's ``decrypt_into(nonce, ciphertext, None, out)``: the plaintext written into ``out``
-        (exactly 16 bytes shorter than the ciphertext), for the batch path. Raises InvalidTag (``out`` then holds
-        nothing of use)."""
-        return self._recv.decrypt_into
-
     def open(self, counter: int, ciphertext: bytes) -> bytes:
         """Decrypt a transport payload. Raises InvalidTag. The caller checks and marks the replay window."""
         return self._recv.decrypt(counter_nonce(counter), ciphertext, None)
-
-
-def _padded(packet: bytes, mtu: int) -> bytes:
-    """The plaintext zero-padded to a multiple of 16 bytes, but not beyond ``mtu`` (whitepaper 5.4.6)."""
-    size = len(packet)
-    padded = (size + PADDING_MULTIPLE - 1) & ~(PADDING_MULTIPLE - 1)
-    if padded > mtu:
-        padded = max(mtu, size)
-    return packet if padded == size else bytes(packet) + bytes(padded - size)

@@ -16,6 +16,7 @@ EP_A = ("192.0.2.1", 51820)
 EP_B = ("198.51.100.2", 51820)
 WALL_EPOCH = 1_800_000_000.0
 FAST_PATHS = False  # default for Pair(fast=...): tests/pair/conftest.py runs every test both ways
+DEADLINES = False  # default for Pair(deadlines=...): likewise
 
 
 def ipv4_packet(src: str, dst: str, payload: bytes = b"ping", proto: int = 17) -> bytes:
@@ -55,10 +56,13 @@ class Pair:
     """Device ``a`` (10.1.0.0/16 behind it) and device ``b`` (10.2.0.0/16) peered with each other."""
 
     def __init__(self, seed: int = 1, psk: bytes | None = None, keepalive_a: int = 0,
-                 fast: bool | None = None) -> None:
+                 fast: bool | None = None, deadlines: bool | None = None) -> None:
         # fast: packets and transport messages go through seal_one/open_one first, as the daemon's loop sends
         # a lone packet, and through the general path only when those decline
         self.fast = FAST_PATHS if fast is None else fast
+        # deadlines: ``advance`` moves the clock from one device's next_deadline() to the next, as the daemon's
+        # loop sleeps, instead of ticking in small steps
+        self.deadlines = DEADLINES if deadlines is None else deadlines
         self.clock = Clock()
         self.rand = random.Random(seed)
         self.wire = Wire()
@@ -117,11 +121,24 @@ class Pair:
         self.run(sender, self.devices[sender].encapsulate(packet, self.clock.now))
 
     def advance(self, seconds: float, step: float = 0.05) -> None:
+        """Let ``seconds`` pass: tick both devices every ``step``, or (``deadlines``) at each next deadline only.
+        Stepping, a tick before a device's deadline must do nothing: the deadline is never late."""
         end = self.clock.now + seconds
         while self.clock.now < end - 1e-9:
-            self.clock.now = min(end, self.clock.now + step)
+            if self.deadlines:
+                due = [d for d in (self.a.next_deadline(), self.b.next_deadline()) if d is not None]
+                self.clock.now = min([end, *due]) if due else end
+            else:
+                self.clock.now = min(end, self.clock.now + step)
             for name in ("a", "b"):
-                self.run(name, self.devices[name].tick(self.clock.now))
+                device = self.devices[name]
+                due_at = device.next_deadline()
+                early = due_at is None or self.clock.now < due_at
+                before = _timer_state(device) if early else None
+                actions = device.tick(self.clock.now)
+                if early:
+                    assert not actions and _timer_state(device) == before, "a tick before the deadline acted"
+                self.run(name, actions)
 
     def peer(self, name: str):
         dev = self.devices[name]
@@ -133,3 +150,10 @@ class Pair:
 
     def keepalives(self, sender: str) -> list[float]:
         return [t for t, _ in self.wire.sent_by(sender, kind=4, size=32)]
+
+
+def _timer_state(device: Device) -> list[tuple]:
+    """Every peer's timers and sessions, to tell whether a tick changed anything."""
+    return [(p.t_retransmit_handshake, p.t_send_keepalive, p.t_new_handshake, p.t_zero_key_material,
+             p.t_persistent_keepalive, p.need_another_keepalive, p.current, p.previous, p.next)
+            for p in device.peers.values()]

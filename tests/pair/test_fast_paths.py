@@ -127,3 +127,24 @@ def test_open_one_never_raises_on_hostile_datagrams() -> None:
     for datagram in garbage:
         assert pair.b.open_one(datagram, EP_A, pair.clock.now) in (None, b"")
     assert pair.peer("b").endpoint == EP_A  # nothing unauthenticated moved it
+
+
+def test_open_one_drops_authenticated_plaintexts_that_are_no_allowed_ip_packet_as_the_general_path_does() -> None:
+    """A peer (it holds the session) sends what is not an IP packet from its AllowedIPs: too short, no IPv4 or IPv6
+    header, a stated length beyond the data or below a header, a source not its own. Both paths drop each one and
+    count the same reason; the lone path's inline IPv4 check must never raise on them."""
+    good = ipv4_packet("10.1.0.1", "10.2.0.1", b"ok")
+    plaintexts = [b"\x45", b"\x45" * 19, b"\x00" * 20, b"\x60" + bytes(39),
+                  good[:2] + struct.pack(">H", 200) + good[4:], good[:2] + struct.pack(">H", 19) + good[4:],
+                  ipv4_packet("10.9.0.1", "10.2.0.1", b"spoof")]
+    counted = {}
+    for fast in (False, True):
+        pair = Pair(seed=8, fast=fast)
+        pair.send("a")
+        keypair = pair.peer("a").current
+        assert keypair is not None
+        for plaintext in plaintexts:
+            pair.deliver("a", keypair.seal(plaintext, pair.a.mtu))
+        assert len(pair.tun["b"]) == 1  # the first packet's, and none of these
+        counted[fast] = {k: v for k, v in pair.b.counters.items() if k.startswith("drop_")}
+    assert counted[True] == counted[False] and sum(counted[True].values()) == len(plaintexts)

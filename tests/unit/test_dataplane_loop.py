@@ -6,11 +6,12 @@ import errno
 import os
 import select
 import socket
+import threading
 import time
 
 import pytest
 
-from linker.dataplane import loop as loopmod
+from linker.dataplane import output as outputmod
 from linker.dataplane.loop import Loop
 from linker.dataplane.offload import PLAIN
 from linker.dataplane.udp import UdpSockets
@@ -43,7 +44,7 @@ def test_a_refused_super_segment_is_written_packet_by_packet_once(loop: Loop, mo
         written.append(b"".join(bytes(p) for p in parts[1:]))
         return 0
 
-    monkeypatch.setattr(loopmod.os, "writev", writev)
+    monkeypatch.setattr(outputmod.os, "writev", writev)
     flow1 = stream("10.1.0.1", "10.2.0.1", 5, sport=1000)
     other = udp_packet("10.1.0.1", "10.2.0.1", b"x")
     flow2 = stream("10.1.0.1", "10.2.0.1", 5, sport=2000)
@@ -69,7 +70,7 @@ def test_a_refused_gso_send_is_sent_datagram_by_datagram(loop: Loop, monkeypatch
             raise OSError(errno.EIO, "Input/output error")
         return real(self, buffers, ancdata, flags, address)
 
-    monkeypatch.setattr(loopmod.socket.socket, "sendmsg", sendmsg, raising=False)
+    monkeypatch.setattr(socket.socket, "sendmsg", sendmsg, raising=False)
     datagrams = [bytes([i]) * 100 for i in range(5)]
     loop._send(datagrams, rx.getsockname())
     got = [rx.recv(2048) for _ in range(5)]
@@ -172,3 +173,25 @@ def test_a_lone_transport_message_is_opened_on_the_fast_path_and_written_at_once
         udp.close()
         for s in (app, tun, sender):
             s.close()
+
+
+def test_an_idle_loop_sleeps_until_the_cores_next_deadline(linked) -> None:  # type: ignore[no-untyped-def]
+    """No 10 Hz tick: in 0.8 s of idle the loop ticks once, when the keepalive timer is due, and sends it then."""
+    pair, lp, _, peer_sock = linked
+    due = time.monotonic() + 0.3
+    pair.peer("a").t_send_keepalive = due
+    assert pair.a.next_deadline() == due
+    calls: list = []
+    spy(pair.a, "tick", calls)
+    runner = threading.Thread(target=lp.run, args=(lambda signum: None,))
+    runner.start()
+    try:
+        keepalive = peer_sock.recv(2048)
+        sent_at = time.monotonic()
+        time.sleep(0.5)
+    finally:
+        lp.stop()
+        runner.join(timeout=5)
+    assert not runner.is_alive()
+    assert len(keepalive) == 32 and due <= sent_at < due + 0.2
+    assert len(calls) == 1 and calls[0][1][0] >= due  # woken once, at the deadline, not before
