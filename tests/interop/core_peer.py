@@ -46,6 +46,7 @@ def main() -> int:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind((local_ip, 51820))
     sock.settimeout(0.1)
+    print("listening", file=sys.stderr, flush=True)  # the test pings only from now on
 
     def perform(actions: list) -> list[bytes]:
         packets = []

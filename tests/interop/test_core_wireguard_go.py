@@ -80,7 +80,7 @@ def test_linker_core_initiates_to_wireguard_go(wg_go_pair):
 
 def test_wireguard_go_initiates_to_linker_core(wg_go_pair):
     peer = core_peer(wg_go_pair, "respond")
-    time.sleep(0.5)
+    assert peer.stderr is not None and peer.stderr.readline().strip() == "listening"  # not a fixed sleep: CI is busy
     ping = subprocess.run(["ip", "netns", "exec", wg_go_pair["go"], "ping", "-c", "3", "-i", "0.3", "-W", "3",
                            "10.1.0.1"], capture_output=True, text=True, timeout=30)
     out, err = peer.communicate(timeout=30)
