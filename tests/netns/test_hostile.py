@@ -152,11 +152,13 @@ def test_hostile_datagrams_are_dropped_unanswered_and_the_tunnel_keeps_working(
     peer = na.dump()[nb.pub]
     assert peer.endpoint == nb.endpoint, "a replayed or forged datagram moved the peer's endpoint"
     # every one of them was dropped for the reason it was built to be dropped for, and counted
-    rounds = 10 + 2
+    # (over IPv4, a hostile datagram the receive buffer overflowed with never reached the daemon to be counted)
+    rounds, lost4 = 10 + 2, overflow4_after - overflow4
     seen = na.counters()
     for name in {n for n, _ in expected}:
         want = rounds * sum(1 for n, _ in expected if n == name)
-        assert seen.get(name, 0) >= want, f"{name}: {seen.get(name, 0)} counted, {want} sent; {seen}"
+        assert seen.get(name, 0) + lost4 >= want, f"{name}: {seen.get(name, 0)} counted, {want} sent, " \
+                                                   f"{lost4} overflowed; {seen}"
 
 
 def test_a_replayed_handshake_initiation_gets_no_response(target: tuple[Lab, Node, Node, str, str]) -> None:
