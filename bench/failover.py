@@ -15,6 +15,8 @@ The gap is the longest time without an echo reply. Kinds:
     partition  5: the site's two gateways cut from each other for 65 s; no switch expected
     api        6: the AWS API unreachable from every gateway for 60 s; no switch expected
     switch     planned: `linker failover SITE --to STANDBY`
+    rolling    `linker up A B --sandbox --ha --instance-type T` with another type than the running one: every
+               gateway replaced, one at a time per site (two planned switches per site)
 
 Prints a table (runs, median and worst gap, route moves, the target) and writes JSON (--json). Removes the
 sandbox at the end unless it was up before or --keep is given. Root. Exit status 0, 1 when a run failed, 2 for
@@ -43,11 +45,12 @@ from linker.sandbox import chaos
 from linker.sandbox.inspection import uapi_state
 from linker.sandbox.lifecycle import Sandbox
 
-KINDS = ("stop", "interface", "freeze", "agent", "partition", "api", "switch")
+KINDS = ("stop", "interface", "freeze", "agent", "partition", "api", "switch", "rolling")
 SWITCHING = {"stop", "interface", "freeze", "switch"}
+TYPES = ("t3.small", "t3.micro")  # rolling: alternated, so that each run replaces every gateway
 TARGETS = {"stop": "worst ≤ 10 s, median ≤ 5 s", "interface": "worst ≤ 10 s, median ≤ 5 s",
            "freeze": "worst ≤ 10 s, median ≤ 5 s", "agent": "no switch", "partition": "no switch",
-           "api": "no switch", "switch": "≤ 1 s"}
+           "api": "no switch", "switch": "≤ 1 s", "rolling": "≤ 1 s"}
 HYSTERESIS = 62.0  # docs/HA.md rule 5 (60 s) and a margin: a site is failed again only after it
 BASELINE = 3.0  # seconds of ping before the failure
 AFTER = 6.0  # seconds of ping after the routes moved (or the window ended)
@@ -74,7 +77,8 @@ def ready(sandbox: Sandbox, site: str, since: float) -> chaos.Pair | None:
     return pair
 
 
-def run_once(sandbox: Sandbox, kind: str, site: str, other: str, workdir: Path) -> dict[str, Any]:
+def run_once(sandbox: Sandbox, kind: str, site: str, other: str, workdir: Path,
+             regions: tuple[str, str]) -> dict[str, Any]:
     pair = chaos.pair(sandbox, LINK, site)
     active = pair.active
     assert active is not None and pair.standby is not None
@@ -98,12 +102,19 @@ def run_once(sandbox: Sandbox, kind: str, site: str, other: str, workdir: Path) 
             restore = chaos.fail_partition(sandbox, pair)
         elif kind == "api":
             restore = chaos.fail_api(sandbox, [site, other], LINK)
+        elif kind == "rolling":
+            reply = sandbox.client("ec2", site).describe_instances(InstanceIds=[active])
+            current = reply["Reservations"][0]["Instances"][0]["InstanceType"]
+            done = linker("up", *regions, "--sandbox", "--ha", "--yes", "--json", "--instance-type",
+                          TYPES[1] if current == TYPES[0] else TYPES[0], timeout=900)
+            if done.returncode != 0:
+                raise LinkerError(f"linker up (rolling): {done.stdout[-2000:]}{done.stderr[-2000:]}")
         elif kind == "switch":
             done = linker("failover", site, "--sandbox", "--to", pair.standby, "--yes", "--no-wait", "--json",
                           timeout=60)
             if done.returncode != 0:
                 raise LinkerError(f"linker failover: {done.stdout}{done.stderr}")
-        window = WINDOWS.get(kind, 30.0)
+        window = 0.0 if kind == "rolling" else WINDOWS.get(kind, 30.0)  # rolling: `up` returned when done
         deadline = t0 + window
         moved_at = None
         while time.time() < deadline:
@@ -183,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
                     since = time.time() - 150.0
                     chaos.wait_for(f"{site}'s two gateways to be ready", lambda s=site, t=since: ready(sandbox, s, t),
                                    300, 1.0)
-                    result = run_once(sandbox, kind, site, other, Path(tmp))
+                    result = run_once(sandbox, kind, site, other, Path(tmp), (a, b))
                     if result["switches"]:
                         last_change[site] = time.time()
                     results.append(result)
