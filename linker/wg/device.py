@@ -95,6 +95,7 @@ class Device(Transport, Handshakes):
         peer = self.peers.get(public_key)
         if peer is None:
             peer = Peer(noise.PeerSecrets.derive(self.identity, public_key, None))
+            peer.new_handshake_jitter = self.jitter.draw()
             self.peers[public_key] = peer
         if preshared_key is not _UNSET:
             psk = preshared_key if isinstance(preshared_key, bytes) else None
@@ -197,6 +198,7 @@ class Device(Transport, Handshakes):
                     peer.t_send_keepalive = now + KEEPALIVE_TIMEOUT
             if peer.t_new_handshake is not None and now >= peer.t_new_handshake:
                 peer.t_new_handshake = None
+                peer.new_handshake_jitter = self.jitter.draw()  # the next one's: each timer that fires has its own
                 log.debug("no reply to our data: new handshake", extra={"peer": short(peer.public_key)})
                 actions += self._send_initiation(peer, now, retry=False)
             if peer.t_zero_key_material is not None and now >= peer.t_zero_key_material:

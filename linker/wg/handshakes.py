@@ -173,7 +173,7 @@ class Handshakes:
         peer.previous = None
         peer.next = keypair
         timers.session_derived(peer, now)
-        timers.after_send(peer, now, False, self.jitter)
+        timers.after_send(peer, now, False)
         assert peer.endpoint is not None
         peer.tx_bytes += len(buf)
         self.counters["tx_handshake_response"] += 1
@@ -242,7 +242,7 @@ class Handshakes:
         self._indices[index] = peer
         buf = bytearray(msg.encode())
         peer.cookie.add_macs(buf, now)
-        timers.after_send(peer, now, False, self.jitter)
+        timers.after_send(peer, now, False)
         timers.handshake_initiated(peer, now, self.jitter.draw())
         peer.tx_bytes += len(buf)
         self.counters["tx_handshake_initiation"] += 1

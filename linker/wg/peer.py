@@ -38,8 +38,8 @@ class Peer:
     # a cold cache)
     __slots__ = ("cookie", "current", "endpoint", "handshake", "handshake_attempts", "last_handshake_wall",
                  "last_initiation_consumed", "last_sent_handshake", "last_timestamp", "need_another_keepalive",
-                 "next", "persistent_keepalive", "previous", "public_key", "rx_bytes", "secrets",
-                 "sent_lastminute_handshake", "staged", "t_new_handshake", "t_persistent_keepalive",
+                 "new_handshake_jitter", "next", "persistent_keepalive", "previous", "public_key", "rx_bytes",
+                 "secrets", "sent_lastminute_handshake", "staged", "t_new_handshake", "t_persistent_keepalive",
                  "t_retransmit_handshake", "t_send_keepalive", "t_zero_key_material", "tx_bytes")
 
     def __init__(self, secrets: PeerSecrets) -> None:
@@ -68,6 +68,9 @@ class Peer:
         self.t_new_handshake: float | None = None
         self.t_zero_key_material: float | None = None
         self.t_persistent_keepalive: float | None = None
+        # the jitter of the next new-handshake timer (the device draws it when the peer is made and each time that
+        # timer fires): sending data arms the timer with no draw, and only a timer that fires uses up its jitter
+        self.new_handshake_jitter = 0.0
 
     def keypairs(self) -> list[Keypair]:
         return [k for k in (self.previous, self.current, self.next) if k is not None]

@@ -14,6 +14,7 @@ from linker.wg.constants import KEEPALIVE_TIMEOUT, REJECT_AFTER_TIME, REKEY_TIME
 from linker.wg.peer import Peer
 
 JITTER_POOL = 512  # random bytes drawn at once for timer jitter (two per draw)
+NEW_HANDSHAKE_AFTER = KEEPALIVE_TIMEOUT + REKEY_TIMEOUT  # data sent, no reply for this long (plus jitter): rekey
 
 
 class Jitter:
@@ -36,13 +37,14 @@ class Jitter:
         return (pool[used] | pool[used + 1] << 8) / 65536 * REKEY_TIMEOUT_JITTER_MAX
 
 
-def after_send(peer: Peer, now: float, data: bool, jitter: Jitter) -> None:
+def after_send(peer: Peer, now: float, data: bool) -> None:
     """Authenticated messages (transport or handshake) left for ``peer``; ``data`` when at least one carried a
     packet rather than a keepalive. wireguard-go's data_sent, any_authenticated_packet_sent and
-    any_authenticated_packet_traversal in one call (jitter is drawn only when the new-handshake timer is armed)."""
+    any_authenticated_packet_traversal in one call. The new-handshake timer's jitter is the peer's
+    ``new_handshake_jitter``, drawn afresh by ``Device.tick`` whenever that timer fires."""
     if data and peer.t_new_handshake is None:
         # no reply within KEEPALIVE_TIMEOUT + REKEY_TIMEOUT after we sent data: start a new handshake
-        peer.t_new_handshake = now + KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + jitter.draw()
+        peer.t_new_handshake = now + NEW_HANDSHAKE_AFTER + peer.new_handshake_jitter
     peer.t_send_keepalive = None  # anything we send carries the keepalive's news
     if peer.persistent_keepalive > 0:
         peer.t_persistent_keepalive = now + peer.persistent_keepalive

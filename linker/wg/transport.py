@@ -44,7 +44,6 @@ class Transport:
     mtu: int
     counters: Counter[str]
     allowed_ips: AllowedIPs[Peer]
-    jitter: timers.Jitter
     _indices: dict[int, Peer | Keypair]
     _wallclock: Callable[[], float]
 
@@ -88,7 +87,7 @@ class Transport:
         datagram = keypair.seal(packet, self.mtu)
         # the bookkeeping of _send_packets; test_fast_paths holds the two paths to the same timers and bytes
         peer.tx_bytes += len(datagram)
-        after_send(peer, now, True, self.jitter)
+        after_send(peer, now, True)
         return datagram, peer.endpoint
 
     def encapsulate_batch(self, packets: list, now: float) -> list[Action]:
@@ -316,7 +315,7 @@ class Transport:
         for d in datagrams:
             size += len(d)
         peer.tx_bytes += size
-        after_send(peer, now, count > 1 or len(packets[0]) > 0, self.jitter)  # a keepalive alone is no data
+        after_send(peer, now, count > 1 or len(packets[0]) > 0)  # a keepalive alone is no data
         actions: list[Action] = [SendDatagrams(datagrams, peer.endpoint)]
         if keypair.send_counter > REKEY_AFTER_MESSAGES or (
                 keypair.initiator and now - keypair.created > REKEY_AFTER_TIME):

@@ -27,20 +27,45 @@ class CountingRng:
         return bytes([0xFF]) * n
 
 
-def test_after_send_arms_the_new_handshake_timer_for_data_only_and_once() -> None:
-    rng = CountingRng()
-    jitter = timers.Jitter(rng)
+def test_after_send_arms_the_new_handshake_timer_for_data_only_and_once_with_the_peers_jitter() -> None:
     p = peer(keepalive=25)
+    p.new_handshake_jitter = 0.25
     p.t_send_keepalive = 99.0
-    timers.after_send(p, 10.0, False, jitter)  # a keepalive or a handshake message
-    assert p.t_new_handshake is None and rng.calls == 0  # no jitter drawn for a timer not armed
+    timers.after_send(p, 10.0, False)  # a keepalive or a handshake message
+    assert p.t_new_handshake is None
     assert p.t_send_keepalive is None and p.t_persistent_keepalive == 35.0
-    timers.after_send(p, 11.0, True, jitter)
-    armed = p.t_new_handshake
-    assert armed is not None and 11.0 + KEEPALIVE_TIMEOUT + REKEY_TIMEOUT <= armed
-    assert armed < 11.0 + KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + REKEY_TIMEOUT_JITTER_MAX
-    timers.after_send(p, 12.0, True, jitter)
-    assert p.t_new_handshake == armed and rng.calls == 1  # not re-armed while it runs
+    timers.after_send(p, 11.0, True)
+    assert p.t_new_handshake == 11.0 + KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + 0.25
+    timers.after_send(p, 12.0, True)
+    assert p.t_new_handshake == 11.0 + KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + 0.25  # not re-armed while it runs
+
+
+def test_each_new_handshake_timer_that_fires_has_a_fresh_jitter_and_arming_one_draws_none() -> None:
+    from tests.pair.harness import Pair
+
+    pair = Pair(seed=3)
+    pair.send("a")  # handshake, then a's data
+    peer_a = pair.peer("a")
+    first = peer_a.new_handshake_jitter
+    assert 0 <= first < REKEY_TIMEOUT_JITTER_MAX
+    draws: list[float] = []
+
+    class Counted(timers.Jitter):
+        def draw(self) -> float:
+            draws.append(value := super().draw())
+            return value
+
+    pair.a.jitter = Counted(CountingRng())
+    for _ in range(20):  # data back and forth: the timer is armed and disarmed, nothing is drawn
+        pair.send("a")
+        pair.send("b")
+    assert not draws and peer_a.new_handshake_jitter == first
+    pair.send("a", b"no answer")
+    armed = peer_a.t_new_handshake
+    assert armed == pair.clock.now + KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + first
+    pair.b.remove_peer(pair.peer("b").public_key)  # b goes away: a's timer fires
+    pair.advance(KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + 1)
+    assert peer_a.new_handshake_jitter in draws and 0 <= peer_a.new_handshake_jitter < REKEY_TIMEOUT_JITTER_MAX
 
 
 def test_after_receive_disarms_the_new_handshake_timer_and_owes_a_keepalive_for_data() -> None:
