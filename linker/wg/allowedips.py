@@ -66,6 +66,9 @@ class AllowedIPs(Generic[T]):
         self._v6: _Family[T] = _Family(128)
         self._nets: dict[Network, T] = {}
         self._cache: dict[bytes, T | None] = {}
+        # the cache's own get, for the packet paths: the value of an address looked up before, or None (looked up
+        # with no value, or not yet: then ``lookup``). The dict is cleared in place, never replaced.
+        self.cached = self._cache.get
 
     def insert(self, network: str | Network, value: T) -> None:
         net = parse_network(network)

@@ -18,6 +18,7 @@ from linker.wg import timers
 from linker.wg.actions import Action, SendDatagrams, WritePackets, flatten
 from linker.wg.allowedips import AllowedIPs
 from linker.wg.constants import (
+    KEEPALIVE_TIMEOUT,
     MESSAGE_TRANSPORT,
     MESSAGE_TRANSPORT_MIN_SIZE,
     REJECT_AFTER_TIME,
@@ -30,7 +31,7 @@ from linker.wg.ipheader import IPV4_HEADER_LEN, destination, source_and_length
 from linker.wg.messages import TRANSPORT_HEADER
 from linker.wg.peer import Peer
 from linker.wg.session import OVERHEAD, Keypair
-from linker.wg.timers import after_receive, after_send
+from linker.wg.timers import NEW_HANDSHAKE_AFTER, after_receive, after_send
 
 _U64 = struct.Struct("<Q")
 _NONCE_PREFIX = bytes(4)  # a transport nonce: 32 zero bits, then the 64-bit counter
@@ -67,15 +68,16 @@ class Transport:
         and starts a rekey).
 
         A lone packet on an idle tunnel (a ping, a request) pays for every object it touches while the caches
-        are cold: this path builds no action and no list."""
+        are cold: this path builds no action and no list, and calls as little as it can (``packet`` is bytes,
+        as the loop reads it)."""
         # destination(), inline for IPv4 (the common case)
         if len(packet) >= IPV4_HEADER_LEN and packet[0] >> 4 == 4:
-            address: bytes | None = bytes(packet[16:20])
+            address: bytes | None = packet[16:20]
         else:
             address = destination(packet)
             if address is None:
                 return None
-        peer = self.allowed_ips.lookup(address)
+        peer = self.allowed_ips.cached(address) or self.allowed_ips.lookup(address)
         if peer is None or peer.endpoint is None:
             return None
         keypair = peer.current
@@ -85,9 +87,14 @@ class Transport:
         if age >= REJECT_AFTER_TIME or (keypair.initiator and age > REKEY_AFTER_TIME):
             return None  # no session, or this message would trigger a rekey: the general path does both
         datagram = keypair.seal(packet, self.mtu)
-        # the bookkeeping of _send_packets; test_fast_paths holds the two paths to the same timers and bytes
+        # the bookkeeping of _send_packets, after_send(data=True) inline; test_fast_paths holds the two paths to
+        # the same timers and bytes
         peer.tx_bytes += len(datagram)
-        after_send(peer, now, True)
+        if peer.t_new_handshake is None:
+            peer.t_new_handshake = now + NEW_HANDSHAKE_AFTER + peer.new_handshake_jitter
+        peer.t_send_keepalive = None
+        if peer.persistent_keepalive:
+            peer.t_persistent_keepalive = now + peer.persistent_keepalive
         return datagram, peer.endpoint
 
     def encapsulate_batch(self, packets: list, now: float) -> list[Action]:
@@ -270,29 +277,38 @@ class Transport:
         if keypair is peer.next or (current is not None and current.initiator and not peer.sent_lastminute_handshake
                                     and now - current.created > REKEY_ON_RECEIVE_AFTER):
             return None  # it confirms a new session, or it is time to rekey: the general path does both
-        if not keypair.replay.check(counter):
-            self.counters["drop_replay"] += 1
-            return b""
+        # the replay window is marked once the message authenticated, as everywhere; the check that the general
+        # path makes first (it spares a batch the decryption of a replay) is only made here if the message fails,
+        # to count it as the general path does: a replay costs this path one decryption, as in wireguard-go
         try:
             plaintext = keypair.opener(_NONCE_PREFIX + datagram[8:16], datagram[16:], None)
         except InvalidTag:
-            self.counters["drop_bad_mac"] += 1
+            self.counters["drop_bad_mac" if keypair.replay.check(counter) else "drop_replay"] += 1
             return b""
         if not keypair.replay.mark(counter):
             self.counters["drop_replay"] += 1
             return b""
         peer.endpoint = src  # roaming: the latest authenticated source is where the peer is
         peer.rx_bytes += len(datagram)
-        after_receive(peer, now, len(plaintext) > 0)  # the bookkeeping of _authenticated
+        # the bookkeeping of _authenticated: after_receive, inline
+        if peer.persistent_keepalive:
+            peer.t_persistent_keepalive = now + peer.persistent_keepalive
+        peer.t_new_handshake = None
         if not plaintext:
             self.counters["rx_keepalive"] += 1
             return b""
+        if peer.t_send_keepalive is None:
+            peer.t_send_keepalive = now + KEEPALIVE_TIMEOUT
+        else:
+            peer.need_another_keepalive = True
         # _inner_packet, inline for an IPv4 packet from an allowed source (the common case); the helper counts
         # why anything else is dropped
         size = len(plaintext)
         if size >= IPV4_HEADER_LEN and plaintext[0] >> 4 == 4:
             length = (plaintext[2] << 8) | plaintext[3]
-            if IPV4_HEADER_LEN <= length <= size and self.allowed_ips.lookup(plaintext[12:16]) is peer:
+            source = plaintext[12:16]
+            if IPV4_HEADER_LEN <= length <= size and (
+                    self.allowed_ips.cached(source) or self.allowed_ips.lookup(source)) is peer:
                 return plaintext if length == size else plaintext[:length]
         packet = self._inner_packet(peer, plaintext)
         return b"" if packet is None else packet
