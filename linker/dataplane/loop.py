@@ -1,7 +1,7 @@
 """The daemon's one event loop: epoll over the TUN fd, the UDP sockets, the UAPI socket and a signal wake-up fd.
 No threads, and no periodic wake-up: the loop sleeps until an fd is readable or the protocol core's next timer
-deadline (``Device.next_deadline``), and matches the peer lanes to the endpoints only when they may have changed.
-An idle tunnel costs no CPU, and its next packet finds nothing queued ahead of it.
+deadline (``Device.next_deadline``, kept by a timerfd: alarm.py), and matches the peer lanes to the endpoints only
+when they may have changed. An idle tunnel costs no CPU, and its next packet finds nothing queued ahead of it.
 
 The loop is thin: it reads, hands bytes to the protocol core (``linker.wg.device.Device``) and performs the
 actions the core returns. Each wake-up reads a bounded batch (so one direction cannot starve the other) and the
@@ -27,6 +27,7 @@ from collections import Counter
 from collections.abc import Callable
 from time import monotonic
 
+from linker.dataplane.alarm import Alarm
 from linker.dataplane.counters import LoopCounters
 from linker.dataplane.offload import GSO_NONE, PLAIN, VNET_HDR_LEN
 from linker.dataplane.output import Output
@@ -102,6 +103,9 @@ class Loop(Output):
         self.coalescing = "coalesce" in offloads  # write TCP runs to TUN as one super-segment until refused
         self._epoll.register(tun_fd, select.EPOLLIN)
         self._epoll.register(self._wake_r.fileno(), select.EPOLLIN)
+        self._alarm = Alarm.create()  # None: no timerfd, and the loop sleeps with epoll timeouts instead
+        if self._alarm is not None:
+            self._epoll.register(self._alarm.fd, select.EPOLLIN)
         self.watch_udp()
 
     # ------------------------------------------------------------------ registration
@@ -149,6 +153,8 @@ class Loop(Output):
         next_deadline = device.next_deadline
         tun_fd = self.tun_fd
         wake_fd = self._wake_r.fileno()
+        alarm = self._alarm
+        alarm_fd = -1 if alarm is None else alarm.fd
         ready: set[int] = set()  # the fds the previous wake-up found readable
         while self.running:
             now = monotonic()
@@ -162,8 +168,16 @@ class Loop(Output):
                     self.sync_lanes(now)
                 elif due is None or lanes_due < due:
                     due = lanes_due
-            # epoll rounds a timeout up to the next millisecond: the loop never wakes before the deadline
-            events = poll(-1 if due is None else (due - now if due > now else 0))
+            if alarm is None:
+                # epoll rounds a timeout up to the next millisecond: the loop never wakes before the deadline
+                events = poll(-1 if due is None else (due - now if due > now else 0))
+            else:
+                # set again only if the deadline came earlier (or it rang): a deadline that moved later makes
+                # it ring early once, and the loop finds nothing due then
+                armed = alarm.armed
+                if due is not None and (armed is None or due < armed):
+                    alarm.arm(due)
+                events = poll()
             previous, ready = ready, set()
             for fd, _ in events:
                 ready.add(fd)
@@ -175,6 +189,8 @@ class Loop(Output):
                         # maybe from an endpoint with no lane yet (a new peer, a roam): match them, at most once
                         # every LANE_SYNC, so that a flood on the port cannot make it run more often
                         self._lanes_due = self._lanes_synced + LANE_SYNC
+                elif fd == alarm_fd:
+                    alarm.rang()  # type: ignore[union-attr]
                 elif fd == wake_fd:
                     self._drain_wake()
                 else:
@@ -211,6 +227,8 @@ class Loop(Output):
 
     def close(self) -> None:
         signal.set_wakeup_fd(-1)
+        if self._alarm is not None:
+            self._alarm.close()
         self._epoll.close()
         self._wake_r.close()
         self._wake_w.close()
