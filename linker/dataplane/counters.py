@@ -25,17 +25,28 @@ NAMES = (
     "udp_send_error",
     "udp_send_no_socket",  # no socket of the endpoint's address family
 )
+# A lone packet on the fast paths counts once, not four times: each of these stands for one of each of the
+# counters it folds into (``as_dict`` adds them there and never shows them by name)
+LONE = {
+    "lone_sent": ("tun_reads", "tun_packets", "udp_datagrams_sent", "udp_sends"),  # one read, sealed, one send
+    "lone_written": ("udp_reads", "udp_datagrams_read", "tun_writes", "tun_packets_written"),  # and back
+}
 
 
 class LoopCounters:
     """How many times each of NAMES happened since the loop started."""
 
-    __slots__ = NAMES
+    __slots__ = NAMES + tuple(LONE)
 
     def __init__(self) -> None:
-        for name in NAMES:
+        for name in self.__slots__:
             setattr(self, name, 0)
 
     def as_dict(self) -> dict[str, int]:
-        """The counters that are not zero, by name."""
-        return {name: value for name in NAMES if (value := getattr(self, name))}
+        """The counters that are not zero, by name (the lone ones folded into the counters they stand for)."""
+        values = {name: getattr(self, name) for name in NAMES}
+        for lone, names in LONE.items():
+            count = getattr(self, lone)
+            for name in names:
+                values[name] += count
+        return {name: value for name, value in values.items() if value}

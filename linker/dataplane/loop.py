@@ -264,36 +264,35 @@ class Loop(Output):
         if buf is None:
             return
         counters = self.counters
-        counters.tun_reads += 1
         if len(buf) <= VNET_HDR_LEN or buf[0] or buf[1] != GSO_NONE:  # an offload: cut, and a batch after all
+            counters.tun_reads += 1
             packets = self._offloaded(buf)
             counters.tun_packets += len(packets)
             if packets:
                 self.perform(self.device.encapsulate_batch(packets, monotonic()))
             return
-        counters.tun_packets += 1
         # a copy rather than a view: a few dozen bytes, and no memoryview machinery to fault in on an idle tunnel
         packet = buf[VNET_HDR_LEN:]
         now = monotonic()
         fast = self.device.seal_one(packet, now)
-        if fast is None:
-            self.perform(self.device.encapsulate_batch([packet], now))
-        else:
-            # _send_one, inline
-            datagram, endpoint = fast
-            counters.udp_datagrams_sent += 1
-            sock = self.udp.v6 if ":" in endpoint[0] else self.udp.v4
-            if sock is None:
-                counters.udp_send_no_socket += 1
-                return
-            counters.udp_sends += 1
-            try:
-                sock.sendto(datagram, endpoint)
-            except (BlockingIOError, InterruptedError):
-                counters.udp_send_dropped += 1
-            except OSError as exc:
-                counters.udp_send_error += 1
-                log.debug("udp send to %s failed: %s", endpoint[0], exc.strerror)
+        lane = None if fast is None else self.udp.lanes.get(fast[1])
+        if lane is None:  # the general path, or a peer with no lane (a connected socket) yet: counted there
+            counters.tun_reads += 1
+            counters.tun_packets += 1
+            if fast is None:
+                self.perform(self.device.encapsulate_batch([packet], now))
+            else:
+                self._send_one(*fast)
+            return
+        # sealed, and the peer's lane: _send_one, inline, and one count for the read and the send
+        counters.lone_sent += 1
+        try:
+            lane.send(fast[0])
+        except (BlockingIOError, InterruptedError):
+            counters.udp_send_dropped += 1
+        except OSError as exc:
+            counters.udp_send_error += 1
+            log.debug("udp send to %s failed: %s", fast[1][0], exc.strerror)
 
     def _read_tun(self, limit: int) -> list:
         """At least ``limit`` packets from the TUN device, unless it runs dry first: plain reads as views past the
@@ -357,7 +356,6 @@ class Loop(Output):
             self._receive_failed(exc)
             return
         counters = self.counters
-        counters.udp_reads += 1
         size = len(whole)
         src = addr if len(addr) == 2 else (addr[0], addr[1])
         now = monotonic()
@@ -365,17 +363,20 @@ class Loop(Output):
             segment = _gro_segment(ancdata, size)
             if segment < size:
                 datagrams = [whole[i:i + segment] for i in range(0, size, segment)]
+                counters.udp_reads += 1
                 counters.udp_datagrams_read += len(datagrams)
                 self.perform(self.device.decapsulate_batch(datagrams, src, now))
                 return
-        counters.udp_datagrams_read += 1
         packet = self.device.open_one(whole, src, now)
-        if packet is None:
-            self.perform(self.device.decapsulate_batch([whole], src, now))
-        elif packet:
-            # _write_packet, inline, and one buffer rather than writev's list: a few dozen bytes copied
-            counters.tun_writes += 1
-            counters.tun_packets_written += 1
+        if not packet:  # the general path (None), or nothing to write (a keepalive, a drop: counted by the core)
+            counters.udp_reads += 1
+            counters.udp_datagrams_read += 1
+            if packet is None:
+                self.perform(self.device.decapsulate_batch([whole], src, now))
+        else:
+            # _write_packet, inline, and one buffer rather than writev's list: a few dozen bytes copied; one count
+            # for the read and the write
+            counters.lone_written += 1
             try:
                 os.write(self.tun_fd, PLAIN + packet)
             except OSError as exc:

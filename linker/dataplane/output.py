@@ -97,16 +97,22 @@ class Output:
     # ------------------------------------------------------------------ to the network
 
     def _send_one(self, datagram: bytes, endpoint: tuple) -> None:
-        """One datagram in one send: a lone packet's, and the batch's wherever GSO does not apply."""
+        """One datagram in one send: a lone packet's, and the batch's wherever GSO does not apply. On the peer's
+        lane if it has one: a connected socket needs no address from us and no route lookup in the kernel."""
         counters = self.counters
         counters.udp_datagrams_sent += 1
-        sock = self.udp.v6 if ":" in endpoint[0] else self.udp.v4
+        udp = self.udp
+        lane = udp.lanes.get(endpoint)
+        sock = lane if lane is not None else udp.v6 if ":" in endpoint[0] else udp.v4
         if sock is None:
             counters.udp_send_no_socket += 1
             return
         counters.udp_sends += 1
         try:
-            sock.sendto(datagram, endpoint)
+            if lane is not None:
+                lane.send(datagram)
+            else:
+                sock.sendto(datagram, endpoint)
         except (BlockingIOError, InterruptedError):
             counters.udp_send_dropped += 1
         except OSError as exc:
@@ -117,7 +123,10 @@ class Output:
         """Datagrams for one endpoint, in order: runs of equal size (one shorter may end a run) in one GSO send
         each, the rest by ``_send_one``. If the kernel refuses GSO, GSO is off for good and the rest go one by
         one."""
-        sock = self.udp.v6 if ":" in endpoint[0] else self.udp.v4
+        udp = self.udp
+        lane = udp.lanes.get(endpoint)  # connected: sendmsg without an address, no route lookup per send
+        sock = lane if lane is not None else udp.v6 if ":" in endpoint[0] else udp.v4
+        address = () if lane is not None else (endpoint,)
         count = len(datagrams)
         if count == 1 or not self.gso or sock is None:
             for d in datagrams:
@@ -138,7 +147,7 @@ class Output:
                 i = j
                 continue
             try:
-                sock.sendmsg(datagrams[i:j], [(SOL_UDP, UDP_SEGMENT, _U16.pack(size))], 0, endpoint)
+                sock.sendmsg(datagrams[i:j], [(SOL_UDP, UDP_SEGMENT, _U16.pack(size))], 0, *address)
             except (BlockingIOError, InterruptedError):
                 counters.udp_send_dropped += j - i
             except OSError as exc:

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from linker.dataplane import output as outputmod
+from linker.dataplane.alarm import Alarm
 from linker.dataplane.loop import Loop
 from linker.dataplane.offload import PLAIN
 from linker.dataplane.udp import UdpSockets
@@ -195,3 +196,90 @@ def test_an_idle_loop_sleeps_until_the_cores_next_deadline(linked) -> None:  # t
     assert not runner.is_alive()
     assert len(keepalive) == 32 and due <= sent_at < due + 0.2
     assert len(calls) == 1 and calls[0][1][0] >= due  # woken once, at the deadline, not before
+
+
+def test_the_alarm_rings_at_the_time_it_was_last_set_for_and_not_before() -> None:
+    alarm = Alarm.create()
+    assert alarm is not None  # Linux has timerfd
+    try:
+        assert not select.select([alarm.fd], [], [], 0)[0]  # never set: never rings
+        start = time.monotonic()
+        alarm.arm(start + 5)
+        alarm.arm(start + 0.1)  # replaces the setting, earlier
+        assert alarm.armed == start + 0.1
+        assert select.select([alarm.fd], [], [], 2)[0]
+        assert time.monotonic() >= start + 0.1
+        alarm.rang()
+        assert alarm.armed is None and not select.select([alarm.fd], [], [], 0)[0]  # read: quiet until set again
+        alarm.rang()  # a second read finds nothing and is no error
+        alarm.arm(start - 1)  # in the past: rings at once
+        assert select.select([alarm.fd], [], [], 1)[0]
+    finally:
+        alarm.close()
+
+
+def test_the_loop_sets_its_alarm_again_only_when_the_deadline_comes_earlier(linked) -> None:  # type: ignore[no-untyped-def]
+    """Packets move the core's deadlines on every wake-up; the loop's alarm is set at the keepalive's deadline,
+    rings there once (the data sent meanwhile cancelled the keepalive: nothing is due), and is set once more, for
+    the new-handshake timer the data armed: two settings for ten packets, and no tick."""
+    pair, lp, app, peer_sock = linked
+    due = time.monotonic() + 0.4
+    pair.peer("a").t_send_keepalive = due
+    alarm = lp._alarm
+    assert alarm is not None
+    settings: list = []
+    spy(alarm, "arm", settings)
+    ticks: list = []
+    spy(pair.a, "tick", ticks)
+    runner = threading.Thread(target=lp.run, args=(lambda signum: None,))
+    runner.start()
+    try:
+        packets = [ipv4_packet("10.1.0.1", "10.2.0.1", b"a%d" % i) for i in range(10)]
+        for p in packets:
+            app.send(PLAIN + p)
+            time.sleep(0.01)
+        received = [peer_sock.recv(2048) for _ in packets]
+        time.sleep(max(0.0, due + 0.2 - time.monotonic()))  # past the deadline that was cancelled
+    finally:
+        lp.stop()
+        runner.join(timeout=5)
+    assert not runner.is_alive()
+    assert all(len(d) > 32 for d in received)  # data, no keepalive
+    handshake_due = pair.peer("a").t_new_handshake
+    assert handshake_due is not None and handshake_due > due + 10
+    assert [args[0] for _, args in settings] == [due, handshake_due]
+    assert not ticks
+
+
+def test_lone_packets_on_a_lane_count_once_each_way_and_show_as_the_counters_they_stand_for(linked) -> None:  # type: ignore[no-untyped-def]
+    """A lone packet sealed and sent on the peer's lane (its connected socket) counts as one read and one send,
+    and a lone transport message opened and written counts as one receive and one write, as on the general path."""
+    pair, lp, app, peer_sock = linked
+    lp.sync_lanes(time.monotonic())
+    endpoint = pair.peer("a").endpoint
+    assert endpoint in lp.udp.lanes  # a lane to the peer's endpoint
+    packets = [ipv4_packet("10.1.0.1", "10.2.0.1", b"l%d" % i) for i in range(3)]
+    for p in packets:
+        app.send(PLAIN + p)
+        lp.from_tun(burst=False)
+    got = []
+    for _ in packets:
+        datagram, source = peer_sock.recvfrom(2048)
+        assert source == lp.udp.lanes[endpoint].getsockname()  # sent from the lane (the same port)
+        got += [a.packet for a in flatten(pair.b.decapsulate(datagram, EP_A, pair.clock.now))]
+    assert got == packets
+    # and back: b's reply to the lane
+    reply = ipv4_packet("10.2.0.1", "10.1.0.1", b"back")
+    sealed = pair.b.seal_one(reply, pair.clock.now)
+    assert sealed is not None
+    peer_sock.sendto(sealed[0], lp.udp.lanes[endpoint].getsockname())
+    lane = lp.udp.lanes[endpoint]
+    assert select.select([lane], [], [], 2)[0]
+    lp.from_udp(lane, burst=False)
+    assert app.recv(2048) == PLAIN + reply
+    assert (lp.counters.lone_sent, lp.counters.lone_written) == (3, 1)  # the fast paths, each counted once
+    stats = lp.stats()
+    assert "lone_sent" not in stats and "lone_written" not in stats
+    assert (stats["tun_reads"], stats["tun_packets"], stats["udp_datagrams_sent"], stats["udp_sends"]) == (3, 3, 3, 3)
+    assert (stats["udp_reads"], stats["udp_datagrams_read"], stats["tun_writes"], stats["tun_packets_written"]) == (
+        1, 1, 1, 1)
