@@ -24,6 +24,7 @@ NAMES = (
     "udp_send_dropped",  # the socket buffer was full
     "udp_send_error",
     "udp_send_no_socket",  # no socket of the endpoint's address family
+    "udp_lane_dropped",  # a peer lane's send failed (its source address gone, an ICMP error): closed, sent without
 )
 # A lone packet on the fast paths counts once, not four times: each of these stands for one of each of the
 # counters it folds into (``as_dict`` adds them there and never shows them by name)

@@ -200,6 +200,12 @@ class Loop(Output):
             while self.signals:
                 on_signal(self.signals.pop(0))
 
+    def lanes_changed(self) -> None:
+        """A lane was closed under the loop (output.py ``_lane_failed``): unwatch it, match the lanes again soon."""
+        self.watch_udp()
+        if self._lanes_due is None:
+            self._lanes_due = self._lanes_synced + LANE_SYNC
+
     def resync_lanes(self) -> None:
         """The peers' endpoints may have changed (configuration, a rebind): match the lanes at the next wake-up."""
         self._lanes_due = 0.0
@@ -290,9 +296,12 @@ class Loop(Output):
             lane.send(fast[0])
         except (BlockingIOError, InterruptedError):
             counters.udp_send_dropped += 1
-        except OSError as exc:
-            counters.udp_send_error += 1
-            log.debug("udp send to %s failed: %s", fast[1][0], exc.strerror)
+        except OSError as exc:  # counted as the general path counts it, and sent again without the lane
+            counters.lone_sent -= 1
+            counters.tun_reads += 1
+            counters.tun_packets += 1
+            self._lane_failed(fast[1], exc)
+            self._send_one(*fast)
 
     def _read_tun(self, limit: int) -> list:
         """At least ``limit`` packets from the TUN device, unless it runs dry first: plain reads as views past the

@@ -116,8 +116,32 @@ class Output:
         except (BlockingIOError, InterruptedError):
             counters.udp_send_dropped += 1
         except OSError as exc:
+            if lane is not None:  # the lane is dropped and the datagram goes again, on the port's socket
+                counters.udp_datagrams_sent -= 1
+                counters.udp_sends -= 1
+                self._lane_failed(endpoint, exc)
+                self._send_one(datagram, endpoint)
+                return
             counters.udp_send_error += 1
             log.debug("udp send to %s failed: %s", endpoint[0], exc.strerror)
+
+    def _lane_failed(self, endpoint: tuple, exc: OSError) -> None:
+        """A send on the peer's lane failed, and not for a full buffer. A connected socket keeps the source address
+        it was connected from, so once the host loses that address (a moved address, a new lease) every send
+        fails (EINVAL); and it is told the ICMP errors that an unconnected socket never hears of (ECONNREFUSED,
+        EHOSTUNREACH), each of which costs one send. The lane is closed (the port's socket sends and receives for
+        its peer meanwhile) and made again, connected afresh, at the loop's next matching of the lanes. The
+        caller sends the datagrams again without it."""
+        self.counters.udp_lane_dropped += 1
+        log.debug("lane to %s dropped: %s", endpoint[0], exc.strerror)
+        lane = self.udp.lanes.pop(endpoint, None)
+        if lane is not None:
+            lane.close()
+        self.lanes_changed()
+
+    def lanes_changed(self) -> None:
+        """A lane was dropped: the loop stops watching it and matches the lanes again soon (Loop)."""
+        raise NotImplementedError
 
     def _send(self, datagrams: list[bytes], endpoint: tuple) -> None:
         """Datagrams for one endpoint, in order: runs of equal size (one shorter may end a run) in one GSO send
@@ -151,6 +175,10 @@ class Output:
             except (BlockingIOError, InterruptedError):
                 counters.udp_send_dropped += j - i
             except OSError as exc:
+                if lane is not None:  # not GSO's fault (EINVAL is also a lost source address): without the lane
+                    self._lane_failed(endpoint, exc)
+                    self._send(datagrams[i:], endpoint)
+                    return
                 if exc.errno in _GSO_REFUSED:
                     # e.g. the route's device cannot checksum for us, or a segment exceeds the path MTU
                     # (EMSGSIZE; a single send is fragmented by the kernel): one send per datagram

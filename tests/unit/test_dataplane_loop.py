@@ -283,3 +283,50 @@ def test_lone_packets_on_a_lane_count_once_each_way_and_show_as_the_counters_the
     assert (stats["tun_reads"], stats["tun_packets"], stats["udp_datagrams_sent"], stats["udp_sends"]) == (3, 3, 3, 3)
     assert (stats["udp_reads"], stats["udp_datagrams_read"], stats["tun_writes"], stats["tun_packets_written"]) == (
         1, 1, 1, 1)
+
+
+class _LostSource:
+    """A lane whose host lost the address it was connected from: every send fails (EINVAL)."""
+
+    def __init__(self, real: socket.socket) -> None:
+        self.real = real
+
+    def fileno(self) -> int:
+        return self.real.fileno()
+
+    def send(self, data: bytes) -> int:
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    def sendmsg(self, *args: object) -> int:
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    def close(self) -> None:
+        self.real.close()
+
+
+@pytest.mark.parametrize("path", ["lone", "batch"])
+def test_a_lane_that_fails_is_dropped_its_datagrams_go_on_the_port_and_it_is_made_again(linked, path) -> None:  # type: ignore[no-untyped-def]
+    """A connected socket keeps its source address; once that is gone its sends fail. Nothing is lost: the
+    datagrams leave on the port's socket, the lane is closed and made afresh at the next matching. GSO stays on
+    (EINVAL is not GSO's refusal here)."""
+    pair, lp, app, peer_sock = linked
+    lp.sync_lanes(time.monotonic())
+    endpoint = pair.peer("a").endpoint
+    lp.udp.lanes[endpoint] = _LostSource(lp.udp.lanes[endpoint])
+    count = 1 if path == "lone" else 6
+    packets = [ipv4_packet("10.1.0.1", "10.2.0.1", b"f%d" % i) for i in range(count)]
+    for p in packets:
+        app.send(PLAIN + p)
+    lp.from_tun(burst=path == "batch")
+    got = []
+    for _ in packets:
+        datagram, source = peer_sock.recvfrom(2048)
+        assert source[1] == lp.udp.port  # the port's socket (a lane would show the same port: it is gone)
+        got += [a.packet for a in flatten(pair.b.decapsulate(datagram, EP_A, pair.clock.now))]
+    assert got == packets and endpoint not in lp.udp.lanes and lp.gso
+    stats = lp.stats()
+    assert stats["udp_lane_dropped"] == 1 and "udp_send_error" not in stats
+    assert (stats["tun_packets"], stats["udp_datagrams_sent"]) == (count, count)
+    assert lp._lanes_due is not None  # matched again soon (at most once per LANE_SYNC)
+    lp.sync_lanes(time.monotonic())
+    assert isinstance(lp.udp.lanes[endpoint], socket.socket)
