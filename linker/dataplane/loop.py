@@ -156,48 +156,60 @@ class Loop(Output):
         alarm = self._alarm
         alarm_fd = -1 if alarm is None else alarm.fd
         ready: set[int] = set()  # the fds the previous wake-up found readable
+        check = True  # look at the timers and the lanes before the next sleep
+        now = 0.0  # when they were last looked at
+        timeout = -1.0
         while self.running:
-            now = monotonic()
-            due = next_deadline()
-            if due is not None and now >= due:
-                self.perform(device.tick(now))
-                due = next_deadline()  # the timers just run are disarmed or re-armed later
-            lanes_due = self._lanes_due
-            if lanes_due is not None:
-                if now >= lanes_due:
-                    self.sync_lanes(now)
-                elif due is None or lanes_due < due:
-                    due = lanes_due
-            if alarm is None:
-                # epoll rounds a timeout up to the next millisecond: the loop never wakes before the deadline
-                events = poll(-1 if due is None else (due - now if due > now else 0))
-            else:
-                # set again only if the deadline came earlier (or it rang): a deadline that moved later makes
-                # it ring early once, and the loop finds nothing due then
-                armed = alarm.armed
-                if due is not None and (armed is None or due < armed):
+            # After a wake-up whose packets all took the core's lone paths, the timers need no look if the alarm
+            # rings within the core's lone_horizon of the last look: those paths arm nothing sooner than that
+            # after their own (later) time and move nothing earlier, so the alarm still rings first.
+            if check or alarm is None or alarm.armed is None or alarm.armed > now + device.lone_horizon:
+                now = monotonic()
+                due = next_deadline()
+                if due is not None and now >= due:
+                    self.perform(device.tick(now))
+                    due = next_deadline()  # the timers just run are disarmed or re-armed later
+                lanes_due = self._lanes_due
+                if lanes_due is not None:
+                    if now >= lanes_due:
+                        self.sync_lanes(now)
+                    elif due is None or lanes_due < due:
+                        due = lanes_due
+                if alarm is None:
+                    # epoll rounds a timeout up to the next millisecond: the loop never wakes before the deadline
+                    timeout = -1 if due is None else (due - now if due > now else 0)
+                elif due is not None and (alarm.armed is None or due < alarm.armed):
+                    # set again only if the deadline came earlier (or it rang): a deadline that moved later
+                    # makes it ring early once, and the loop finds nothing due then
                     alarm.arm(due)
-                events = poll()
+            events = poll(timeout)
+            check = False
             previous, ready = ready, set()
             for fd, _ in events:
                 ready.add(fd)
                 if fd == tun_fd:
-                    self.from_tun(fd in previous)
+                    if not self.from_tun(fd in previous):
+                        check = True
                 elif fd in self._udp_fds:
-                    self.from_udp(self._udp_fds[fd], fd in previous)
+                    if not self.from_udp(self._udp_fds[fd], fd in previous):
+                        check = True
                     if fd in self._main_fds and self._lanes_due is None and self.udp.use_lanes:
                         # maybe from an endpoint with no lane yet (a new peer, a roam): match them, at most once
                         # every LANE_SYNC, so that a flood on the port cannot make it run more often
                         self._lanes_due = self._lanes_synced + LANE_SYNC
-                elif fd == alarm_fd:
-                    alarm.rang()  # type: ignore[union-attr]
-                elif fd == wake_fd:
-                    self._drain_wake()
+                        check = True
                 else:
-                    handler = self.handlers.get(fd)
-                    if handler is not None:
-                        handler()
+                    check = True  # the alarm, a wake-up, the UAPI: anything may have moved
+                    if fd == alarm_fd:
+                        alarm.rang()  # type: ignore[union-attr]
+                    elif fd == wake_fd:
+                        self._drain_wake()
+                    else:
+                        handler = self.handlers.get(fd)
+                        if handler is not None:
+                            handler()
             while self.signals:
+                check = True
                 on_signal(self.signals.pop(0))
 
     def lanes_changed(self) -> None:
@@ -248,7 +260,7 @@ class Loop(Output):
 
     # ------------------------------------------------------------------ the packet paths
 
-    def from_tun(self, burst: bool = True) -> None:
+    def from_tun(self, burst: bool = True) -> bool:
         """Packets from TUN, sealed and sent. In a ``burst`` (the fd was readable at the previous wake-up too) up
         to BATCH are read and sealed in one call: runs for one peer leave as one GSO send. Otherwise one packet
         is read and takes the core's fast path; if more are queued, the next wake-up comes at once and is a
@@ -256,19 +268,22 @@ class Loop(Output):
 
         On an idle tunnel the caches are cold and every object and system call is dear (a lone ping's traversal
         cost about 150 µs of CPU here): a lone packet should neither pay for a read that finds the queue empty
-        nor build the batch machinery."""
+        nor build the batch machinery.
+
+        True when the packet took the core's lone path (``seal_one``), which arms no timer sooner than the core's
+        ``lone_horizon`` (the loop need not look at the timers again); False when it may have done anything."""
         if burst:
             packets = self._read_tun(BATCH)
             if packets:
                 self.perform(self.device.encapsulate_batch(packets, monotonic()))
-            return
+            return False
         try:
             buf = self._tun_file.read(MAX_PACKET)  # None, rather than an exception, when nothing is queued
         except OSError as exc:
             self._tun_read_failed(exc)
-            return
+            return False
         if buf is None:
-            return
+            return False
         counters = self.counters
         if len(buf) <= VNET_HDR_LEN or buf[0] or buf[1] != GSO_NONE:  # an offload: cut, and a batch after all
             counters.tun_reads += 1
@@ -276,7 +291,7 @@ class Loop(Output):
             counters.tun_packets += len(packets)
             if packets:
                 self.perform(self.device.encapsulate_batch(packets, monotonic()))
-            return
+            return False
         # a copy rather than a view: a few dozen bytes, and no memoryview machinery to fault in on an idle tunnel
         packet = buf[VNET_HDR_LEN:]
         now = monotonic()
@@ -287,9 +302,9 @@ class Loop(Output):
             counters.tun_packets += 1
             if fast is None:
                 self.perform(self.device.encapsulate_batch([packet], now))
-            else:
-                self._send_one(*fast)
-            return
+                return False
+            self._send_one(*fast)
+            return True
         # sealed, and the peer's lane: _send_one, inline, and one count for the read and the send
         counters.lone_sent += 1
         try:
@@ -302,6 +317,8 @@ class Loop(Output):
             counters.tun_packets += 1
             self._lane_failed(fast[1], exc)
             self._send_one(*fast)
+            return False  # the lanes are to be matched again
+        return True
 
     def _read_tun(self, limit: int) -> list:
         """At least ``limit`` packets from the TUN device, unless it runs dry first: plain reads as views past the
@@ -348,22 +365,23 @@ class Loop(Output):
         elif self.counters.tun_read_error == 1:
             log.warning("reading the TUN device failed: %s (counted as tun_read_error)", exc.strerror)
 
-    def from_udp(self, sock: socket.socket, burst: bool = True) -> None:
+    def from_udp(self, sock: socket.socket, burst: bool = True) -> bool:
         """Datagrams (GRO-coalesced) received, decrypted and their packets written to TUN, TCP runs coalesced.
 
         As in ``from_tun``: in a burst up to BATCH reads are handled together; otherwise one read, and a lone
-        transport message takes the core's fast path and is written straight away."""
+        transport message takes the core's fast path and is written straight away. True when it took the core's
+        lone path (``open_one``), as in ``from_tun``."""
         if burst:
             self._receive(sock, BATCH)
-            return
+            return False
         try:
             # bytes rather than a view of the receive buffer: no memoryview machinery on an idle tunnel
             whole, ancdata, _, addr = sock.recvmsg(MAX_DATAGRAM, _CMSG_SPACE)
         except (BlockingIOError, InterruptedError):
-            return
+            return False
         except OSError as exc:
             self._receive_failed(exc)
-            return
+            return False
         counters = self.counters
         size = len(whole)
         src = addr if len(addr) == 2 else (addr[0], addr[1])
@@ -375,13 +393,14 @@ class Loop(Output):
                 counters.udp_reads += 1
                 counters.udp_datagrams_read += len(datagrams)
                 self.perform(self.device.decapsulate_batch(datagrams, src, now))
-                return
+                return False
         packet = self.device.open_one(whole, src, now)
         if not packet:  # the general path (None), or nothing to write (a keepalive, a drop: counted by the core)
             counters.udp_reads += 1
             counters.udp_datagrams_read += 1
             if packet is None:
                 self.perform(self.device.decapsulate_batch([whole], src, now))
+                return False
         else:
             # _write_packet, inline, and one buffer rather than writev's list: a few dozen bytes copied; one count
             # for the read and the write
@@ -391,6 +410,7 @@ class Loop(Output):
             except OSError as exc:
                 counters.tun_write_error += 1
                 log.debug("TUN write failed: %s", exc.strerror)
+        return True
 
     def _receive(self, sock: socket.socket, reads: int) -> None:
         """Up to ``reads`` receives, then their actions performed."""

@@ -53,6 +53,10 @@ class Device(Transport, Handshakes):
         self._indices: dict[int, Peer | Keypair] = {}  # receiver index -> handshake (its peer) or keypair
         self.counters: Counter[str] = Counter()
         self.jitter = timers.Jitter(rng)
+        # seal_one and open_one, when they take a packet at time t, arm no timer sooner than t + lone_horizon and
+        # move no armed timer earlier (each arms the keepalive, new-handshake or persistent-keepalive timer, or
+        # moves it later): a loop whose alarm rings by then need not ask next_deadline again after them
+        self.lone_horizon = float(KEEPALIVE_TIMEOUT)
         self._init_handshakes()
         self.keyed = private_key is not None
         self._set_identity(private_key if private_key is not None else rng(KEY_LEN))
@@ -119,6 +123,7 @@ class Device(Transport, Handshakes):
             peer.persistent_keepalive = interval
             if interval == 0:
                 peer.t_persistent_keepalive = None
+            self._lone_horizon()
             if turned_on and peer.endpoint is not None:
                 actions += self._send_keepalive(peer, now)
         return actions
@@ -130,6 +135,12 @@ class Device(Transport, Handshakes):
         self._zero_sessions(peer)
         timers.stop_all(peer)
         self.allowed_ips.remove_value(peer)
+        self._lone_horizon()
+
+    def _lone_horizon(self) -> None:
+        """``lone_horizon``: the keepalive timeout, or the shortest persistent keepalive if one is shorter."""
+        intervals = [p.persistent_keepalive for p in self.peers.values() if p.persistent_keepalive]
+        self.lone_horizon = float(min([KEEPALIVE_TIMEOUT, *intervals]))
 
     def remove_allowed_ip(self, public_key: bytes, network: str | Network) -> None:
         net = parse_network(network)

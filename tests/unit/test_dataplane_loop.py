@@ -219,9 +219,11 @@ def test_the_alarm_rings_at_the_time_it_was_last_set_for_and_not_before() -> Non
 
 
 def test_the_loop_sets_its_alarm_again_only_when_the_deadline_comes_earlier(linked) -> None:  # type: ignore[no-untyped-def]
-    """Packets move the core's deadlines on every wake-up; the loop's alarm is set at the keepalive's deadline,
-    rings there once (the data sent meanwhile cancelled the keepalive: nothing is due), and is set once more, for
-    the new-handshake timer the data armed: two settings for ten packets, and no tick."""
+    """Ten pings' worth of lone packets, out through TUN and back through the peer's lane, move the core's
+    deadlines on every wake-up. The loop's alarm is set for the keepalive's deadline, rings there once (the
+    traffic moved that deadline later: nothing is due) and is set once more, for the deadline the traffic left:
+    two settings and no tick. The lone paths arm no timer within the core's lone_horizon, so the loop does not
+    even look at the timers after them."""
     pair, lp, app, peer_sock = linked
     due = time.monotonic() + 0.4
     pair.peer("a").t_send_keepalive = due
@@ -231,24 +233,34 @@ def test_the_loop_sets_its_alarm_again_only_when_the_deadline_comes_earlier(link
     spy(alarm, "arm", settings)
     ticks: list = []
     spy(pair.a, "tick", ticks)
+    looks: list = []
+    spy(pair.a, "next_deadline", looks)
     runner = threading.Thread(target=lp.run, args=(lambda signum: None,))
     runner.start()
     try:
-        packets = [ipv4_packet("10.1.0.1", "10.2.0.1", b"a%d" % i) for i in range(10)]
-        for p in packets:
-            app.send(PLAIN + p)
+        received = []
+        for i in range(10):
+            app.send(PLAIN + ipv4_packet("10.1.0.1", "10.2.0.1", b"a%d" % i))
+            received.append(peer_sock.recv(2048))
+            reply = ipv4_packet("10.2.0.1", "10.1.0.1", b"b%d" % i)
+            sealed = pair.b.seal_one(reply, pair.clock.now)
+            assert sealed is not None
+            peer_sock.sendto(sealed[0], ("127.0.0.1", lp.udp.port))
+            assert app.recv(2048) == PLAIN + reply
             time.sleep(0.01)
-        received = [peer_sock.recv(2048) for _ in packets]
-        time.sleep(max(0.0, due + 0.2 - time.monotonic()))  # past the deadline that was cancelled
+        time.sleep(max(0.0, due + 0.2 - time.monotonic()))  # past the deadline that moved
     finally:
         lp.stop()
         runner.join(timeout=5)
     assert not runner.is_alive()
     assert all(len(d) > 32 for d in received)  # data, no keepalive
-    handshake_due = pair.peer("a").t_new_handshake
-    assert handshake_due is not None and handshake_due > due + 10
-    assert [args[0] for _, args in settings] == [due, handshake_due]
+    assert lp.counters.lone_sent == 10 and lp.counters.lone_written == 10  # each on the lone paths
+    left = pair.a.next_deadline()
+    assert left is not None and left > due + 5
+    assert [args[0] for _, args in settings] == [due, left]
     assert not ticks
+    # the timers looked at when the loop starts, when the alarm rings and when it is stopped; not per packet
+    assert len(looks) <= 4
 
 
 def test_lone_packets_on_a_lane_count_once_each_way_and_show_as_the_counters_they_stand_for(linked) -> None:  # type: ignore[no-untyped-def]

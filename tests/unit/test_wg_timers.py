@@ -84,3 +84,25 @@ def test_jitter_draws_from_a_pool() -> None:
     jitter = timers.Jitter(rng)
     draws = [jitter.draw() for _ in range(timers.JITTER_POOL // 2 + 1)]
     assert rng.calls == 2 and all(0 <= d < REKEY_TIMEOUT_JITTER_MAX for d in draws)
+
+
+def test_the_lone_horizon_is_the_shortest_persistent_keepalive_and_lone_packets_keep_to_it() -> None:
+    """A persistent keepalive of 2 s re-armed by each lone packet would come before the keepalive timeout: the
+    horizon follows the shortest one, and back when it is turned off or its peer removed."""
+    from tests.pair.harness import Pair
+
+    pair = Pair(seed=4)
+    assert pair.a.lone_horizon == KEEPALIVE_TIMEOUT
+    pair.run("a", pair.a.set_peer(pair.peer("a").public_key, pair.clock.now, persistent_keepalive=2))
+    assert pair.a.lone_horizon == 2.0
+    for _ in range(10):  # the harness checks every lone packet against the horizon
+        pair.send("a")
+        pair.send("b")
+        pair.advance(0.5)
+    assert pair.peer("a").t_persistent_keepalive is not None and pair.keepalives("a")
+    pair.run("a", pair.a.set_peer(pair.peer("a").public_key, pair.clock.now, persistent_keepalive=0))
+    assert pair.a.lone_horizon == KEEPALIVE_TIMEOUT
+    pair.run("a", pair.a.set_peer(pair.peer("a").public_key, pair.clock.now, persistent_keepalive=7))
+    assert pair.a.lone_horizon == 7.0
+    pair.a.remove_peer(pair.peer("a").public_key)
+    assert pair.a.lone_horizon == KEEPALIVE_TIMEOUT
