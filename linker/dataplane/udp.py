@@ -28,7 +28,7 @@ UDP_GRO = 104  # receive: one recvmsg returns many datagrams of one size, the si
 # The receive side's standing queue, when the daemon is slower than the sender: what waits here delays every
 # packet behind it. 4 MiB held 40 ms at these rates; 192 KiB (the kernel doubles it for bookkeeping: a few GRO
 # batches) holds about 1.5 ms, and makes a bulk flow back off instead of queueing (tun.py's TX_QUEUE_LEN likewise).
-# 128 KiB cost one stream a tenth of its throughput in drops (857 against 903-916 Mbit/s) for 6.3 against 7.9 ms
+# 128 KiB cost one stream 5-7 % of its throughput in drops (857 against 903-916 Mbit/s) for 6.3 against 7.9 ms
 # at the 99th percentile under load, where wireguard-go and OpenVPN wait 11-15 ms (bench/tunnels.py, 2026-12-07).
 RECEIVE_BUFFER = 192 << 10
 # The send side queues nothing standing (the datagrams leave for the device at once); room for 16 GSO sends.
