@@ -152,7 +152,7 @@ class Agent:
                                                       settings.daemon_command or None, settings.daemon_user)
         self.private_key = b""
         self._written_config = ""
-        self._published_shape: tuple = ()  # (peer site, healthy) of each tunnel, as last published
+        self._published_shape: tuple = ()  # (peer site, healthy) of each tunnel, role, last failover: as published
         self._last_publish = float("-inf")
         self.membership: Membership | None = None
         self.keys: dict[str, bytes] = {}
@@ -305,7 +305,10 @@ class Agent:
             instance=self.instance_id or None, version=__version__))
         if self.metrics is not None:
             self.metrics.text = prometheus_text(self.health) + self.ha.prometheus_text()
-        shape = (tuple((t.peer_site, t.healthy) for t in self.health.tunnels), self.health.role)
+        # a change of role or of the last failover is published at once (status shows a takeover with its record),
+        # the rest every health_interval
+        shape = (tuple((t.peer_site, t.healthy) for t in self.health.tunnels), self.health.role,
+                 self.health.last_failover)
         changed = shape != self._published_shape and now - self._last_publish >= MIN_PUBLISH_GAP
         if now < self._next_health and not changed:
             return

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
 
 import pytest
 
-from linker.contract import Membership
+from linker.contract import FailoverRecord, Membership
 from linker.gateway import agent as agentmod
 from linker.gateway import wgctl
 from linker.gateway.agent import MIN_PUBLISH_GAP, Agent
@@ -63,3 +64,22 @@ def test_published_on_the_interval_and_soon_after_a_change(agent) -> None:  # ty
     assert len(cloud.published) == 2
     a.report_health(MIN_PUBLISH_GAP + 30.0)
     assert len(cloud.published) == 3  # and again on the interval
+
+
+def test_a_takeover_and_then_its_failover_record_are_each_published_soon(agent, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The role changes when the routes start to move, the record of the failover comes once it is written: each
+    is a change that `linker status` should show before the 30 s interval."""
+    a, _ = agent
+    healths: list = []
+    monkeypatch.setattr(a.cloud, "publish_health", healths.append)
+    ha: dict = {"role": "standby", "last_failover": None}
+    monkeypatch.setattr(a.ha, "decorate", lambda health: dataclasses.replace(health, **ha))
+    a.report_health(0.0)
+    ha["role"] = "active"
+    a.report_health(MIN_PUBLISH_GAP)
+    assert [h.role for h in healths] == ["standby", "active"] and healths[-1].last_failover is None
+    ha["last_failover"] = FailoverRecord(1.0, "the active's daemon stopped answering", "i-0old", 4.5)
+    a.report_health(MIN_PUBLISH_GAP + 1.0)
+    assert len(healths) == 2  # not sooner than MIN_PUBLISH_GAP after the last report
+    a.report_health(2 * MIN_PUBLISH_GAP)
+    assert len(healths) == 3 and healths[-1].last_failover.previous == "i-0old"
