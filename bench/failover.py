@@ -42,7 +42,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from linker.errors import LinkerError
 from linker.sandbox import chaos
-from linker.sandbox.inspection import uapi_state
 from linker.sandbox.lifecycle import Sandbox
 
 KINDS = ("stop", "interface", "freeze", "agent", "partition", "api", "switch", "rolling")
@@ -61,20 +60,6 @@ LINK = "default"
 def linker(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "linker", *args], capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "COLUMNS": "200"})
-
-
-def ready(sandbox: Sandbox, site: str, since: float) -> chaos.Pair | None:
-    """The site's pair when both gateways run their agents, the routes have one owner and the standby's daemon
-    handshook with a remote gateway after ``since`` (its sessions are warm again)."""
-    pair = chaos.pair(sandbox, LINK, site)
-    if len(pair.hosts) != 2 or pair.active is None or pair.standby is None:
-        return None
-    if any(h.get("boot") != "done" or chaos.agent_pid(h) is None for h in pair.hosts):
-        return None
-    state = uapi_state(Path(pair.host(pair.standby)["dir"], "run", "wireguard"))
-    if state is None or not any((p.last_handshake or 0) > since for p in state.peers.values()):
-        return None
-    return pair
 
 
 def run_once(sandbox: Sandbox, kind: str, site: str, other: str, workdir: Path,
@@ -192,8 +177,8 @@ def main(argv: list[str] | None = None) -> int:
                     if wait > 0:
                         time.sleep(wait)
                     since = time.time() - 150.0
-                    chaos.wait_for(f"{site}'s two gateways to be ready", lambda s=site, t=since: ready(sandbox, s, t),
-                                   300, 1.0)
+                    chaos.wait_for(f"{site}'s two gateways to be ready",
+                                   lambda s=site, t=since: chaos.warm_pair(sandbox, LINK, s, t), 300, 1.0)
                     result = run_once(sandbox, kind, site, other, Path(tmp), (a, b))
                     if result["switches"]:
                         last_change[site] = time.time()
@@ -202,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
                     if kind == "stop":  # the stopped instance was started again: wait for it to be warm
                         started = time.time()
                         chaos.wait_for(f"{site}'s restarted gateway",
-                                       lambda s=site, t=started: ready(sandbox, s, t), 300, 1.0)
+                                       lambda s=site, t=started: chaos.warm_pair(sandbox, LINK, s, t), 300, 1.0)
         except (LinkerError, AssertionError) as exc:
             print(f"run failed: {exc}", file=sys.stderr)
             failed = True

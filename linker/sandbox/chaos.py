@@ -24,7 +24,9 @@ from typing import Any
 from linker import naming
 from linker.errors import SandboxError
 from linker.sandbox import addressing, netns
+from linker.sandbox.inspection import uapi_state
 from linker.sandbox.lifecycle import Sandbox
+from linker.wg.constants import REJECT_AFTER_TIME
 
 Restore = Callable[[], None]
 PING_INTERVAL = 0.1
@@ -114,6 +116,23 @@ def daemon_pid(host: dict[str, Any]) -> int:
 def agent_pid(host: dict[str, Any]) -> int | None:
     pids = _pids(host, "linker gateway run")
     return pids[0] if len(pids) == 1 else None
+
+
+def warm_pair(sandbox: Sandbox, link: str, site: str, since: float = 0.0) -> Pair | None:
+    """The site's pair once both gateways run their agents, the routes have one owner and the standby holds a
+    live session (handshaken after ``since``, e.g. a restarted daemon's new one, and within REJECT_AFTER_TIME), so
+    that a failover to it needs no handshake; else None."""
+    found = pair(sandbox, link, site)
+    if len(found.hosts) != 2 or found.active is None or found.standby is None:
+        return None
+    if any(h.get("boot") != "done" or agent_pid(h) is None for h in found.hosts):
+        return None
+    state = uapi_state(Path(found.host(found.standby)["dir"], "run", "wireguard"))
+    now = time.time()
+    live = state is not None and any(
+        p.last_handshake and since < p.last_handshake and now - p.last_handshake < REJECT_AFTER_TIME
+        for p in state.peers.values())
+    return found if live else None
 
 
 def fail_stop(sandbox: Sandbox, host: dict[str, Any]) -> Restore:

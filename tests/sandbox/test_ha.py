@@ -20,7 +20,6 @@ import pytest
 
 from linker import naming
 from linker.sandbox import chaos, netns
-from linker.sandbox.inspection import uapi_state
 from linker.sandbox.layout import Layout
 from linker.sandbox.lifecycle import Sandbox, remove_leftovers
 from tests.sandbox.test_e2e import PROBE, UP_TIMEOUT, Cli
@@ -46,22 +45,9 @@ class Ha:
         return chaos.pair(self.sandbox, LINK, site)
 
     def warm(self, site: str, since: float = 0.0) -> chaos.Pair:
-        """The site's pair once both gateways run their agents, the routes have one owner and the standby holds a
-        live session (handshaken within REJECT_AFTER_TIME, and after ``since``: a restarted daemon's new one), so
-        that a failover to it needs no handshake."""
-        def ready() -> chaos.Pair | None:
-            pair = self.pair(site)
-            if len(pair.hosts) != 2 or pair.standby is None:
-                return None
-            if any(h.get("boot") != "done" or chaos.agent_pid(h) is None for h in pair.hosts):
-                return None
-            state = uapi_state(Path(pair.host(pair.standby)["dir"], "run", "wireguard"))
-            now = time.time()
-            live = state is not None and any(
-                p.last_handshake and p.last_handshake > since and now - p.last_handshake < 180
-                for p in state.peers.values())
-            return pair if live else None
-        return chaos.wait_for(f"{site}'s two gateways to be warm", ready, 240, 1.0)
+        """The site's pair once it is warm (chaos.warm_pair): a failover to its standby needs no handshake."""
+        return chaos.wait_for(f"{site}'s two gateways to be warm",
+                              lambda: chaos.warm_pair(self.sandbox, LINK, site, since), 240, 1.0)
 
     def roles(self, site: str) -> dict[str, str]:
         """`linker status --json`'s role of each of the site's gateways."""
@@ -208,7 +194,10 @@ def test_a_frozen_daemon_the_standby_takes_over_then_the_old_one_steps_down(ha: 
     health = chaos.wait_for("the old active to report itself standby", lambda: (
         h := ha.gateway_health(E, pair.active)).get("role") == "standby" and h, 60, 1.0)
     assert health["role"] == "standby"
-    new = ha.gateway_health(E, pair.standby)
+    # the new active reports its role from the takeover on, and its last failover once the record is written: a
+    # report published in between has no last_failover yet, the next one (the agent's health interval) has it
+    new = chaos.wait_for("the new active to report its failover", lambda: (
+        h := ha.gateway_health(E, pair.standby)).get("last_failover") and h, 60, 1.0)
     assert new["role"] == "active" and new["last_failover"]["previous"] == pair.active
 
 
