@@ -6,6 +6,8 @@ AWS tags are linker's state: every resource a link makes carries ``linker:link``
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from linker.wg.constants import DEFAULT_MTU as DEFAULT_MTU  # its one home; re-exported for the controller, agent
 
 TAG_LINK = "linker:link"
@@ -122,6 +124,12 @@ def route_tag(link: str, cidr: str) -> str:
     never touches a route it did not make.
     """
     return f"linker:route:{link}:{cidr}"
+
+
+def routes_tagged(link: str, tags: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """{cidr: site} of ``link``'s route tags among a route table's (key, value) tags: ``route_tag`` read back."""
+    prefix = route_tag(link, "")
+    return {key[len(prefix):]: value for key, value in tags if key.startswith(prefix)}
 
 
 def route_table_tag(link: str) -> str:

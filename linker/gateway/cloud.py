@@ -235,14 +235,14 @@ class Cloud:
         interface in all the site's tables: only the site's gateways and the controller write these routes, and a
         deleted gateway's interface reads as a blackhole. Raises CloudUnavailable."""
         ec2 = self._ec2_client()
-        key, prefix = naming.route_table_tag(self.link), naming.route_tag(self.link, "")
+        key = naming.route_table_tag(self.link)
         reply = self._call("read the route tables", ec2.describe_route_tables,
                            Filters=[{"Name": f"tag:{key}", "Values": [self.site]}])
         found: dict[str, list[tuple[str | None, str | None]]] = {}  # table -> (instance, interface) per route
         cidrs_of = {}
         for table in reply.get("RouteTables", []):
             tags = {t["Key"]: t["Value"] for t in table.get("Tags", [])}
-            cidrs = tuple(sorted(k[len(prefix):] for k in tags if k.startswith(prefix)))
+            cidrs = tuple(sorted(naming.routes_tagged(self.link, tags.items())))
             if not cidrs:
                 continue  # tagged for the site but holding none of its routes (yet)
             routes = {r.get("DestinationCidrBlock"): r for r in table.get("Routes", [])}

@@ -54,12 +54,11 @@ class Pair:
 def route_owner(sandbox: Sandbox, link: str, site: str) -> str | None:
     """The instance all of ``site``'s linker routes point at (AWS's answer to "who is active"), else None."""
     ec2 = sandbox.client("ec2", site)
-    prefix = naming.route_tag(link, "")
     owners: set[str | None] = set()
     enis: dict[str, str] = {}
     for table in ec2.describe_route_tables(
             Filters=[{"Name": f"tag:{naming.route_table_tag(link)}", "Values": [site]}])["RouteTables"]:
-        cidrs = [t["Key"][len(prefix):] for t in table.get("Tags", []) if t["Key"].startswith(prefix)]
+        cidrs = naming.routes_tagged(link, ((t["Key"], t["Value"]) for t in table.get("Tags", [])))
         routes = {r.get("DestinationCidrBlock"): r for r in table.get("Routes", [])}
         for cidr in cidrs:
             route = routes.get(cidr, {})

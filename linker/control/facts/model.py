@@ -51,8 +51,7 @@ class RouteTable:
 
     def linker_routes(self, link: str) -> dict[str, str]:
         """{cidr: site} of the routes linker recorded (by tag) as its own in this table, for ``link``."""
-        prefix = naming.route_tag(link, "")
-        return {k[len(prefix):]: v for k, v in self.tags if k.startswith(prefix)}
+        return naming.routes_tagged(link, self.tags)
 
 
 @dataclass(frozen=True)
