@@ -306,18 +306,17 @@ class Loop(Output):
             self._send_one(*fast)
             return True
         # sealed, and the peer's lane: _send_one, inline, and one count for the read and the send
-        counters.lone_sent += 1
         try:
             lane.send(fast[0])
         except (BlockingIOError, InterruptedError):
             counters.udp_send_dropped += 1
         except OSError as exc:  # counted as the general path counts it, and sent again without the lane
-            counters.lone_sent -= 1
             counters.tun_reads += 1
             counters.tun_packets += 1
             self._lane_failed(fast[1], exc)
             self._send_one(*fast)
             return False  # the lanes are to be matched again
+        counters.lone_sent += 1
         return True
 
     def _read_tun(self, limit: int) -> list:

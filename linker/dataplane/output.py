@@ -100,14 +100,13 @@ class Output:
         """One datagram in one send: a lone packet's, and the batch's wherever GSO does not apply. On the peer's
         lane if it has one: a connected socket needs no address from us and no route lookup in the kernel."""
         counters = self.counters
-        counters.udp_datagrams_sent += 1
         udp = self.udp
         lane = udp.lanes.get(endpoint)
         sock = lane if lane is not None else udp.v6 if ":" in endpoint[0] else udp.v4
         if sock is None:
+            counters.udp_datagrams_sent += 1
             counters.udp_send_no_socket += 1
             return
-        counters.udp_sends += 1
         try:
             if lane is not None:
                 lane.send(datagram)
@@ -116,14 +115,14 @@ class Output:
         except (BlockingIOError, InterruptedError):
             counters.udp_send_dropped += 1
         except OSError as exc:
-            if lane is not None:  # the lane is dropped and the datagram goes again, on the port's socket
-                counters.udp_datagrams_sent -= 1
-                counters.udp_sends -= 1
+            if lane is not None:  # the lane is dropped and the datagram goes again (and is counted) on the port's
                 self._lane_failed(endpoint, exc)
                 self._send_one(datagram, endpoint)
                 return
             counters.udp_send_error += 1
             log.debug("udp send to %s failed: %s", endpoint[0], exc.strerror)
+        counters.udp_datagrams_sent += 1
+        counters.udp_sends += 1
 
     def _lane_failed(self, endpoint: tuple, exc: OSError) -> None:
         """A send on the peer's lane failed, and not for a full buffer. A connected socket keeps the source address
