@@ -1,4 +1,9 @@
-"""The report: per-metric median and range over rounds, ratios to the two anchors, a text table, JSON, a chart.
+"""The report: per-metric median and range over rounds, ratios to the anchors, a text table, JSON, a chart.
+
+Two kinds of ratio. The ratio of medians compares each system's median over all rounds with the anchor's. The
+paired ratio (``PAIRED``: the idle RTT) divides a system's figure by the anchor's from the same round, measured a
+minute or less apart, then takes the median of those: this machine's idle latency drifts by tens of percent from
+minute to minute (docs/PERFORMANCE.md), and pairing within a round keeps that drift out of the comparison.
 
 Everything here is pure over the results dictionary except ``write_json`` and ``chart``.
 """
@@ -12,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 ANCHORS = ("wireguard-go", "openvpn-aes", "python-floor")
+PAIRED = ("rtt_avg_ms",)  # the figures also compared round by round (``paired``)
 
 
 @dataclass(frozen=True)
@@ -63,15 +69,28 @@ def ratios(summary: dict[str, Any], anchor: dict[str, Any], keys: list[str]) -> 
     return out
 
 
+def paired(rounds: list[dict[str, Any]], anchor_rounds: list[dict[str, Any]], key: str) -> dict[str, Any] | None:
+    """This system's ``key`` over the anchor's in the same round, for every round where both have it: the ratios
+    in round order, their median, min, max and count (None when no round has both)."""
+    values = [mine[key] / theirs[key] for mine, theirs in zip(rounds, anchor_rounds, strict=False)
+              if mine.get(key) is not None and theirs.get(key)]
+    if not values:
+        return None
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values),
+            "rounds": values}
+
+
 def add_summaries(results: dict[str, Any]) -> None:
-    """Fill each system's ``summary`` and ``ratios`` (to every anchor that was measured) in place."""
+    """Fill each system's ``summary``, ``ratios`` and ``paired`` ratios (to every anchor measured) in place."""
     keys = [m.key for m in metrics(tuple(results["settings"]["streams"]))]
     systems = results["systems"]
     for entry in systems.values():
         entry["summary"] = summarize([r for r in entry["rounds"] if "error" not in r], keys)
+    anchors = [a for a in ANCHORS if a in systems and systems[a].get("summary")]
     for entry in systems.values():
-        entry["ratios"] = {a: ratios(entry["summary"], systems[a]["summary"], keys)
-                           for a in ANCHORS if a in systems and systems[a].get("summary")}
+        entry["ratios"] = {a: ratios(entry["summary"], systems[a]["summary"], keys) for a in anchors}
+        entry["paired"] = {a: {k: paired(entry["rounds"], systems[a]["rounds"], k) for k in PAIRED}
+                           for a in anchors if systems[a] is not entry}
 
 
 def _cell(metric: Metric, s: dict[str, float] | None) -> str:
@@ -117,9 +136,33 @@ def table(results: dict[str, Any]) -> str:
         rrows = [[e["label"], *(("-" if (v := e["ratios"][anchor].get(m.key)) is None else f"{v:.2f}x") for m in ms)]
                  for e in systems.values() if e["available"] and anchor in e.get("ratios", {})]
         lines += _grid(["system", *(m.label for m in ms)], rrows)
+    lines += _paired_lines(results, ms)
     if notes:
         lines += ["", *notes]
     return "\n".join(lines)
+
+
+def _paired_lines(results: dict[str, Any], ms: list[Metric]) -> list[str]:
+    """The paired ratios (median [min-max] over rounds) of every system to every anchor, a block per figure."""
+    systems = results["systems"]
+    lines: list[str] = []
+    for metric in (m for m in ms if m.key in PAIRED):
+        anchors = [a for a in ANCHORS if any((e.get("paired", {}).get(a) or {}).get(metric.key)
+                                             for e in systems.values())]
+        if not anchors:
+            continue
+        rows = []
+        for e in systems.values():
+            cells = []
+            for a in anchors:
+                p = (e.get("paired", {}).get(a) or {}).get(metric.key)
+                cells.append("-" if not p else f"{p['median']:.2f}x [{p['min']:.2f}-{p['max']:.2f}]")
+            if any(c != "-" for c in cells):
+                rows.append([e["label"], *cells])
+        lines += ["", f"{metric.label}, paired: each round's figure over the anchor's in the same round "
+                      "(median [min-max] over rounds)",
+                  *_grid(["system", *(f"to {systems[a]['label']}" for a in anchors)], rows)]
+    return lines
 
 
 def write_json(results: dict[str, Any], path: Path) -> None:
