@@ -145,17 +145,20 @@ def table(results: dict[str, Any]) -> str:
 def _paired_lines(results: dict[str, Any], ms: list[Metric]) -> list[str]:
     """The paired ratios (median [min-max] over rounds) of every system to every anchor, a block per figure."""
     systems = results["systems"]
+
+    def pair(entry: dict[str, Any], anchor: str, key: str) -> dict[str, Any] | None:
+        return (entry["paired"].get(anchor) or {}).get(key)  # None for the anchor itself, or with no round pair
+
     lines: list[str] = []
     for metric in (m for m in ms if m.key in PAIRED):
-        anchors = [a for a in ANCHORS if any((e.get("paired", {}).get(a) or {}).get(metric.key)
-                                             for e in systems.values())]
+        anchors = [a for a in ANCHORS if any(pair(e, a, metric.key) for e in systems.values())]
         if not anchors:
             continue
         rows = []
         for e in systems.values():
             cells = []
             for a in anchors:
-                p = (e.get("paired", {}).get(a) or {}).get(metric.key)
+                p = pair(e, a, metric.key)
                 cells.append("-" if not p else f"{p['median']:.2f}x [{p['min']:.2f}-{p['max']:.2f}]")
             if any(c != "-" for c in cells):
                 rows.append([e["label"], *cells])
